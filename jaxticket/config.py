@@ -1,0 +1,284 @@
+"""Configs: ml_collections ``get_config()`` files, overrides, validation.
+
+Every config has the schema of :func:`default_config` (the embedded default:
+LeNet-300-100 on MNIST-1D). A config file in ``configs/`` defines
+``get_config(arg=None)``; ``arg`` is the size argument after a colon
+(``configs/cifar10_resnet20.py:tiny``), in the manner of big_vision's
+``runlocal``, so tests and demos run the real configs shrunk.
+
+Overrides are ``--config.a.b=value`` strings; the value is parsed by the type
+of the existing field and unknown keys are refused with close matches.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import os
+from typing import Any, Iterable
+
+import ml_collections
+
+from jaxticket import data as data_lib
+from jaxticket import models as models_lib
+from jaxticket import train as train_lib
+from jaxticket.pruning import STRATEGIES, SCORERS
+
+REWIND_MODES = ("init", "step", "lr", "finetune")
+IMP_SCHEDULES = ("iterative", "oneshot")
+
+
+class ConfigError(ValueError):
+  """A config value is unknown, of the wrong type or out of range."""
+
+
+def default_config(size: str | None = None) -> ml_collections.ConfigDict:
+  """The embedded default: IMP on LeNet-300-100 / MNIST-1D, 4 seeds.
+
+  Recipe tuned for the *dense* net (Ma et al.'s first condition): on MNIST-1D
+  with 3600 training examples, SGD momentum 0.9, batch 128, cosine decay,
+  weight decay 5e-4; we swept lr in {0.01, 0.03, 0.1, 0.3} x steps in
+  {1000, 2000, 4000} over 4 seeds on the validation split and 0.1 / 2000 steps
+  (about 70 epochs) was best or within noise of the best (see
+  docs/tuning.md). ``size='tiny'`` shrinks everything for tests.
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.seeds = 4
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "mnist1d"
+  c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.data.val_fraction = 0.1
+  c.data.augment = "auto"  # auto | on | off
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "lenet_300_100"
+  c.model.width = 1.0
+  c.model.depth = 0  # 0 = the model's own default
+  c.model.residual = True
+
+  c.train = ml_collections.ConfigDict()
+  c.train.optimizer = "sgd"
+  c.train.lr = 0.1
+  c.train.momentum = 0.9
+  c.train.nesterov = False
+  c.train.weight_decay = 5e-4
+  c.train.schedule = "cosine"
+  c.train.milestones = (0.5, 0.75)  # fractions of train.steps (step schedule)
+  c.train.gamma = 0.1
+  c.train.warmup_steps = 0
+  c.train.steps = 2000
+  c.train.batch_size = 128
+  c.train.eval_every = 500
+
+  c.masks = ml_collections.ConfigDict()
+  c.masks.prunable = r"(^|/)kernel$"
+  c.masks.output_layer = r"(^|/)head/kernel$"
+
+  c.imp = ml_collections.ConfigDict()
+  c.imp.levels = 5
+  c.imp.prune_fraction = 0.2
+  # Frankle & Carbin (2019) prune LeNet's output layer at half the rate.
+  # < 0: rank the output layer together with the rest; 0: never prune it.
+  c.imp.output_prune_fraction = 0.1
+  c.imp.strategy = "global"
+  c.imp.schedule = "iterative"
+  c.imp.rewind = "init"
+  c.imp.rewind_step = 0
+  c.imp.finetune_lr = 0.0  # 0 = the schedule's LR at the last step
+  c.imp.scorer = "magnitude"
+
+  if size == "tiny":
+    shrink(c, steps=40, levels=2, seeds=2)
+  elif size not in (None, ""):
+    raise ConfigError(f"Unknown config size {size!r}; use 'tiny' or nothing.")
+  return c
+
+
+def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
+           width: float | None = None) -> ml_collections.ConfigDict:
+  """Shrink a config in place for tests and demos (keeps its recipe shape)."""
+  c.train.steps = steps
+  c.train.eval_every = max(1, steps // 2)
+  c.train.warmup_steps = min(c.train.warmup_steps, steps // 4)
+  c.imp.levels = levels
+  c.imp.rewind_step = min(c.imp.rewind_step, steps // 4)
+  c.seeds = seeds
+  if width is not None:
+    c.model.width = width
+  return c
+
+
+def load(spec: str | None) -> ml_collections.ConfigDict:
+  """Load ``path.py[:arg]`` (or the embedded default for None/'')."""
+  if not spec:
+    return default_config()
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"Config file {path!r} not found. Pass a path such as "
+                      "configs/mnist1d_lenet.py (optionally :tiny).")
+  module_spec = importlib.util.spec_from_file_location("jaxticket_user_config",
+                                                       path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"{path} defines no get_config(arg=None) function.")
+  cfg = module.get_config(arg or None)
+  _check_schema(cfg, default_config(), "")
+  return cfg
+
+
+def _check_schema(cfg, reference, prefix: str) -> None:
+  for key in reference:
+    if key not in cfg:
+      raise ConfigError(f"Config lacks key {prefix}{key}; start from "
+                        "jaxticket.config.default_config().")
+    if isinstance(reference[key], ml_collections.ConfigDict):
+      _check_schema(cfg[key], reference[key], f"{prefix}{key}.")
+
+
+def _all_keys(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  keys = []
+  for k, v in cfg.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      keys += _all_keys(v, f"{prefix}{k}.")
+    else:
+      keys.append(f"{prefix}{k}")
+  return keys
+
+
+def _parse_value(key: str, text: str, current: Any) -> Any:
+  """Parse ``text`` to the type of the field's current value."""
+  try:
+    if isinstance(current, bool):
+      low = text.strip().lower()
+      if low in ("true", "1", "yes", "on"):
+        return True
+      if low in ("false", "0", "no", "off"):
+        return False
+      raise ValueError
+    if isinstance(current, int):
+      return int(text)
+    if isinstance(current, float):
+      return float(text)
+    if isinstance(current, (tuple, list)):
+      text = text.strip()
+      value = (ast.literal_eval(text) if text[:1] in "([" else
+               tuple(ast.literal_eval(t) for t in text.split(",") if t.strip()))
+      return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return text
+  except (ValueError, SyntaxError):
+    raise ConfigError(f"--config.{key}={text!r}: expected a value of type "
+                      f"{type(current).__name__} (currently {current!r})."
+                      ) from None
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict,
+                    overrides: Iterable[str]) -> ml_collections.ConfigDict:
+  """Apply ``a.b=value`` overrides (without the ``--config.`` prefix)."""
+  keys = _all_keys(cfg)
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ConfigError(f"Override --config.{item} needs a value: "
+                        f"--config.{item}=VALUE.")
+    if key not in keys:
+      close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+      hint = f" Did you mean {', '.join(close)}?" if close else ""
+      raise ConfigError(f"Unknown config key {key!r}.{hint} Valid keys: "
+                        f"{', '.join(keys)}.")
+    node = cfg
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = _parse_value(key, text, node[leaf])
+  return cfg
+
+
+def _choice(key: str, value: str, allowed: Iterable[str]) -> None:
+  allowed = list(allowed)
+  if value not in allowed:
+    close = difflib.get_close_matches(value, allowed, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{key}={value!r} is not valid.{hint} Choose one of: "
+                      f"{', '.join(allowed)}.")
+
+
+def _range(key: str, ok: bool, value: Any, allowed: str) -> None:
+  if not ok:
+    raise ConfigError(f"{key}={value!r} is out of range: {allowed}.")
+
+
+def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Check names and ranges before any compute; raise :class:`ConfigError`."""
+  _choice("data.name", cfg.data.name, data_lib.DATASETS)
+  _choice("data.augment", cfg.data.augment, ("auto", "on", "off"))
+  _range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
+         cfg.data.val_fraction, "must be in (0, 1)")
+  _choice("model.name", cfg.model.name, models_lib.REGISTRY)
+  _range("model.width", cfg.model.width > 0, cfg.model.width, "must be > 0")
+  _range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
+         "must be >= 0 (0 = model default)")
+  t = cfg.train
+  _choice("train.optimizer", t.optimizer, train_lib.OPTIMIZERS)
+  _choice("train.schedule", t.schedule, train_lib.SCHEDULES)
+  _range("train.lr", t.lr > 0, t.lr, "must be > 0")
+  _range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
+  _range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
+         "must be >= 0")
+  _range("train.steps", t.steps >= 1, t.steps, "must be >= 1")
+  _range("train.batch_size", t.batch_size >= 1, t.batch_size, "must be >= 1")
+  _range("train.eval_every", t.eval_every >= 1, t.eval_every, "must be >= 1")
+  _range("train.warmup_steps", 0 <= t.warmup_steps <= t.steps,
+         t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
+  _range("train.milestones", all(0 < m < 1 for m in t.milestones),
+         t.milestones, "fractions of train.steps, each in (0, 1)")
+  _range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
+  i = cfg.imp
+  _range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
+  _range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,
+         "must be in (0, 1), the fraction of remaining weights pruned per "
+         "level (0.2 is standard)")
+  _range("imp.output_prune_fraction", i.output_prune_fraction < 1,
+         i.output_prune_fraction,
+         "must be < 1 (negative: prune with the rest; 0: never)")
+  _choice("imp.strategy", i.strategy, STRATEGIES)
+  _choice("imp.schedule", i.schedule, IMP_SCHEDULES)
+  _choice("imp.rewind", i.rewind, REWIND_MODES)
+  _choice("imp.scorer", i.scorer, SCORERS)
+  _range("imp.rewind_step", 0 <= i.rewind_step < t.steps, i.rewind_step,
+         f"must be in [0, train.steps={t.steps})")
+  _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
+  return cfg
+
+
+def recipe(cfg: ml_collections.ConfigDict, augment_default: bool
+           ) -> train_lib.Recipe:
+  """The static :class:`~jaxticket.train.Recipe` of ``cfg.train``."""
+  t = cfg.train
+  augment = {"auto": augment_default, "on": True, "off": False}[
+      cfg.data.augment]
+  return train_lib.Recipe(
+      steps=t.steps, batch_size=t.batch_size, optimizer=t.optimizer,
+      momentum=t.momentum, nesterov=t.nesterov, schedule=t.schedule,
+      milestones=tuple(t.milestones), gamma=t.gamma,
+      warmup_steps=t.warmup_steps, augment=augment)
+
+
+def to_json(cfg: ml_collections.ConfigDict) -> str:
+  return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+  """Keys whose values differ between two config dicts."""
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k), b.get(k)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += diff(va, vb, f"{prefix}{k}.")
+    elif va != vb:
+      out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+  return out

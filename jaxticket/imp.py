@@ -1,0 +1,291 @@
+"""Iterative magnitude pruning (IMP) with rewinding, on a replica axis.
+
+Frankle & Carbin (ICLR 2019): train dense from theta_0, prune a fraction p of
+the remaining weights by magnitude, reset the survivors, repeat. Variants:
+
+- ``imp.rewind=init``: reset survivors to theta_0 (the original LTH).
+- ``imp.rewind=step``: reset to theta_k, the weights (and BatchNorm
+  statistics) at iteration ``imp.rewind_step`` of the dense run, then train
+  from step k to the end (Frankle et al., ICML 2020, "weight rewinding").
+- ``imp.rewind=lr``: keep the trained survivors and replay the LR schedule
+  from step k (Renda et al., ICLR 2020, "LR rewinding").
+- ``imp.rewind=finetune``: keep the trained survivors and train the same
+  number of steps at a small constant LR (Renda et al.'s fine-tuning baseline;
+  ``imp.finetune_lr``, default the schedule's last LR).
+- ``imp.schedule=oneshot`` (OMP): every level prunes the *dense* trained
+  network once, straight to density (1-p)^level, then rewinds and trains.
+
+Every level starts with a fresh optimizer state (as OpenLTH does): momentum
+from the previous level would point along pruned directions.
+
+All replicas (seeds) go through every stage together: init, training, pruning
+(each replica ranks only its own weights) and rewinding are vmapped, so a
+level is one compiled program whatever the number of seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxticket import checkpoint
+from jaxticket import config as config_lib
+from jaxticket import data as data_lib
+from jaxticket import masks as masks_lib
+from jaxticket import models as models_lib
+from jaxticket import pruning
+from jaxticket import report
+from jaxticket import train as train_lib
+from jaxticket.workdir import Workdir
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class Setup:
+  """What every command builds from a config before training."""
+  cfg: ml_collections.ConfigDict
+  data: data_lib.Dataset
+  model: Any
+  trainer: train_lib.Trainer
+  seeds: list[int]
+  hparams: train_lib.HParams
+
+
+def setup(cfg: ml_collections.ConfigDict) -> Setup:
+  """Validate ``cfg``, load data, build the model and the compiled trainer."""
+  config_lib.validate(cfg)
+  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
+                       cfg.data.val_fraction)
+  if cfg.train.batch_size > len(data.train_y):
+    raise config_lib.ConfigError(
+        f"train.batch_size={cfg.train.batch_size} exceeds the "
+        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
+                           cfg.model.depth or None, cfg.model.residual,
+                           input_shape=data.input_shape)
+  trainer = train_lib.Trainer(model, data, config_lib.recipe(cfg, data.augment))
+  seeds = [cfg.seed + i for i in range(cfg.seeds)]
+  hparams = train_lib.stack_hparams([cfg.train.lr] * len(seeds),
+                                    [cfg.train.weight_decay] * len(seeds))
+  return Setup(cfg, data, model, trainer, seeds, hparams)
+
+
+def copy_tree(tree: PyTree) -> PyTree:
+  """A copy that survives donation of the original's buffers."""
+  return jax.tree.map(jnp.copy, tree)
+
+
+def stats(values: np.ndarray) -> dict:
+  """``{"mean", "std", "per_seed"}`` of per-replica values."""
+  values = np.asarray(values, np.float64)
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "per_seed": [float(v) for v in values]}
+
+
+class LevelLogger:
+  """Writes one metrics.jsonl row per replica per evaluation and drives the
+  progress bar for one level."""
+
+  def __init__(self, workdir: Workdir, level: int, seeds: list[int],
+               density: np.ndarray, bar: Any):
+    self.workdir, self.level, self.seeds = workdir, level, seeds
+    self.density, self.bar = density, bar
+    self.last: train_lib.Evaluation | None = None
+    self.last_loss: np.ndarray | None = None
+
+  def __call__(self, state: train_lib.TrainState,
+               ev: train_lib.Evaluation, losses: np.ndarray) -> None:
+    ev = jax.device_get(ev)
+    steps = np.asarray(jax.device_get(state.step))
+    train_loss = losses[:, -min(50, losses.shape[1]):].mean(axis=1)
+    self.last, self.last_loss = ev, train_loss
+    self.workdir.log_metrics([
+        {"level": self.level, "replica": r, "seed": s, "step": int(steps[r]),
+         "density": float(self.density[r]), "train_loss": float(train_loss[r]),
+         "val_loss": float(ev.val_loss[r]),
+         "val_accuracy": float(ev.val_accuracy[r]),
+         "test_loss": float(ev.test_loss[r]),
+         "test_accuracy": float(ev.test_accuracy[r]),
+         "diverged": bool(not np.isfinite(losses[r]).all())}
+        for r, s in enumerate(self.seeds)])
+    self.bar.set_postfix(loss=f"{np.nanmean(train_loss):.3f}",
+                         val_acc=f"{np.mean(ev.val_accuracy):.3f}")
+
+
+def train_level(s: Setup, workdir: Workdir, level: int,
+                state: train_lib.TrainState, mask: PyTree,
+                hparams: train_lib.HParams, trainer: train_lib.Trainer,
+                stops: tuple[int, ...] = (), on_stop=None,
+                progress: bool = True) -> tuple[train_lib.TrainState, dict]:
+  """Train one level to ``train.steps``; returns (trained state, its row)."""
+  density = np.asarray(jax.vmap(masks_lib.density)(mask))
+  start = int(np.asarray(state.step).reshape(-1)[0])
+  with tqdm(total=s.cfg.train.steps - start, disable=not progress,
+            desc=f"level {level} (density {density.mean():.3f})",
+            unit="step", leave=True, dynamic_ncols=True) as bar:
+    logger = LevelLogger(workdir, level, s.seeds, density, bar)
+    state = trainer.train(state, mask, hparams, s.cfg.train.steps,
+                          s.cfg.train.eval_every, stops=stops,
+                          on_eval=logger, on_stop=on_stop, progress=bar)
+  ev = logger.last
+  row = {"level": level, "density": float(density.mean()),
+         "density_per_seed": [float(d) for d in density],
+         "test_accuracy": stats(ev.test_accuracy),
+         "val_accuracy": stats(ev.val_accuracy),
+         "test_loss": stats(ev.test_loss),
+         "train_loss": stats(logger.last_loss),
+         "diverged_seeds": [sd for sd, l in zip(s.seeds, logger.last_loss)
+                            if not np.isfinite(l)]}
+  if row["diverged_seeds"]:
+    tqdm.write(f"warning: level {level}: loss became NaN/Inf for seeds "
+               f"{row['diverged_seeds']}; lower train.lr or check the data.")
+  return state, row
+
+
+def prune_masks(s: Setup, params: PyTree, mask: PyTree, fraction: float,
+                special_fraction: float | None) -> PyTree:
+  """Vmapped pruning: each replica ranks only its own weights."""
+  cfg = s.cfg
+  special = None
+  if special_fraction is not None:
+    special = masks_lib.select(train_lib.tree_index(params, 0),
+                               cfg.masks.output_layer)
+  fn = lambda p, m, k: pruning.prune(
+      p, m, fraction, scorer=cfg.imp.scorer, strategy=cfg.imp.strategy,
+      special=special, special_fraction=special_fraction, key=k)
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(
+      train_lib.replica_keys(s.seeds))
+  return jax.jit(jax.vmap(fn))(params, mask, keys)
+
+
+def level_fractions(cfg: ml_collections.ConfigDict, level: int
+                    ) -> tuple[float, float | None]:
+  """(body fraction, output-layer fraction or None) pruned *from the mask the
+  level starts with*: p per level (iterative) or straight from dense to
+  (1-p)^level (one-shot)."""
+  p, q = cfg.imp.prune_fraction, cfg.imp.output_prune_fraction
+  special = None if q < 0 else q
+  if cfg.imp.schedule == "iterative":
+    return p, special
+  to_level = lambda f: 1.0 - (1.0 - f) ** level
+  return to_level(p), (None if special is None else to_level(special))
+
+
+def rewind(cfg: ml_collections.ConfigDict, trained: train_lib.TrainState,
+           init: train_lib.TrainState, at_k: train_lib.TrainState,
+           mask: PyTree, recipe: train_lib.Recipe) -> train_lib.TrainState:
+  """The state the next level trains from, masked, with a fresh optimizer.
+
+  ``init``: theta_0; ``step``: theta_k (and its BatchNorm statistics);
+  ``lr``/``finetune``: the trained weights, continuing from step k.
+  """
+  mode, k = cfg.imp.rewind, cfg.imp.rewind_step
+  source = {"init": init, "step": at_k}.get(mode, trained)
+  step = 0 if mode == "init" else k
+  state = copy_tree(source.replace(step=jnp.full_like(source.step, step),
+                                   data_key=init.data_key))
+  state = state.replace(params=jax.vmap(masks_lib.apply)(state.params, mask))
+  return train_lib.fresh_optimizer_stacked(state, recipe)
+
+
+def finetune_setup(s: Setup) -> tuple[train_lib.Trainer, train_lib.HParams]:
+  """Trainer at a constant LR for ``imp.rewind=finetune`` levels."""
+  cfg = s.cfg
+  lr = cfg.imp.finetune_lr or float(
+      cfg.train.lr * train_lib.lr_factor(cfg.train.steps - 1,
+                                         s.trainer.recipe))
+  recipe = dataclasses.replace(s.trainer.recipe, schedule="constant",
+                               warmup_steps=0)
+  trainer = train_lib.Trainer(s.model, s.data, recipe)
+  hp = train_lib.stack_hparams([lr] * len(s.seeds),
+                               [cfg.train.weight_decay] * len(s.seeds))
+  return trainer, hp
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
+        progress: bool = True) -> dict:
+  """Run IMP as configured; write the run directory; return the summary.
+
+  ``command='train'`` with ``imp.levels=0`` is plain dense training.
+  """
+  wd = Workdir(workdir, command)
+  done = wd.finished_summary()
+  config_lib.validate(cfg)
+  wd.claim(cfg)
+  if done is not None:
+    tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
+               "nothing recomputed (use a new --workdir to run again).")
+    return done
+  t0 = time.time()
+  s = setup(cfg)
+  k = cfg.imp.rewind_step
+
+  # Level 0: train the dense network, remembering theta_0 and theta_k.
+  init = s.trainer.init(train_lib.replica_keys(s.seeds))
+  mask = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(init.params)
+  checkpoint.save_tree(wd.file("checkpoints", "init"),
+                       {"params": init.params,
+                        "batch_stats": init.batch_stats})
+  saved = {0: copy_tree(init)}
+  keep_k = lambda step, st: saved.__setitem__(step, copy_tree(st))
+  trained, row = train_level(s, wd, 0, copy_tree(init), mask, s.hparams,
+                             s.trainer, stops=(k,) if k else (),
+                             on_stop=keep_k, progress=progress)
+  at_k = saved[k]
+  if cfg.imp.rewind in ("step", "lr") and k:
+    checkpoint.save_tree(wd.file("checkpoints", "rewind"),
+                         {"params": at_k.params,
+                          "batch_stats": at_k.batch_stats,
+                          "step": at_k.step})
+  save_level(wd, 0, mask, trained)
+  rows = [row]
+  dense = trained
+
+  # Levels 1..L: prune, rewind, retrain.
+  trainer, hparams = s.trainer, s.hparams
+  if cfg.imp.rewind == "finetune" and cfg.imp.levels:
+    trainer, hparams = finetune_setup(s)
+  for level in range(1, cfg.imp.levels + 1):
+    fraction, special_fraction = level_fractions(cfg, level)
+    if cfg.imp.schedule == "oneshot":
+      source, mask = dense, jax.vmap(
+          lambda p: masks_lib.ones(p, cfg.masks.prunable))(init.params)
+    else:
+      source = trained
+    mask = prune_masks(s, source.params, mask, fraction, special_fraction)
+    state = rewind(cfg, source, init, at_k, mask, trainer.recipe)
+    trained, row = train_level(s, wd, level, state, mask, hparams, trainer,
+                               progress=progress)
+    save_level(wd, level, mask, trained)
+    rows.append(row)
+
+  summary = {"levels": rows, "seeds": s.seeds,
+             "rewind": cfg.imp.rewind, "rewind_step": k,
+             "schedule": cfg.imp.schedule, "strategy": cfg.imp.strategy,
+             "model": cfg.model.name, "dataset": cfg.data.name,
+             "wall_time_s": round(time.time() - t0, 2)}
+  report.write_imp_report(wd, summary)
+  wd.write_summary(summary)
+  return wd.finished_summary()
+
+
+def save_level(wd: Workdir, level: int, mask: PyTree,
+               state: train_lib.TrainState) -> None:
+  """Save a level's masks and trained params/statistics (replica axis kept)."""
+  checkpoint.save_tree(wd.file("checkpoints", f"level_{level}"),
+                       {"mask": mask, "params": state.params,
+                        "batch_stats": state.batch_stats})
+
+
+def load_level(workdir: str, level: int) -> dict:
+  """The masks, params and BatchNorm statistics saved for ``level``."""
+  return checkpoint.load_tree(
+      Workdir(workdir, "imp").file("checkpoints", f"level_{level}"))

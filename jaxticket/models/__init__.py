@@ -1,0 +1,129 @@
+"""Model registry: ``build(name, num_classes, ...)`` returns a Flax module.
+
+Every model is called as ``model.apply(variables, x, train=...)`` with a
+batched input (B, spatial..., C), keeps BatchNorm statistics (if any) in the
+``batch_stats`` collection, and names its classifier ``head``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+import flax.linen as nn
+
+from jaxticket.models.convnets import VGG_PLANS, ConvNet, MobileNetV1, VGG
+from jaxticket.models.mlp import MLP
+from jaxticket.models.resnets import CNN1D, ResNet
+from jaxticket.models.layers import scaled
+
+
+def _cifar_resnet(depth: int) -> Callable[..., nn.Module]:
+  def make(num_classes, width=1.0, depth_=None, residual=True):
+    d = depth_ or depth
+    if (d - 2) % 6:
+      raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 56, ...); "
+                       f"got model.depth={d}.")
+    return ResNet((16, 32, 64), (d - 2) // 6, num_classes, width, residual)
+  return make
+
+
+def _mlp(num_classes, width=1.0, depth=None, residual=True):
+  del residual
+  return MLP((scaled(256, width),) * (depth or 2), num_classes)
+
+
+def _lenet(num_classes, width=1.0, depth=None, residual=True):
+  del depth, residual
+  return MLP((scaled(300, width), scaled(100, width)), num_classes)
+
+
+def _convnet(pairs):
+  def make(num_classes, width=1.0, depth=None, residual=True):
+    del depth, residual
+    return ConvNet(pairs, num_classes, width)
+  return make
+
+
+def _vgg(layers):
+  def make(num_classes, width=1.0, depth=None, residual=True):
+    del depth, residual
+    return VGG(VGG_PLANS[layers], num_classes, width)
+  return make
+
+
+def _mobilenet(num_classes, width=1.0, depth=None, residual=True):
+  del depth, residual
+  return MobileNetV1(num_classes, width)
+
+
+def _resnet18(num_classes, width=1.0, depth=None, residual=True):
+  del depth
+  return ResNet((64, 128, 256, 512), 2, num_classes, width, residual)
+
+
+def _cnn1d(num_classes, width=1.0, depth=None, residual=True):
+  del residual
+  return CNN1D(num_classes, width, depth or 3)
+
+
+def _resnet1d(num_classes, width=1.0, depth=None, residual=True):
+  # depth = residual blocks per stage (2 stages: 32 and 64 channels).
+  return ResNet((32, 64), depth or 2, num_classes, width, residual, ndim=1)
+
+
+#: name -> (constructor, number of spatial dims the input must have; 0 = any).
+REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
+    "mlp": (_mlp, 0),
+    "lenet_300_100": (_lenet, 0),
+    "conv2": (_convnet(1), 2),
+    "conv4": (_convnet(2), 2),
+    "conv6": (_convnet(3), 2),
+    "vgg11": (_vgg(11), 2),
+    "vgg16": (_vgg(16), 2),
+    "vgg19": (_vgg(19), 2),
+    "mobilenet_v1": (_mobilenet, 2),
+    "resnet18": (_resnet18, 2),
+    "resnet20": (_cifar_resnet(20), 2),
+    "resnet32": (_cifar_resnet(32), 2),
+    "resnet56": (_cifar_resnet(56), 2),
+    "resnet110": (_cifar_resnet(110), 2),
+    "cnn1d": (_cnn1d, 1),
+    "resnet1d": (_resnet1d, 1),
+}
+
+
+def check_name(name: str) -> None:
+  """Raise a ValueError naming the valid models if ``name`` is unknown."""
+  if name not in REGISTRY:
+    close = difflib.get_close_matches(name, REGISTRY, n=3)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"Unknown model {name!r}.{hint} Set model.name to one of: "
+                     f"{', '.join(sorted(REGISTRY))}.")
+
+
+def build(name: str, num_classes: int, width: float = 1.0,
+          depth: int | None = None, residual: bool = True,
+          input_shape: tuple[int, ...] | None = None) -> nn.Module:
+  """Construct model ``name``; checks the input rank if ``input_shape`` given.
+
+  Args:
+    name: a key of :data:`REGISTRY`.
+    num_classes: size of the classifier ``head``.
+    width: channel/unit multiplier (1.0 = the paper's width).
+    depth: model-specific depth (CIFAR ResNet total depth 6n+2, MLP/CNN-1D
+      layer count, ResNet-1D blocks per stage); None = the named default.
+    residual: False removes the skip connections of residual models.
+    input_shape: one example's shape (spatial..., channels), e.g. (32, 32, 3).
+  """
+  check_name(name)
+  if width <= 0:
+    raise ValueError(f"model.width must be positive; got {width}.")
+  make, spatial = REGISTRY[name]
+  if input_shape is not None and spatial and len(input_shape) - 1 != spatial:
+    raise ValueError(
+        f"Model {name!r} needs {spatial}-D inputs (spatial dims + channels) "
+        f"but the data has shape {tuple(input_shape)}. Use an "
+        f"{'image' if spatial == 2 else '1-D'} dataset or another model "
+        f"(e.g. {'cnn1d, resnet1d, mlp' if len(input_shape) == 2 else 'resnet20, conv4, mlp'}).")
+  return make(num_classes, width, depth, residual)

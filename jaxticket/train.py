@@ -1,0 +1,415 @@
+"""Training: one jit-compiled masked step, a run is ``lax.scan`` over steps.
+
+Everything here is written for ONE replica and vectorized with ``jax.vmap``:
+params, BatchNorm statistics, optimizer state, mask, PRNG keys and the
+hyperparameters that may differ between replicas (:class:`HParams`: learning
+rate, weight decay) all carry a leading replica axis R. Seeds, learning rates
+and sparsities therefore run as one compiled program.
+
+Masking (the pitfalls of masking only the forward pass): gradients are masked
+before the optimizer, so momentum and Adam moments stay exactly zero at pruned
+positions, and params are re-masked after every update, so pruned weights
+(and their weight decay) stay exactly zero.
+
+Optimizers return an update *direction*; the step scales it by
+``-hparams.lr * schedule(step)``. For SGD (PyTorch-style momentum), Adam and
+AdamW this equals the usual update and keeps the learning rate a traced,
+per-replica value, so one program serves a whole LR grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable, NamedTuple
+
+import chex
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxticket import masks as masks_lib
+from jaxticket.data import Dataset, random_crop_flip
+
+PyTree = Any
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """The static part of a training recipe (shapes and program structure).
+
+  Attributes:
+    steps: total optimizer steps of one training run.
+    batch_size: examples per step.
+    optimizer: ``sgd`` (momentum, coupled L2 like PyTorch), ``adam`` (coupled
+      L2) or ``adamw`` (decoupled weight decay, Loshchilov & Hutter 2019).
+    momentum: SGD momentum / Adam beta1.
+    nesterov: Nesterov momentum for SGD.
+    schedule: ``constant``, ``step`` (multiply by ``gamma`` at each milestone)
+      or ``cosine`` (to zero at ``steps``).
+    milestones: fractions of ``steps`` where the step schedule decays.
+    gamma: step-schedule decay factor.
+    warmup_steps: linear warm-up from 0 over this many steps.
+    augment: random crop + flip (images only).
+  """
+  steps: int
+  batch_size: int = 128
+  optimizer: str = "sgd"
+  momentum: float = 0.9
+  nesterov: bool = False
+  schedule: str = "constant"
+  milestones: tuple[float, ...] = (0.5, 0.75)
+  gamma: float = 0.1
+  warmup_steps: int = 0
+  augment: bool = False
+
+
+class HParams(NamedTuple):
+  """Hyperparameters that may differ between replicas (traced scalars)."""
+  lr: jax.Array
+  weight_decay: jax.Array
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Per-replica training state. ``data_key`` fixes the data order and
+  augmentation (the 'SGD noise'); ``step`` indexes the schedule and data."""
+  params: PyTree
+  batch_stats: PyTree
+  opt_state: PyTree
+  step: jax.Array
+  data_key: jax.Array
+
+
+def lr_factor(step: jax.Array, recipe: Recipe) -> jax.Array:
+  """Schedule multiplier at ``step`` (the LR is ``hparams.lr`` times this)."""
+  step = jnp.asarray(step, jnp.float32)
+  if recipe.schedule == "constant":
+    f = jnp.ones_like(step)
+  elif recipe.schedule == "step":
+    f = jnp.ones_like(step)
+    for m in recipe.milestones:
+      f = f * jnp.where(step >= round(m * recipe.steps), recipe.gamma, 1.0)
+  elif recipe.schedule == "cosine":
+    f = 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(step / recipe.steps, 1.0)))
+  else:
+    raise ValueError(f"Unknown schedule {recipe.schedule!r}; choose one of "
+                     f"{SCHEDULES}.")
+  if recipe.warmup_steps > 0:
+    f = f * jnp.minimum(1.0, (step + 1) / recipe.warmup_steps)
+  return f
+
+
+def make_direction(recipe: Recipe) -> optax.GradientTransformation:
+  """Optimizer transform producing an update direction (no LR, no sign)."""
+  if recipe.optimizer == "sgd":
+    return optax.trace(decay=recipe.momentum, nesterov=recipe.nesterov)
+  if recipe.optimizer in ("adam", "adamw"):
+    return optax.scale_by_adam(b1=recipe.momentum)
+  raise ValueError(f"Unknown optimizer {recipe.optimizer!r}; choose one of "
+                   f"{OPTIMIZERS}.")
+
+
+def init_state(model: nn.Module, key: jax.Array, input_shape: tuple[int, ...],
+               recipe: Recipe) -> TrainState:
+  """Initialize one replica from ``key`` (split into init and data keys)."""
+  init_key, data_key = jax.random.split(key)
+  variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32),
+                         train=False)
+  params = variables["params"]
+  return TrainState(params=params,
+                    batch_stats=variables.get("batch_stats", {}),
+                    opt_state=make_direction(recipe).init(params),
+                    step=jnp.zeros((), jnp.int32), data_key=data_key)
+
+
+def fresh_optimizer(state: TrainState, recipe: Recipe) -> TrainState:
+  """Reset optimizer moments (after pruning/rewinding, as OpenLTH does)."""
+  return state.replace(opt_state=make_direction(recipe).init(state.params))
+
+
+def fresh_optimizer_stacked(state: TrainState, recipe: Recipe) -> TrainState:
+  """:func:`fresh_optimizer` for stacked (replica-axis) states."""
+  return state.replace(
+      opt_state=jax.vmap(make_direction(recipe).init)(state.params))
+
+
+class DataArrays(NamedTuple):
+  """Device-resident arrays a run reads (passed un-vmapped, never closed over,
+  so large datasets are not baked into the compiled program)."""
+  train_x: jax.Array
+  train_y: jax.Array
+  val_x: jax.Array
+  val_y: jax.Array
+  test_x: jax.Array
+  test_y: jax.Array
+
+
+def device_arrays(data: Dataset) -> DataArrays:
+  return DataArrays(*(jnp.asarray(a) for a in (
+      data.train_x, data.train_y, data.val_x, data.val_y, data.test_x,
+      data.test_y)))
+
+
+def epoch_permutation(data_key: jax.Array, epoch: jax.Array,
+                      num_examples: int) -> jax.Array:
+  """The data order of one epoch: a permutation keyed by (data_key, epoch)."""
+  return jax.random.permutation(jax.random.fold_in(data_key, epoch),
+                                num_examples)
+
+
+def batch_indices(perm: jax.Array, step: jax.Array, batch_size: int
+                  ) -> jax.Array:
+  """Indices of the batch at ``step`` given its epoch's permutation. Batches
+  are consumed in order; the last incomplete batch of an epoch is dropped."""
+  pos = step % (perm.shape[0] // batch_size)
+  return jax.lax.dynamic_slice(perm, (pos * batch_size,), (batch_size,))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+class Task(NamedTuple):
+  """What the pure functions below need besides arrays: the model, how to
+  normalize inputs, and the static recipe."""
+  model: nn.Module
+  normalize: Callable[[jax.Array], jax.Array]
+  recipe: Recipe
+
+
+def _apply(task: Task, params, batch_stats, x, train: bool):
+  variables = {"params": params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  if train and batch_stats:
+    logits, updates = task.model.apply(variables, x, train=True,
+                                       mutable=["batch_stats"])
+    return logits, updates["batch_stats"]
+  return task.model.apply(variables, x, train=train), batch_stats
+
+
+def train_step(task: Task, state: TrainState, mask: PyTree, hp: HParams,
+               arrays: DataArrays, perm: jax.Array
+               ) -> tuple[TrainState, jax.Array]:
+  """One masked optimizer step for one replica; returns (state, loss).
+
+  ``perm`` is the permutation of the epoch ``state.step`` falls in
+  (:func:`epoch_permutation`); passing it in lets a scan sort once per epoch
+  instead of once per step.
+  """
+  recipe = task.recipe
+  idx = batch_indices(perm, state.step, recipe.batch_size)
+  x = task.normalize(arrays.train_x[idx])
+  if recipe.augment:
+    aug_key = jax.random.fold_in(jax.random.fold_in(state.data_key, -1),
+                                 state.step)
+    x = random_crop_flip(aug_key, x)
+  y = arrays.train_y[idx]
+
+  def loss_fn(params):
+    logits, new_stats = _apply(task, params, state.batch_stats, x, True)
+    return cross_entropy(logits, y), new_stats
+
+  (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  grads = masks_lib.apply(grads, mask)
+  if recipe.optimizer != "adamw":  # coupled L2, as torch.optim.SGD/Adam
+    grads = jax.tree.map(lambda g, p: g + hp.weight_decay * p, grads,
+                         state.params)
+  direction, opt_state = make_direction(recipe).update(grads, state.opt_state,
+                                                       state.params)
+  if recipe.optimizer == "adamw":  # decoupled weight decay
+    direction = jax.tree.map(lambda d, p: d + hp.weight_decay * p, direction,
+                             state.params)
+  lr = hp.lr * lr_factor(state.step, recipe)
+  params = jax.tree.map(lambda p, d: p - lr * d, state.params, direction)
+  params = masks_lib.apply(params, mask)
+  return state.replace(params=params, batch_stats=new_stats,
+                       opt_state=opt_state, step=state.step + 1), loss
+
+
+def _epoch(step: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
+  return step // steps_per_epoch(num_examples, batch_size)
+
+
+def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
+              arrays: DataArrays, num_steps: int
+              ) -> tuple[TrainState, jax.Array]:
+  """``num_steps`` steps of R stacked replicas as one ``lax.scan``.
+
+  Returns (state, losses[R, num_steps]). The scan carries each replica's
+  current epoch permutation and recomputes it (under an unbatched
+  ``lax.cond``) only when some replica enters a new epoch. Replicas may be
+  at different steps (e.g. different rewind points).
+  """
+  n, bs = arrays.train_x.shape[0], task.recipe.batch_size
+  perms_of = jax.vmap(lambda k, e: epoch_permutation(k, e, n))
+  epoch0 = _epoch(state.step, n, bs)
+  step_all = jax.vmap(lambda s, m, h, p: train_step(task, s, m, h, arrays, p))
+
+  def body(carry, _):
+    s, perms, cached = carry
+    epoch = _epoch(s.step, n, bs)
+    stale = epoch != cached
+    perms = jax.lax.cond(
+        jnp.any(stale),
+        lambda: jnp.where(stale[:, None], perms_of(s.data_key, epoch), perms),
+        lambda: perms)
+    s, loss = step_all(s, mask, hp, perms)
+    return (s, perms, epoch), loss
+
+  carry = (state, perms_of(state.data_key, epoch0), epoch0)
+  (state, _, _), losses = jax.lax.scan(body, carry, None, length=num_steps)
+  return state, losses.T
+
+
+def evaluate(task: Task, params: PyTree, batch_stats: PyTree, x: jax.Array,
+             y: jax.Array, batch_size: int = 1000) -> tuple[jax.Array, jax.Array]:
+  """(mean loss, accuracy) of one replica on (x, y), in fixed-size batches."""
+  n = x.shape[0]
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+      (num_batches, batch_size) + x.shape[1:])
+  ys = jnp.pad(y, (0, pad)).reshape(num_batches, batch_size)
+  valid = (jnp.arange(num_batches * batch_size) < n).reshape(ys.shape)
+
+  def one(args):
+    xb, yb, vb = args
+    logits, _ = _apply(task, params, batch_stats, task.normalize(xb), False)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+    correct = jnp.argmax(logits, -1) == yb
+    return jnp.sum(losses * vb), jnp.sum(correct * vb)
+
+  losses, correct = jax.lax.map(one, (xs, ys, valid))
+  return jnp.sum(losses) / n, jnp.sum(correct) / n
+
+
+class Evaluation(NamedTuple):
+  """Per-replica metrics of one evaluation (arrays with a replica axis)."""
+  val_loss: jax.Array
+  val_accuracy: jax.Array
+  test_loss: jax.Array
+  test_accuracy: jax.Array
+
+
+class Trainer:
+  """Compiled, vmapped training and evaluation for one task.
+
+  All methods take and return *stacked* pytrees (leading replica axis). The
+  compiled functions are built once per Trainer and reused for every level,
+  learning rate and seed, since those are data, not program structure.
+  """
+
+  def __init__(self, model: nn.Module, data: Dataset, recipe: Recipe,
+               eval_batch_size: int = 1000):
+    self.data = data
+    self.recipe = recipe
+    self.task = Task(model, data.normalize, recipe)
+    self.arrays = device_arrays(data)
+    self.eval_batch_size = eval_batch_size
+    task = self.task
+    self._init = jax.jit(jax.vmap(
+        lambda k: init_state(model, k, data.input_shape, recipe)))
+    self._run = jax.jit(
+        lambda s, m, h, a, n: run_steps(task, s, m, h, a, n),
+        static_argnums=4, donate_argnums=0)
+    ev = lambda p, b, x, y: evaluate(task, p, b, x, y, eval_batch_size)
+    self._eval = jax.jit(jax.vmap(
+        lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
+                                   *ev(p, b, a.test_x, a.test_y)),
+        in_axes=(0, 0, None)))
+    self._train_loss = jax.jit(jax.vmap(
+        lambda p, b, a: ev(p, b, a.train_x, a.train_y), in_axes=(0, 0, None)))
+
+  def init(self, keys: jax.Array) -> TrainState:
+    """Stacked initial states, one per key (``jax.random.key`` per seed)."""
+    return self._init(keys)
+
+  def run(self, state: TrainState, mask: PyTree, hp: HParams, num_steps: int
+          ) -> tuple[TrainState, jax.Array]:
+    """Train every replica ``num_steps`` steps; returns (state, losses[R, n]).
+    The input state is donated (do not reuse it)."""
+    chex.assert_equal_shape_prefix(
+        [jax.tree.leaves(state.params)[0], hp.lr], 1)
+    return self._run(state, mask, hp, self.arrays, int(num_steps))
+
+  def evaluate(self, state: TrainState) -> Evaluation:
+    return self._eval(state.params, state.batch_stats, self.arrays)
+
+  def train_metrics(self, state: TrainState) -> tuple[jax.Array, jax.Array]:
+    """(loss, accuracy) on the full training split (eval mode)."""
+    return self._train_loss(state.params, state.batch_stats, self.arrays)
+
+  def train(self, state: TrainState, mask: PyTree, hp: HParams, until: int,
+            eval_every: int, *, stops: Iterable[int] = (),
+            on_eval: Callable[[TrainState, Evaluation, np.ndarray], None]
+            | None = None,
+            on_stop: Callable[[int, TrainState], None] | None = None,
+            progress: Any = None) -> TrainState:
+    """Train from ``state.step`` to step ``until`` in scanned chunks.
+
+    Chunks end at every multiple of ``eval_every``, at each step in ``stops``
+    (e.g. the rewind step, where ``on_stop(step, state)`` can copy the
+    state) and at ``until``. After each chunk that ends on an evaluation
+    point (or at ``until``), ``on_eval(state, evaluation, chunk_losses)``.
+    """
+    start = int(jax.device_get(state.step).reshape(-1)[0])
+    bounds = set(range(start - start % eval_every + eval_every, until,
+                       eval_every)) | {until}
+    bounds |= {s for s in stops if start < s < until}
+    position = start
+    for b in sorted(bounds):
+      state, losses = self.run(state, mask, hp, b - position)
+      if progress is not None:
+        progress.update(b - position)
+      position = b
+      if on_stop is not None and b in stops:
+        on_stop(b, state)
+      if b % eval_every == 0 or b == until:
+        evaluation = self.evaluate(state)
+        if on_eval is not None:
+          on_eval(state, evaluation, np.asarray(losses))
+    return state
+
+
+def stack_hparams(lr: Iterable[float], weight_decay: Iterable[float]
+                  ) -> HParams:
+  """HParams with a replica axis from per-replica Python floats."""
+  return HParams(jnp.asarray(list(lr), jnp.float32),
+                 jnp.asarray(list(weight_decay), jnp.float32))
+
+
+def replica_keys(seeds: Iterable[int]) -> jax.Array:
+  """One PRNG key per seed; replica i of a multi-seed run gets exactly the
+  key of the single-seed run with the same seed."""
+  return jnp.stack([jax.random.key(int(s)) for s in seeds])
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  return max(1, num_examples // batch_size)
+
+
+def tree_stack(trees: list[PyTree]) -> PyTree:
+  """Stack equally shaped pytrees along a new leading (replica) axis."""
+  return jax.tree.map(lambda *xs: None if xs[0] is None else jnp.stack(xs),
+                      *trees, is_leaf=lambda x: x is None)
+
+
+def tree_index(tree: PyTree, i: int) -> PyTree:
+  """Replica ``i`` of a stacked pytree."""
+  return jax.tree.map(lambda x: x[i], tree)
+
+
+__all__ = ["Recipe", "HParams", "TrainState", "Trainer", "Evaluation",
+           "lr_factor", "init_state", "fresh_optimizer", "fresh_optimizer_stacked",
+           "train_step",
+           "epoch_permutation", "batch_indices",
+           "run_steps", "evaluate", "stack_hparams", "replica_keys",
+           "tree_stack", "tree_index", "steps_per_epoch"]

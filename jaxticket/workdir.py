@@ -1,0 +1,109 @@
+"""The run directory contract (see README, "Run directory").
+
+``--workdir DIR`` holds ``config.json`` (resolved config), ``metrics.jsonl``
+(one JSON object per replica per evaluation), ``summary.json`` (per command),
+``checkpoints/`` (orbax), ``report.md`` and PNG plots. Files are written
+atomically (write to a temporary name, then rename), so a crash never leaves a
+half-written summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from jaxticket import config as config_lib
+
+
+class WorkdirError(RuntimeError):
+  """The workdir holds something that conflicts with this run."""
+
+
+def _default(o: Any) -> Any:
+  if isinstance(o, np.generic):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, tuple):
+    return list(o)
+  raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+  with os.fdopen(fd, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_json(path: str, obj: Any) -> None:
+  write_atomic(path, json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+class Workdir:
+  """One run's directory for one command (``imp``, ``train``, ...)."""
+
+  def __init__(self, path: str, command: str):
+    self.path = os.path.abspath(path)
+    self.command = command
+    os.makedirs(self.path, exist_ok=True)
+
+  def file(self, *parts: str) -> str:
+    return os.path.join(self.path, *parts)
+
+  @property
+  def summary_path(self) -> str:
+    return self.file("summary.json")
+
+  def finished_summary(self) -> dict | None:
+    """The summary of a finished run of this command, else None."""
+    if os.path.exists(self.summary_path):
+      summary = read_json(self.summary_path)
+      if summary.get("command") == self.command:
+        return summary
+    return None
+
+  def claim(self, cfg: ml_collections.ConfigDict) -> None:
+    """Record the config, refusing a workdir that holds a different run."""
+    new = json.loads(config_lib.to_json(cfg))
+    path = self.file("config.json")
+    if os.path.exists(path):
+      old = read_json(path)
+      old_cmd = old.pop("_command", self.command)
+      changes = config_lib.diff(old, new)
+      if old_cmd != self.command or changes:
+        what = (f"command {old_cmd!r}" if old_cmd != self.command else
+                "a different config: " + "; ".join(changes[:8]))
+        raise WorkdirError(
+            f"{self.path} already holds a run with {what}. Use a new "
+            "--workdir (nothing there was changed).")
+    write_json(path, {**new, "_command": self.command})
+    # A restarted unfinished run starts its metrics afresh.
+    if os.path.exists(self.file("metrics.jsonl")):
+      os.replace(self.file("metrics.jsonl"), self.file("metrics.jsonl.prev"))
+
+  def log_metrics(self, rows: list[dict]) -> None:
+    """Append rows to metrics.jsonl (whole lines, flushed and fsynced)."""
+    text = "".join(json.dumps(r, default=_default) + "\n" for r in rows)
+    with open(self.file("metrics.jsonl"), "a") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+
+  def write_summary(self, summary: dict) -> None:
+    write_json(self.summary_path, {"command": self.command, **summary})
