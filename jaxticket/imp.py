@@ -26,6 +26,7 @@ level is one compiled program whatever the number of seeds.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any
 
@@ -146,7 +147,8 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                             if not np.isfinite(l)]}
   if row["diverged_seeds"]:
     tqdm.write(f"warning: level {level}: loss became NaN/Inf for seeds "
-               f"{row['diverged_seeds']}; lower train.lr or check the data.")
+               f"{row['diverged_seeds']}; lower train.lr or check the data.",
+               file=sys.stderr)
   return state, row
 
 
@@ -222,7 +224,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
   wd.claim(cfg)
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).")
+               "nothing recomputed (use a new --workdir to run again).",
+               file=sys.stderr)
     return done
   t0 = time.time()
   s = setup(cfg)

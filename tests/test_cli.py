@@ -1,0 +1,93 @@
+"""The command line, end to end and on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxticket import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(ROOT, "configs", "mnist1d_lenet.py") + ":tiny"
+
+
+def test_imp_end_to_end_in_subprocess(tmp_path):
+  wd = tmp_path / "run"
+  cmd = [sys.executable, "-m", "jaxticket.cli", "imp", "--config", TINY,
+         "--workdir", str(wd), "--config.model.width=0.25",
+         "--config.imp.levels", "2", "--no-progress"]
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr
+  assert "| level | density" in out.stdout
+  for name in ("config.json", "metrics.jsonl", "summary.json", "report.md",
+               "accuracy_vs_density.png"):
+    assert (wd / name).exists(), name
+  assert (wd / "checkpoints" / "level_2").is_dir()
+  summary = json.loads((wd / "summary.json").read_text())
+  assert [r["level"] for r in summary["levels"]] == [0, 1, 2]
+  for row in summary["levels"]:
+    acc = row["test_accuracy"]
+    assert set(acc) == {"mean", "std", "per_seed"} and len(acc["per_seed"]) == 2
+    assert 0 <= acc["mean"] <= 1
+  metrics = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().split("\n") if l]
+  for key in ("level", "replica", "seed", "step", "density", "test_accuracy",
+              "test_loss"):
+    assert all(key in m for m in metrics)
+  assert json.loads((wd / "config.json").read_text())["model"]["width"] == 0.25
+
+
+def run_main(capsys, *argv):
+  code = cli.main(list(argv))
+  return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("--config.model.name=rsenet20", "Did you mean 'resnet20'"),
+    ("--config.data.name=cifar11", "cifar10"),
+    ("--config.train.lrr=0.1", "Did you mean train.lr"),
+    ("--config.imp.prune_fraction=1.5", "imp.prune_fraction=1.5"),
+    ("--config.imp.prune_fraction=0", "must be in (0, 1)"),
+    ("--config.train.optimizer=sgdd", "sgd, adam, adamw"),
+    ("--config.imp.rewind=later", "init, step, lr, finetune"),
+    ("--config.seeds=0", "seeds=0"),
+    ("--config.train.lr=fast", "expected a value of type float"),
+    ("--config.imp.rewind_step=100000", "imp.rewind_step"),
+])
+def test_bad_config_gives_clear_error(tmp_path, capsys, override, needle):
+  code, out = run_main(capsys, "imp", "--config", TINY, "--workdir",
+                       str(tmp_path / "w"), override)
+  assert code == 2
+  assert needle in out.err and "Traceback" not in out.err
+  assert not (tmp_path / "w" / "summary.json").exists()
+
+
+def test_missing_config_file(tmp_path, capsys):
+  code, out = run_main(capsys, "train", "--config", "nope.py", "--workdir",
+                       str(tmp_path))
+  assert code == 2 and "not found" in out.err
+
+
+def test_help_lists_commands(capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["--help"])
+  assert e.value.code == 0
+  out = capsys.readouterr().out
+  assert "imp" in out and "train" in out
+  with pytest.raises(SystemExit):
+    cli.main(["imp", "--help"])
+  assert "train.lr" in capsys.readouterr().out
+
+
+def test_finished_run_is_not_redone_and_other_config_refused(tmp_path, capsys):
+  wd = str(tmp_path / "w")
+  args = ["train", "--config", TINY, "--workdir", wd, "--no-progress",
+          "--config.model.width=0.25"]
+  assert run_main(capsys, *args)[0] == 0
+  mtime = os.path.getmtime(os.path.join(wd, "summary.json"))
+  code, out = run_main(capsys, *args)
+  assert code == 0 and "nothing recomputed" in out.err
+  assert os.path.getmtime(os.path.join(wd, "summary.json")) == mtime
+  code, out = run_main(capsys, *args, "--config.train.lr=0.01")
+  assert code == 2 and "different config" in out.err and "train.lr" in out.err

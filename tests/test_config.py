@@ -1,0 +1,40 @@
+import glob
+import os
+
+import pytest
+
+from jaxticket import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+
+
+def test_configs_exist():
+  names = {os.path.basename(p) for p in CONFIGS}
+  assert {"mnist1d_lenet.py", "mnist_lenet.py", "cifar10_resnet20.py",
+          "cifar10_vgg16.py"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+@pytest.mark.parametrize("size", ["", ":tiny"])
+def test_every_shipped_config_loads_and_validates(path, size):
+  cfg = config.validate(config.load(path + size))
+  if size:
+    assert cfg.train.steps <= 100 and cfg.seeds <= 2
+
+
+def test_overrides_parse_by_type():
+  cfg = config.default_config()
+  config.apply_overrides(cfg, ["train.lr=0.05", "seeds=3", "model.residual=false",
+                               "train.milestones=0.3,0.6", "model.name=cnn1d"])
+  assert cfg.train.lr == 0.05 and cfg.seeds == 3 and cfg.model.residual is False
+  assert tuple(cfg.train.milestones) == (0.3, 0.6) and cfg.model.name == "cnn1d"
+  with pytest.raises(config.ConfigError, match="Did you mean seed, seeds"):
+    config.apply_overrides(cfg, ["seedz=3"])
+  with pytest.raises(config.ConfigError, match="needs a value"):
+    config.apply_overrides(cfg, ["seeds"])
+
+
+def test_unknown_size():
+  with pytest.raises(config.ConfigError, match="tiny"):
+    config.default_config("huge")
