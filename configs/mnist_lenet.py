@@ -8,7 +8,7 @@ Not re-tuned here (no MNIST offline); run benchmarks/tune_dense.py on a
 machine with the data before trusting tickets from it.
 """
 
-from jaxticket.config import default_config, shrink
+from jaxticket.config import default_config, sized
 
 
 def get_config(arg=None):
@@ -26,8 +26,4 @@ def get_config(arg=None):
   c.imp.levels = 15
   c.imp.output_prune_fraction = 0.1
   c.seeds = 4
-  if arg == "tiny":
-    shrink(c, steps=20, levels=1, seeds=2, width=0.25)
-  elif arg:
-    raise ValueError(f"Unknown size {arg!r}; use 'tiny' or nothing.")
-  return c
+  return sized(c, arg, tiny_width=0.25)

@@ -10,11 +10,11 @@ checkpoint) never looks at the test set.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 
 import numpy as np
 
+from jaxticket.choices import check_choice
 from jaxticket.data.augment import random_crop_flip
 
 #: name -> (image key, normalization mean, std, scale applied first, augment).
@@ -61,11 +61,8 @@ class Dataset:
 
 
 def check_name(name: str) -> None:
-  if name not in DATASETS:
-    close = difflib.get_close_matches(name, DATASETS, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown dataset {name!r}.{hint} Set data.name to one "
-                     f"of: {', '.join(DATASETS)}.")
+  """Raise a ValueError naming the valid datasets if ``name`` is unknown."""
+  check_choice("data.name", name, DATASETS, "dataset")
 
 
 def default_data_dir() -> str:

@@ -7,10 +7,11 @@ batched input (B, spatial..., C), keeps BatchNorm statistics (if any) in the
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable
 
 import flax.linen as nn
+
+from jaxticket.choices import check_choice
 
 from jaxticket.models.convnets import VGG_PLANS, ConvNet, MobileNetV1, VGG
 from jaxticket.models.mlp import MLP
@@ -95,11 +96,7 @@ REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
 
 def check_name(name: str) -> None:
   """Raise a ValueError naming the valid models if ``name`` is unknown."""
-  if name not in REGISTRY:
-    close = difflib.get_close_matches(name, REGISTRY, n=3)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown model {name!r}.{hint} Set model.name to one of: "
-                     f"{', '.join(sorted(REGISTRY))}.")
+  check_choice("model.name", name, sorted(REGISTRY), "model")
 
 
 def build(name: str, num_classes: int, width: float = 1.0,

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxticket.choices import check_choice
+
 PyTree = Any
 
 
@@ -82,9 +84,7 @@ def group_leaves(mask: PyTree, strategy: str,
   output layer) form group ``"special"`` under ``global`` and keep their own
   groups under ``layerwise``; :func:`fraction_table` gives them their own rate.
   """
-  if strategy not in STRATEGIES:
-    raise ValueError(f"Unknown pruning strategy {strategy!r}; choose one of "
-                     f"{list(STRATEGIES)}.")
+  check_choice("imp.strategy", strategy, STRATEGIES, "pruning strategy")
   is_none = lambda x: x is None
   m_leaves, treedef = jax.tree.flatten(mask, is_leaf=is_none)
   sp = (treedef.flatten_up_to(special) if special is not None

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxticket import masks as masks_lib
+from jaxticket.choices import check_choice
 
 PyTree = Any
 
@@ -52,8 +53,5 @@ SCORERS: dict[str, Callable[..., PyTree]] = {
 
 def get(name: str) -> Callable[..., PyTree]:
   """The scorer called ``name``; a clear error lists the valid names."""
-  try:
-    return SCORERS[name]
-  except KeyError:
-    raise ValueError(f"Unknown pruning scorer {name!r}; choose one of "
-                     f"{sorted(SCORERS)}.") from None
+  check_choice("imp.scorer", name, SCORERS, "pruning scorer")
+  return SCORERS[name]
