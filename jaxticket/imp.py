@@ -51,17 +51,26 @@ PyTree = Any
 
 @dataclasses.dataclass
 class Setup:
-  """What every command builds from a config before training."""
+  """What every command builds from a config before training.
+
+  Replica r trains with seed ``seeds[r]`` at learning rate ``lrs[r]``; a plain
+  IMP run has one LR, a sanity check puts its LR grid on the replica axis.
+  """
   cfg: ml_collections.ConfigDict
   data: data_lib.Dataset
   model: Any
   trainer: train_lib.Trainer
   seeds: list[int]
+  lrs: list[float]
   hparams: train_lib.HParams
 
 
-def setup(cfg: ml_collections.ConfigDict) -> Setup:
-  """Validate ``cfg``, load data, build the model and the compiled trainer."""
+def setup(cfg: ml_collections.ConfigDict,
+          lrs: tuple[float, ...] | None = None) -> Setup:
+  """Validate ``cfg``, load data, build the model and the compiled trainer.
+
+  With ``lrs``, replicas are the product (lr, seed), LR-major.
+  """
   config_lib.validate(cfg)
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
                        cfg.data.val_fraction)
@@ -73,10 +82,12 @@ def setup(cfg: ml_collections.ConfigDict) -> Setup:
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)
   trainer = train_lib.Trainer(model, data, config_lib.recipe(cfg, data.augment))
-  seeds = [cfg.seed + i for i in range(cfg.seeds)]
-  hparams = train_lib.stack_hparams([cfg.train.lr] * len(seeds),
+  grid = list(lrs) if lrs else [cfg.train.lr]
+  seeds = [cfg.seed + i for _ in grid for i in range(cfg.seeds)]
+  replica_lrs = [float(lr) for lr in grid for _ in range(cfg.seeds)]
+  hparams = train_lib.stack_hparams(replica_lrs,
                                     [cfg.train.weight_decay] * len(seeds))
-  return Setup(cfg, data, model, trainer, seeds, hparams)
+  return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams)
 
 
 def copy_tree(tree: PyTree) -> PyTree:
@@ -96,8 +107,10 @@ class LevelLogger:
   progress bar for one level."""
 
   def __init__(self, workdir: Workdir, level: int, seeds: list[int],
-               density: np.ndarray, bar: Any):
-    self.workdir, self.level, self.seeds = workdir, level, seeds
+               lrs: list[float], density: np.ndarray, bar: Any,
+               extra: dict | None = None):
+    self.workdir, self.level, self.seeds, self.lrs = workdir, level, seeds, lrs
+    self.extra = extra or {}
     self.density, self.bar = density, bar
     self.last: train_lib.Evaluation | None = None
     self.last_loss: np.ndarray | None = None
@@ -109,7 +122,8 @@ class LevelLogger:
     train_loss = losses[:, -min(50, losses.shape[1]):].mean(axis=1)
     self.last, self.last_loss = ev, train_loss
     self.workdir.log_metrics([
-        {"level": self.level, "replica": r, "seed": s, "step": int(steps[r]),
+        {**self.extra, "level": self.level, "replica": r, "seed": s,
+         "lr": self.lrs[r], "step": int(steps[r]),
          "density": float(self.density[r]), "train_loss": float(train_loss[r]),
          "val_loss": float(ev.val_loss[r]),
          "val_accuracy": float(ev.val_accuracy[r]),
@@ -125,14 +139,24 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                 state: train_lib.TrainState, mask: PyTree,
                 hparams: train_lib.HParams, trainer: train_lib.Trainer,
                 stops: tuple[int, ...] = (), on_stop=None,
-                progress: bool = True) -> tuple[train_lib.TrainState, dict]:
-  """Train one level to ``train.steps``; returns (trained state, its row)."""
+                progress: bool = True, seeds: list[int] | None = None,
+                lrs: list[float] | None = None, desc: str | None = None,
+                extra: dict | None = None
+                ) -> tuple[train_lib.TrainState, dict]:
+  """Train one level to ``train.steps``; returns (trained state, its row).
+
+  The row aggregates over all replicas and keeps the per-replica final
+  evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
+  the replicas (default: the Setup's), ``extra`` is added to metric rows.
+  """
+  seeds = s.seeds if seeds is None else seeds
+  lrs = s.lrs if lrs is None else lrs
   density = np.asarray(jax.vmap(masks_lib.density)(mask))
   start = int(np.asarray(state.step).reshape(-1)[0])
-  with tqdm(total=s.cfg.train.steps - start, disable=not progress,
-            desc=f"level {level} (density {density.mean():.3f})",
+  desc = desc or f"level {level} (density {density.mean():.3f})"
+  with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
             unit="step", leave=True, dynamic_ncols=True) as bar:
-    logger = LevelLogger(workdir, level, s.seeds, density, bar)
+    logger = LevelLogger(workdir, level, seeds, lrs, density, bar, extra)
     state = trainer.train(state, mask, hparams, s.cfg.train.steps,
                           s.cfg.train.eval_every, stops=stops,
                           on_eval=logger, on_stop=on_stop, progress=bar)
@@ -143,8 +167,9 @@ def train_level(s: Setup, workdir: Workdir, level: int,
          "val_accuracy": stats(ev.val_accuracy),
          "test_loss": stats(ev.test_loss),
          "train_loss": stats(logger.last_loss),
-         "diverged_seeds": [sd for sd, l in zip(s.seeds, logger.last_loss)
-                            if not np.isfinite(l)]}
+         "diverged_seeds": [sd for sd, l in zip(seeds, logger.last_loss)
+                            if not np.isfinite(l)],
+         "evaluation": ev}
   if row["diverged_seeds"]:
     tqdm.write(f"warning: level {level}: loss became NaN/Inf for seeds "
                f"{row['diverged_seeds']}; lower train.lr or check the data.",
@@ -201,34 +226,36 @@ def rewind(cfg: ml_collections.ConfigDict, trained: train_lib.TrainState,
 def finetune_setup(s: Setup) -> tuple[train_lib.Trainer, train_lib.HParams]:
   """Trainer at a constant LR for ``imp.rewind=finetune`` levels."""
   cfg = s.cfg
-  lr = cfg.imp.finetune_lr or float(
-      cfg.train.lr * train_lib.lr_factor(cfg.train.steps - 1,
-                                         s.trainer.recipe))
+  last = float(train_lib.lr_factor(cfg.train.steps - 1, s.trainer.recipe))
+  lrs = [cfg.imp.finetune_lr or lr * last for lr in s.lrs]
   recipe = dataclasses.replace(s.trainer.recipe, schedule="constant",
                                warmup_steps=0)
   trainer = train_lib.Trainer(s.model, s.data, recipe)
-  hp = train_lib.stack_hparams([lr] * len(s.seeds),
-                               [cfg.train.weight_decay] * len(s.seeds))
+  hp = train_lib.stack_hparams(lrs, [cfg.train.weight_decay] * len(s.seeds))
   return trainer, hp
 
 
-def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
-        progress: bool = True) -> dict:
-  """Run IMP as configured; write the run directory; return the summary.
+@dataclasses.dataclass
+class Outcome:
+  """What an IMP run leaves behind for later stages (sanity checks, LMC).
 
-  ``command='train'`` with ``imp.levels=0`` is plain dense training.
+  ``masks[L]`` and ``rows[L]`` belong to level L (masks on the host, with the
+  replica axis); ``init``/``at_k``/``dense`` are stacked train states.
   """
-  wd = Workdir(workdir, command)
-  done = wd.finished_summary()
-  config_lib.validate(cfg)
-  wd.claim(cfg)
-  if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).",
-               file=sys.stderr)
-    return done
-  t0 = time.time()
-  s = setup(cfg)
+  init: train_lib.TrainState
+  at_k: train_lib.TrainState
+  dense: train_lib.TrainState
+  masks: list[PyTree]
+  rows: list[dict]
+
+
+def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
+  """The IMP loop: dense level 0, then prune -> rewind -> retrain per level.
+
+  Saves theta_0, theta_k and every level's masks and trained weights under
+  ``checkpoints/``; writes metric rows as it goes.
+  """
+  cfg = s.cfg
   k = cfg.imp.rewind_step
 
   # Level 0: train the dense network, remembering theta_0 and theta_k.
@@ -249,8 +276,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
                           "batch_stats": at_k.batch_stats,
                           "step": at_k.step})
   save_level(wd, 0, mask, trained)
-  rows = [row]
-  dense = trained
+  outcome = Outcome(init, at_k, trained, [jax.device_get(mask)], [row])
 
   # Levels 1..L: prune, rewind, retrain.
   trainer, hparams = s.trainer, s.hparams
@@ -259,7 +285,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
   for level in range(1, cfg.imp.levels + 1):
     fraction, special_fraction = level_fractions(cfg, level)
     if cfg.imp.schedule == "oneshot":
-      source, mask = dense, jax.vmap(
+      source, mask = outcome.dense, jax.vmap(
           lambda p: masks_lib.ones(p, cfg.masks.prunable))(init.params)
     else:
       source = trained
@@ -268,10 +294,33 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
     trained, row = train_level(s, wd, level, state, mask, hparams, trainer,
                                progress=progress)
     save_level(wd, level, mask, trained)
-    rows.append(row)
+    outcome.masks.append(jax.device_get(mask))
+    outcome.rows.append(row)
+  return outcome
 
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
+        progress: bool = True) -> dict:
+  """Run IMP as configured; write the run directory; return the summary.
+
+  ``command='train'`` with ``imp.levels=0`` is plain dense training.
+  """
+  wd = Workdir(workdir, command)
+  done = wd.finished_summary()
+  config_lib.validate(cfg)
+  wd.claim(cfg)
+  if done is not None:
+    tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
+               "nothing recomputed (use a new --workdir to run again).",
+               file=sys.stderr)
+    return done
+  t0 = time.time()
+  s = setup(cfg)
+  outcome = run_levels(s, wd, progress)
+  rows = [{k: v for k, v in r.items() if k != "evaluation"}
+          for r in outcome.rows]
   summary = {"levels": rows, "seeds": s.seeds,
-             "rewind": cfg.imp.rewind, "rewind_step": k,
+             "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step,
              "schedule": cfg.imp.schedule, "strategy": cfg.imp.strategy,
              "model": cfg.model.name, "dataset": cfg.data.name,
              "wall_time_s": round(time.time() - t0, 2)}
