@@ -23,6 +23,9 @@ applies --config.KEY=VALUE overrides, and writes config.json, metrics.jsonl,
 summary.json, report.md, plots and checkpoints/ to --workdir."""
 
 COMMANDS = {
+    "sanity": "Ma et al. (2021) sanity checks: IMP at every LR of "
+              "sanity.lrs, the standard controls, and the jackpot / "
+              "secondary-prize verdict.",
     "imp": "Iterative (or one-shot) magnitude pruning with rewinding; "
            "all seeds in one compiled program.",
     "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
@@ -30,6 +33,8 @@ COMMANDS = {
 
 EPILOG = """\
 examples:
+  jaxticket sanity
+  jaxticket sanity --config.sanity.lrs=0.01,0.1,0.3 --config.seeds=5
   jaxticket imp
   jaxticket imp --config configs/mnist1d_lenet.py:tiny --workdir /tmp/run
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=100
@@ -95,20 +100,28 @@ def main(argv: list[str] | None = None) -> int:
   from jaxticket import config as config_lib
   from jaxticket import imp
   from jaxticket import report
+  from jaxticket import sanity
   from jaxticket.workdir import WorkdirError
   try:
     cfg = config_lib.apply_overrides(config_lib.load(args.config), overrides)
     if args.command == "train":
       cfg.imp.levels = 0
     config_lib.validate(cfg)
-    summary = imp.run(cfg, args.workdir, command=args.command,
-                      progress=not args.no_progress)
+    if args.command == "sanity":
+      summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)
+    else:
+      summary = imp.run(cfg, args.workdir, command=args.command,
+                        progress=not args.no_progress)
   except (config_lib.ConfigError, WorkdirError, ValueError,
           FileNotFoundError) as e:
     print(f"jaxticket {args.command}: error: {e}", file=sys.stderr)
     return 2
   print()
-  print(report.imp_table(summary["levels"]))
+  if args.command == "sanity":
+    print(report.verdict_table(summary["verdicts"]))
+    print("\n" + summary["conclusion"])
+  else:
+    print(report.imp_table(summary["levels"]))
   print(f"\nResults in {os.path.abspath(args.workdir)} (summary.json, "
         "report.md, metrics.jsonl, checkpoints/).")
   return 0

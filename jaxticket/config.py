@@ -94,6 +94,17 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.imp.finetune_lr = 0.0  # 0 = the schedule's LR at the last step
   c.imp.scorer = "magnitude"
 
+  # Sanity checks (Ma et al. 2021): the LR grid runs on the replica axis.
+  c.sanity = ml_collections.ConfigDict()
+  c.sanity.lrs = (0.03, 0.1, 0.3)
+  c.sanity.levels = (3, 6, 9, 12)  # IMP levels that get every control
+  c.sanity.tolerance = -1.0  # "similar": within this; < 0 = dataset default
+  c.sanity.margin = -1.0  # "clearly better": by more; < 0 = dataset default
+  c.sanity.min_sparsity = 0.6  # condition 1: non-trivial sparsity
+  c.sanity.test = "welch"  # welch | none
+  c.sanity.alpha = 0.05
+  c.sanity.require_significance = False
+
   if size == "tiny":
     shrink(c, steps=40, levels=2, seeds=2)
   elif size not in (None, ""):
@@ -108,6 +119,9 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   c.train.eval_every = max(1, steps // 2)
   c.train.warmup_steps = min(c.train.warmup_steps, steps // 4)
   c.imp.levels = levels
+  if "sanity" in c:
+    c.sanity.levels = tuple(l for l in c.sanity.levels if l <= levels) or (
+        levels,)
   c.imp.rewind_step = min(c.imp.rewind_step, steps // 4)
   c.seeds = seeds
   if width is not None:

@@ -193,14 +193,15 @@ def prune_masks(s: Setup, params: PyTree, mask: PyTree, fraction: float,
   return jax.jit(jax.vmap(fn))(params, mask, keys)
 
 
-def level_fractions(cfg: ml_collections.ConfigDict, level: int
+def level_fractions(cfg: ml_collections.ConfigDict, level: int,
+                    schedule: str | None = None
                     ) -> tuple[float, float | None]:
   """(body fraction, output-layer fraction or None) pruned *from the mask the
   level starts with*: p per level (iterative) or straight from dense to
-  (1-p)^level (one-shot)."""
+  (1-p)^level (one-shot). ``schedule`` overrides ``imp.schedule``."""
   p, q = cfg.imp.prune_fraction, cfg.imp.output_prune_fraction
   special = None if q < 0 else q
-  if cfg.imp.schedule == "iterative":
+  if (schedule or cfg.imp.schedule) == "iterative":
     return p, special
   to_level = lambda f: 1.0 - (1.0 - f) ** level
   return to_level(p), (None if special is None else to_level(special))

@@ -1,0 +1,290 @@
+"""Sanity checks for lottery tickets (Ma et al., NeurIPS 2021), vectorized.
+
+For every learning rate in ``sanity.lrs`` and every seed, IMP runs on the
+replica axis (one program: lr x seed). Then, at each checked sparsity, the
+settings Ma et al. compare, plus Su et al.'s (NeurIPS 2020) controls, are
+trained with exactly the ticket's recipe at every LR and seed:
+
+- ``ticket``: the IMP mask on theta_0 (or theta_k when ``imp.rewind=step``);
+- ``omp``: one-shot magnitude mask of the dense net trained at that LR, same
+  density, same rewind point;
+- ``random_reinit``: the ticket's mask on a fresh initialization;
+- ``random_prune``: a random mask with the ticket's per-layer counts, theta_0;
+- ``shuffle``: the ticket's mask permuted within each layer, theta_0;
+- ``smart_ratio``: a random mask with Su et al.'s smart layer ratios, theta_0;
+- ``small_dense``: a narrower dense net with (about) the ticket's number of
+  weights (one program per width);
+- ``dense``: the dense net at that LR (IMP level 0).
+
+All same-shaped settings share one compiled program per sparsity (settings x
+LRs x seeds on the replica axis). The controls train the full schedule from
+step 0 (they have no theta_k of their own), except ``omp``, which rewinds like
+the ticket. Selection (best LR) uses the validation split; the verdict
+(:mod:`jaxticket.verdict`) compares test accuracies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxticket import config as config_lib
+from jaxticket import imp
+from jaxticket import masks as masks_lib
+from jaxticket import models as models_lib
+from jaxticket import report
+from jaxticket import train as train_lib
+from jaxticket import verdict as verdict_lib
+from jaxticket.pruning import random_masks
+from jaxticket.workdir import Workdir
+
+PyTree = Any
+
+SETTINGS = ("ticket", "omp", "random_reinit", "small_dense", "random_prune",
+            "shuffle", "smart_ratio", "dense")
+#: Seed offset of the fresh initializations of ``random_reinit``.
+REINIT_SEED_OFFSET = 1_000_003
+
+
+def criteria(cfg: ml_collections.ConfigDict) -> verdict_lib.Criteria:
+  """Thresholds from ``cfg.sanity``; negative = the dataset's default."""
+  tol, mar = verdict_lib.DEFAULT_THRESHOLDS.get(cfg.data.name, (0.005, 0.005))
+  sc = cfg.sanity
+  return verdict_lib.Criteria(
+      tolerance=sc.tolerance if sc.tolerance >= 0 else tol,
+      margin=sc.margin if sc.margin >= 0 else mar,
+      min_sparsity=sc.min_sparsity, test=sc.test, alpha=sc.alpha,
+      require_significance=sc.require_significance)
+
+
+def checked_levels(cfg: ml_collections.ConfigDict) -> list[int]:
+  """IMP levels whose sparsity gets the full set of controls."""
+  levels = [l for l in cfg.sanity.levels if 1 <= l <= cfg.imp.levels]
+  return sorted(set(levels)) or list(range(1, cfg.imp.levels + 1))
+
+
+def _stack(trees: list[PyTree]) -> PyTree:
+  return jax.tree.map(lambda *xs: None if xs[0] is None else
+                      jnp.concatenate(xs), *trees, is_leaf=lambda x: x is None)
+
+
+def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
+  keys = jax.random.split(key, jax.tree.leaves(mask)[0].shape[0])
+  return jax.jit(jax.vmap(fn))(keys, mask)
+
+
+def control_masks(s: imp.Setup, ticket: PyTree, key: jax.Array,
+                  density: float) -> dict[str, PyTree]:
+  """Random control masks for one sparsity (each with the replica axis)."""
+  k1, k2, k3 = jax.random.split(key, 3)
+  shuffled = _map_replicas(random_masks.shuffle_within_layers, k1, ticket)
+  random_prune = _map_replicas(
+      lambda k, m: random_masks.random_with_counts(
+          k, m, random_masks.layer_counts(m)), k2, ticket)
+  sizes = [int(np.prod(m.shape[1:])) for m in jax.tree.leaves(ticket)]
+  counts = random_masks.smart_ratio_counts(sizes, density)
+  smart = _map_replicas(
+      lambda k, m: random_masks.random_with_counts(
+          k, m, [jnp.int32(c) for c in counts]), k3, ticket)
+  return {"random_prune": random_prune, "shuffle": shuffled,
+          "smart_ratio": smart}
+
+
+def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
+                      ) -> tuple[float, int]:
+  """Width multiplier whose dense prunable count is closest to ``target``."""
+  def count(width: float) -> int:
+    model = models_lib.build(cfg.model.name, data.num_classes, width,
+                             cfg.model.depth or None, cfg.model.residual,
+                             input_shape=data.input_shape)
+    shapes = jax.eval_shape(lambda: model.init(
+        jax.random.key(0), jnp.zeros((1, *data.input_shape)),
+        train=False))["params"]
+    return masks_lib.count(masks_lib.ones(shapes, cfg.masks.prunable))[1]
+
+  lo, hi = 1e-3, cfg.model.width
+  for _ in range(30):
+    mid = (lo + hi) / 2
+    lo, hi = (mid, hi) if count(mid) <= target else (lo, mid)
+  best = min((lo, hi), key=lambda w: abs(count(w) - target))
+  return best, count(best)
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
+        ) -> dict:
+  """The whole sanity check; writes the workdir and returns the summary."""
+  wd = Workdir(workdir, "sanity")
+  done = wd.finished_summary()
+  validate(cfg)
+  wd.claim(cfg)
+  if done is not None:
+    tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
+               "nothing recomputed.", file=sys.stderr)
+    return done
+  t0 = time.time()
+  crit = criteria(cfg)
+
+  # Stage 1: IMP at every LR x seed, one program. Level 0 is the dense net.
+  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  outcome = imp.run_levels(s, wd, progress)
+  evals = {"ticket": {}, "dense": {}}
+  for level, row in enumerate(outcome.rows):
+    evals["ticket"][level] = row["evaluation"]
+  evals["dense"] = {level: outcome.rows[0]["evaluation"]
+                    for level in range(len(outcome.rows))}
+
+  # Stage 2: controls at each checked sparsity, same recipe, replica axis.
+  init, dense = outcome.init, outcome.dense
+  recipe = s.trainer.recipe
+  fresh = s.trainer.init(train_lib.replica_keys(
+      [sd + REINIT_SEED_OFFSET for sd in s.seeds]))
+  fresh = fresh.replace(data_key=init.data_key)  # same SGD noise as the ticket
+  from_init = lambda m: train_lib.fresh_optimizer_stacked(
+      init.replace(params=jax.vmap(masks_lib.apply)(init.params, m)), recipe)
+  widths = {}
+  for level in checked_levels(cfg):
+    ticket = jax.device_put(outcome.masks[level])
+    density = float(np.mean(jax.vmap(masks_lib.density)(ticket)))
+    key = jax.random.fold_in(jax.random.key(cfg.seed), level)
+    controls = control_masks(s, ticket, key, density)
+    omp_fraction, omp_special = imp.level_fractions(cfg, level, "oneshot")
+    ones = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(
+        init.params)
+    omp_mask = imp.prune_masks(s, dense.params, ones, omp_fraction,
+                               omp_special)
+    omp_state = imp.rewind(cfg, dense, init, outcome.at_k, omp_mask, recipe)
+    groups = [("random_reinit", ticket, train_lib.fresh_optimizer_stacked(
+        fresh.replace(params=jax.vmap(masks_lib.apply)(fresh.params, ticket)),
+        recipe))]
+    groups += [(name, m, from_init(m)) for name, m in controls.items()]
+    if int(np.asarray(omp_state.step)[0]) == 0:
+      groups.append(("omp", omp_mask, omp_state))
+      rest = []
+    else:
+      rest = [("omp", omp_mask, omp_state)]
+    for batch in (groups, rest):
+      if batch:
+        train_group(s, wd, level, batch, evals, progress)
+    # The small-dense net: its own (narrower) program.
+    kept = int(np.round(np.mean([int(masks_lib.count(train_lib.tree_index(
+        ticket, r))[0]) for r in range(len(s.seeds))])))
+    width, count = small_dense_width(cfg, s.data, kept)
+    widths[level] = {"width": width, "weights": count, "ticket_weights": kept}
+    train_small_dense(cfg, wd, level, width, evals, progress)
+
+  summary = summarize(cfg, s, outcome, evals, widths, crit)
+  summary["wall_time_s"] = round(time.time() - t0, 2)
+  report.write_sanity_report(wd, summary)
+  wd.write_summary(summary)
+  return wd.finished_summary()
+
+
+def train_group(s: imp.Setup, wd: Workdir, level: int,
+                group: list[tuple[str, PyTree, train_lib.TrainState]],
+                evals: dict, progress: bool) -> None:
+  """Train several settings as one program (settings x LRs x seeds)."""
+  names = [g[0] for g in group]
+  n = len(s.seeds)
+  masks = _stack([g[1] for g in group])
+  state = _stack([g[2] for g in group])
+  hp = jax.tree.map(lambda x: jnp.tile(x, len(group)), s.hparams)
+  _, row = imp.train_level(
+      s, wd, level, state, masks, hp, s.trainer, progress=progress,
+      seeds=s.seeds * len(group), lrs=s.lrs * len(group),
+      desc=f"level {level} controls ({', '.join(names)})",
+      extra={"settings": "+".join(names)})
+  ev = row["evaluation"]
+  for i, name in enumerate(names):
+    evals.setdefault(name, {})[level] = jax.tree.map(
+        lambda x: x[i * n:(i + 1) * n], ev)
+
+
+def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
+                      level: int, width: float, evals: dict,
+                      progress: bool) -> None:
+  """Train the small-dense network of one sparsity at every LR x seed."""
+  narrow = cfg.copy_and_resolve_references()
+  narrow.model.width = width
+  s = imp.setup(narrow, lrs=tuple(cfg.sanity.lrs))
+  state = s.trainer.init(train_lib.replica_keys(s.seeds))
+  mask = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(
+      state.params)
+  _, row = imp.train_level(s, wd, level, state, mask, s.hparams, s.trainer,
+                           progress=progress,
+                           desc=f"level {level} small dense (width {width:.3f})",
+                           extra={"settings": "small_dense"})
+  evals.setdefault("small_dense", {})[level] = row["evaluation"]
+
+
+def _tables(evals: dict, level: int, lrs: list[float], seeds_per_lr: int
+            ) -> dict:
+  """``tables[setting][lr] = {"val", "test"}`` per-seed arrays at a level."""
+  out = {}
+  for name, by_level in evals.items():
+    if level not in by_level:
+      continue
+    ev = by_level[level]
+    out[name] = {}
+    for j, lr in enumerate(lrs):
+      sl = slice(j * seeds_per_lr, (j + 1) * seeds_per_lr)
+      out[name][lr] = {"val": np.asarray(ev.val_accuracy)[sl],
+                       "test": np.asarray(ev.test_accuracy)[sl]}
+  return out
+
+
+def summarize(cfg, s: imp.Setup, outcome: imp.Outcome, evals: dict,
+              widths: dict, crit: verdict_lib.Criteria) -> dict:
+  """summary.json of ``sanity`` (schema in the README)."""
+  lrs = [float(x) for x in cfg.sanity.lrs]
+  rows, verdicts = [], []
+  for level, imp_row in enumerate(outcome.rows):
+    density = imp_row["density"]
+    tables = _tables(evals, level, lrs, cfg.seeds)
+    for lr in lrs:
+      row = {"lr": lr, "level": level, "density": density}
+      for name in SETTINGS:
+        if name in tables:
+          row[name] = imp.stats(tables[name][lr]["test"])
+          row[name + "_val"] = imp.stats(tables[name][lr]["val"])
+      rows.append(row)
+    if level in widths:
+      v = verdict_lib.judge(tables, 1 - density, crit)
+      verdicts.append({"density": density, "sparsity": 1 - density,
+                       "level": level, **v, "small_dense": widths[level]})
+  jack = [v["sparsity"] for v in verdicts if v["class"] == "jackpot"]
+  sec = [v["sparsity"] for v in verdicts if v["class"] == "secondary"]
+  return {"rows": rows, "verdicts": verdicts,
+          "largest_jackpot_sparsity": max(jack) if jack else None,
+          "largest_secondary_sparsity": max(sec) if sec else None,
+          "conclusion": verdict_lib.conclusion(verdicts, crit),
+          "criteria": dataclasses.asdict(crit),
+          "lrs": lrs, "seeds": s.seeds[:cfg.seeds],
+          "model": cfg.model.name, "dataset": cfg.data.name,
+          "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Config checks specific to the sanity check."""
+  config_lib.validate(cfg)
+  sc = cfg.sanity
+  if not sc.lrs or any(lr <= 0 for lr in sc.lrs):
+    raise config_lib.ConfigError(
+        f"sanity.lrs={tuple(sc.lrs)!r}: give at least one positive learning "
+        "rate, e.g. --config.sanity.lrs=0.01,0.1,0.3.")
+  if cfg.imp.rewind not in ("init", "step"):
+    raise config_lib.ConfigError(
+        f"imp.rewind={cfg.imp.rewind!r}: sanity checks judge tickets rewound "
+        "to init or to step k; use imp.rewind=init or imp.rewind=step.")
+  if cfg.imp.levels < 1:
+    raise config_lib.ConfigError("imp.levels must be >= 1 for a sanity check.")
+  config_lib._choice("sanity.test", sc.test, ("welch", "none"))
+  config_lib._range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
+                    "must be in (0, 1)")
