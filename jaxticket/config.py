@@ -97,7 +97,8 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # Sanity checks (Ma et al. 2021): the LR grid runs on the replica axis.
   c.sanity = ml_collections.ConfigDict()
   c.sanity.lrs = (0.03, 0.1, 0.3)
-  c.sanity.levels = (3, 6, 9, 12)  # IMP levels that get every control
+  c.sanity.levels = (5, 8, 12)  # IMP levels that get every control
+  c.sanity.seeds = 3  # seeds per LR for `sanity` (0 = use `seeds`)
   c.sanity.tolerance = -1.0  # "similar": within this; < 0 = dataset default
   c.sanity.margin = -1.0  # "clearly better": by more; < 0 = dataset default
   c.sanity.min_sparsity = 0.6  # condition 1: non-trivial sparsity
@@ -124,6 +125,8 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
         levels,)
   c.imp.rewind_step = min(c.imp.rewind_step, steps // 4)
   c.seeds = seeds
+  if "sanity" in c:
+    c.sanity.seeds = min(c.sanity.seeds, seeds)
   if width is not None:
     c.model.width = width
   return c

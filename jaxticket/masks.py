@@ -46,6 +46,20 @@ def leaf_paths(tree: PyTree) -> PyTree:
   return jax.tree_util.tree_map_with_path(lambda p, _: path_str(p), tree)
 
 
+def creation_order(variables: dict, prefix: str = "") -> list[str]:
+  """Leaf paths in the order the dict was built (a fresh, un-jitted Flax
+  ``init`` builds params in forward order; ``jax.tree`` sorts keys, so
+  'BasicBlock_10' would come before 'BasicBlock_2' and the stem last)."""
+  out = []
+  for key, value in variables.items():
+    path = f"{prefix}{key}"
+    if isinstance(value, dict):
+      out += creation_order(value, path + "/")
+    else:
+      out.append(path)
+  return out
+
+
 def select(params: PyTree, pattern: str) -> PyTree:
   """Pytree of Python bools: does the leaf's path match ``pattern``?"""
   regex = re.compile(pattern)

@@ -82,12 +82,12 @@ def verdict_table(verdicts: list[dict]) -> str:
            "|---:|:---|---:|:-:|:-:|:-:|:-:|:-:|---:|"]
   mark = lambda b: "✓" if b else "✗"
   for v in verdicts:
-    c = {int(k): b for k, b in v["conditions"].items()}
+    c = v["conditions"]
     g = v["gaps"]["vs_dense_best"]
     ci = (f" [{100 * g['ci_low']:+.2f}, {100 * g['ci_high']:+.2f}]"
           if g.get("ci_low") is not None else "")
     lines.append(f"| {pct(v['sparsity'])} | **{v['class']}** | {v['lr']:g} | "
-                 + " | ".join(mark(c[i]) for i in range(1, 6))
+                 + " | ".join(mark(c[i]) for i in "12345")
                  + f" | {100 * g['gap']:+.2f}{ci} |")
   return "\n".join(lines)
 
@@ -167,8 +167,8 @@ def write_sanity_report(wd: Workdir, summary: dict) -> None:
   plot_sanity(summary, wd.file("sanity_accuracy_vs_density.png"))
   verdicts = summary["verdicts"]
   chosen = max((v for v in verdicts), key=lambda v: v["sparsity"])
-  if any(v["conditions"][1] for v in verdicts):
-    chosen = min((v for v in verdicts if v["conditions"][1]),
+  if any(v["conditions"]["1"] for v in verdicts):
+    chosen = min((v for v in verdicts if v["conditions"]["1"]),
                  key=lambda v: v["sparsity"])
   plot_accuracy_vs_lr(summary, chosen["density"],
                       wd.file("sanity_accuracy_vs_lr.png"))

@@ -81,6 +81,27 @@ def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
   return jax.jit(jax.vmap(fn))(keys, mask)
 
 
+def forward_order(s: imp.Setup) -> list[str]:
+  """Paths of the model's parameters from input to output."""
+  variables = s.model.init(jax.random.key(0),
+                           jnp.zeros((1, *s.data.input_shape)), train=False)
+  return masks_lib.creation_order(variables["params"])
+
+
+def smart_ratio_layer_counts(s: imp.Setup, ticket: PyTree, density: float
+                             ) -> list[int]:
+  """Su et al.'s smart-ratio kept counts per prunable leaf, in tree order
+  (the ratios themselves follow the layers' forward order)."""
+  paths = jax.tree.leaves(masks_lib.leaf_paths(ticket))  # prunable, tree order
+  sizes = {p: int(np.prod(m.shape[1:]))
+           for p, m in zip(paths, jax.tree.leaves(ticket))}
+  ordered = [p for p in forward_order(s) if p in sizes]
+  counts = random_masks.smart_ratio_counts([sizes[p] for p in ordered],
+                                           density)
+  by_path = dict(zip(ordered, counts))
+  return [by_path[p] for p in paths]
+
+
 def control_masks(s: imp.Setup, ticket: PyTree, key: jax.Array,
                   density: float) -> dict[str, PyTree]:
   """Random control masks for one sparsity (each with the replica axis)."""
@@ -89,8 +110,7 @@ def control_masks(s: imp.Setup, ticket: PyTree, key: jax.Array,
   random_prune = _map_replicas(
       lambda k, m: random_masks.random_with_counts(
           k, m, random_masks.layer_counts(m)), k2, ticket)
-  sizes = [int(np.prod(m.shape[1:])) for m in jax.tree.leaves(ticket)]
-  counts = random_masks.smart_ratio_counts(sizes, density)
+  counts = smart_ratio_layer_counts(s, ticket, density)
   smart = _map_replicas(
       lambda k, m: random_masks.random_with_counts(
           k, m, [jnp.int32(c) for c in counts]), k3, ticket)
@@ -118,12 +138,32 @@ def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
   return best, count(best)
 
 
+def reinit_state(s: imp.Setup, init: train_lib.TrainState
+                 ) -> train_lib.TrainState:
+  """Fresh initializations (seed + REINIT_SEED_OFFSET) that keep the
+  ticket's data order, so RR differs from the ticket only in theta_0."""
+  fresh = s.trainer.init(train_lib.replica_keys(
+      [sd + REINIT_SEED_OFFSET for sd in s.seeds]))
+  return fresh.replace(data_key=init.data_key)
+
+
+def start_state(state: train_lib.TrainState, mask: PyTree,
+                recipe: train_lib.Recipe) -> train_lib.TrainState:
+  """``state`` masked, at step 0, with a fresh optimizer."""
+  state = state.replace(params=jax.vmap(masks_lib.apply)(state.params, mask),
+                        step=jnp.zeros_like(state.step))
+  return train_lib.fresh_optimizer_stacked(imp.copy_tree(state), recipe)
+
+
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
         ) -> dict:
   """The whole sanity check; writes the workdir and returns the summary."""
   wd = Workdir(workdir, "sanity")
   done = wd.finished_summary()
   validate(cfg)
+  if cfg.sanity.seeds:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.seeds = cfg.sanity.seeds
   wd.claim(cfg)
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
@@ -144,11 +184,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   # Stage 2: controls at each checked sparsity, same recipe, replica axis.
   init, dense = outcome.init, outcome.dense
   recipe = s.trainer.recipe
-  fresh = s.trainer.init(train_lib.replica_keys(
-      [sd + REINIT_SEED_OFFSET for sd in s.seeds]))
-  fresh = fresh.replace(data_key=init.data_key)  # same SGD noise as the ticket
-  from_init = lambda m: train_lib.fresh_optimizer_stacked(
-      init.replace(params=jax.vmap(masks_lib.apply)(init.params, m)), recipe)
+  fresh = reinit_state(s, init)
+  from_init = lambda m: start_state(init, m, recipe)
   widths = {}
   for level in checked_levels(cfg):
     ticket = jax.device_put(outcome.masks[level])
@@ -161,9 +198,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     omp_mask = imp.prune_masks(s, dense.params, ones, omp_fraction,
                                omp_special)
     omp_state = imp.rewind(cfg, dense, init, outcome.at_k, omp_mask, recipe)
-    groups = [("random_reinit", ticket, train_lib.fresh_optimizer_stacked(
-        fresh.replace(params=jax.vmap(masks_lib.apply)(fresh.params, ticket)),
-        recipe))]
+    groups = [("random_reinit", ticket, start_state(fresh, ticket, recipe))]
     groups += [(name, m, from_init(m)) for name, m in controls.items()]
     if int(np.asarray(omp_state.step)[0]) == 0:
       groups.append(("omp", omp_mask, omp_state))
@@ -285,6 +320,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "to init or to step k; use imp.rewind=init or imp.rewind=step.")
   if cfg.imp.levels < 1:
     raise config_lib.ConfigError("imp.levels must be >= 1 for a sanity check.")
+  config_lib._range("sanity.seeds", sc.seeds >= 0, sc.seeds,
+                    "must be >= 0 (0 = use `seeds`)")
   config_lib._choice("sanity.test", sc.test, ("welch", "none"))
   config_lib._range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
                     "must be in (0, 1)")

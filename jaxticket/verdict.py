@@ -91,7 +91,7 @@ def judge(tables: Mapping[str, Mapping[float, Mapping[str, np.ndarray]]],
     sparsity: fraction of prunable weights removed.
     criteria: thresholds and testing options.
   Returns:
-    ``{"class", "lr", "conditions": {1..5: bool}, "gaps": {...},
+    ``{"class", "lr", "conditions": {"1".."5": bool}, "gaps": {...},
     "per_lr": [...]}`` for the LR that earned the best class (ties: the
     ticket's best validation accuracy).
   """
@@ -119,13 +119,13 @@ def judge(tables: Mapping[str, Mapping[float, Mapping[str, np.ndarray]]],
         ok = ok and bool(g[name]["significant"])
       return bool(ok)
 
-    cond = {1: bool(sparsity >= c.min_sparsity),
-            2: holds("vs_small_dense", c.margin, True),
-            3: holds("vs_random_reinit", c.margin, True),
-            4: holds("vs_dense_same_lr", -c.tolerance, False),
-            5: holds("vs_dense_best", -c.tolerance, False)}
+    cond = {"1": bool(sparsity >= c.min_sparsity),
+            "2": holds("vs_small_dense", c.margin, True),
+            "3": holds("vs_random_reinit", c.margin, True),
+            "4": holds("vs_dense_same_lr", -c.tolerance, False),
+            "5": holds("vs_dense_best", -c.tolerance, False)}
     klass = ("jackpot" if all(cond.values()) else
-             "secondary" if all(cond[i] for i in (1, 2, 3, 4)) else "none")
+             "secondary" if all(cond[i] for i in "1234") else "none")
     per_lr.append({"lr": float(lr), "class": klass, "conditions": cond,
                    "gaps": g, "ticket_val": float(np.mean(tk[lr]["val"]))})
   best = min(per_lr, key=lambda r: (CLASSES.index(r["class"]), -r["ticket_val"]))
@@ -155,9 +155,11 @@ def conclusion(verdicts: list[dict], criteria: Criteria) -> str:
   if sec:
     parts.append(f"Secondary prizes (matching the dense net at the same LR "
                  f"only) reach {100 * max(sec):.1f}% sparsity.")
-  fails = {i: sum(not v["conditions"][i] for v in verdicts) for i in range(2, 6)}
-  names = {2: "beat the small-dense net", 3: "beat random re-initialization",
-           4: "match dense at the same LR", 5: "match the well-trained dense net"}
+  fails = {i: sum(not v["conditions"][i] for v in verdicts) for i in "2345"}
+  names = {"2": "beat the small-dense net",
+           "3": "beat random re-initialization",
+           "4": "match dense at the same LR",
+           "5": "match the well-trained dense net"}
   worst = max(fails, key=fails.get)
   if fails[worst]:
     parts.append(f"The most common failure was to {names[worst]} "

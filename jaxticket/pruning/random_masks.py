@@ -52,21 +52,29 @@ def random_with_counts(key: jax.Array, mask_like: PyTree,
   return _per_leaf(one, key, mask_like, counts)
 
 
-def smart_ratio_counts(sizes: list[int], density: float) -> list[int]:
+def smart_ratio_counts(sizes: list[int], density: float,
+                       output_ratio: float | None = 0.3) -> list[int]:
   """Per-layer kept counts from Su et al.'s smart ratios.
 
   Layer l of L (1 = input side) gets a keep ratio proportional to
   (L - l + 1)^2 + (L - l + 1): early layers are kept denser. The scale is set
   so the total kept count hits ``density`` of all weights; ratios above 1 are
-  clipped and the rest re-scaled (water-filling). Su et al. also pin a final
-  linear layer at 30% for VGG/ResNet; we do not, so the rule stays one
-  formula for every model (documented difference).
+  clipped and the rest re-scaled (water-filling). Su et al. pin the final
+  linear layer at 30%; we keep it at ``max(output_ratio, density)`` so the
+  rule also works at low sparsity (None: no special last layer).
   """
   sizes = np.asarray(sizes, np.float64)
   depth = len(sizes)
   q = np.array([(depth - l + 1) ** 2 + (depth - l + 1)
                 for l in range(1, depth + 1)], np.float64)
   target = density * sizes.sum()
+  if output_ratio is not None and depth > 1:
+    last = int(np.floor(max(output_ratio, density) * sizes[-1]))
+    last = min(last, int(round(target)))
+    head = smart_ratio_counts(list(sizes[:-1].astype(int)),
+                              (round(target) - last) / sizes[:-1].sum(),
+                              output_ratio=None)
+    return head + [last]
   lo, hi = 0.0, 1.0 / q.min()
   for _ in range(100):  # bisection on the scale: kept(scale) is monotone
     mid = (lo + hi) / 2

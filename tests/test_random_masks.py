@@ -1,0 +1,74 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxticket import masks, pruning
+from jaxticket.pruning import random_masks
+
+
+def ticket():
+  rng = np.random.default_rng(0)
+  p = {"a": {"kernel": rng.normal(size=(20, 10)).astype(np.float32),
+             "bias": np.zeros(10, np.float32)},
+       "head": {"kernel": rng.normal(size=(10, 4)).astype(np.float32)}}
+  return p, pruning.prune(p, masks.ones(p), 0.6, strategy="layerwise")
+
+
+def test_shuffle_keeps_per_layer_counts_exactly():
+  _, m = ticket()
+  s = random_masks.shuffle_within_layers(jax.random.key(1), m)
+  for a, b in zip(jax.tree.leaves(m), jax.tree.leaves(s)):
+    assert int(a.sum()) == int(b.sum()) and a.shape == b.shape
+    assert (np.asarray(a) != np.asarray(b)).any()
+  assert s["a"]["bias"] is None
+
+
+def test_random_with_counts_exact_and_keyed():
+  _, m = ticket()
+  counts = random_masks.layer_counts(m)
+  r1 = random_masks.random_with_counts(jax.random.key(0), m, counts)
+  r2 = random_masks.random_with_counts(jax.random.key(0), m, counts)
+  r3 = random_masks.random_with_counts(jax.random.key(5), m, counts)
+  for a, b, c, n in zip(jax.tree.leaves(r1), jax.tree.leaves(r2),
+                        jax.tree.leaves(r3), counts):
+    assert int(a.sum()) == int(n)
+    np.testing.assert_array_equal(a, b)
+    assert (np.asarray(a) != np.asarray(c)).any()
+
+
+def test_random_with_counts_under_vmap():
+  _, m = ticket()
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x]), m)
+  keys = jax.random.split(jax.random.key(0), 2)
+  out = jax.vmap(lambda k, mk: random_masks.random_with_counts(
+      k, mk, random_masks.layer_counts(mk)))(keys, stacked)
+  assert out["a"]["kernel"].shape == (2, 20, 10)
+  np.testing.assert_array_equal(out["a"]["kernel"].sum((1, 2)), [80, 80])
+
+
+@pytest.mark.parametrize("density", [0.8, 0.3, 0.05])
+def test_smart_ratio_counts(density):
+  sizes = [1000, 500, 200, 50]
+  counts = random_masks.smart_ratio_counts(sizes, density, output_ratio=None)
+  assert sum(counts) == round(density * sum(sizes))
+  assert all(0 <= c <= s for c, s in zip(counts, sizes))
+  ratios = [c / s for c, s in zip(counts, sizes)]
+  # Earlier layers are kept at least as densely (the (L-l+1)^2+(L-l+1) rule).
+  assert all(r1 >= r2 - 1e-9 for r1, r2 in zip(ratios, ratios[1:]))
+  # Unclipped layers follow the ratio formula 20 : 12 : 6 : 2, up to flooring
+  # and the few weights handed out to reach the exact total.
+  q = [20, 12, 6, 2]
+  free = [i for i, r in enumerate(ratios) if r < 1]
+  scale = sum(counts[i] for i in free) / sum(q[i] * sizes[i] for i in free)
+  for i in free:
+    assert abs(counts[i] - scale * q[i] * sizes[i]) <= len(sizes)
+
+
+def test_smart_ratio_output_layer_kept_at_30_percent():
+  sizes = [1000, 500, 50]
+  counts = random_masks.smart_ratio_counts(sizes, 0.1)
+  assert counts[-1] == 15 and sum(counts) == 155
+  assert counts[0] / 1000 > counts[1] / 500
+  dense = random_masks.smart_ratio_counts(sizes, 0.8)
+  assert dense[-1] == 40 and sum(dense) == 1240

@@ -1,0 +1,159 @@
+"""Sanity checks: what each setting keeps, replica-axis equivalence, and the
+whole command on a tiny config."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxticket import config, imp, masks, sanity, train
+from jaxticket.workdir import Workdir
+
+
+def tiny(**kw):
+  cfg = config.default_config("tiny")
+  cfg.model.width = 0.25
+  cfg.sanity.lrs = (0.1, 0.3)
+  for k, v in kw.items():
+    node = cfg
+    *ps, leaf = k.split(".")
+    for p in ps:
+      node = node[p]
+    node[leaf] = v
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def setup_and_ticket():
+  cfg = tiny()
+  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  init = s.trainer.init(train.replica_keys(s.seeds))
+  ones = jax.vmap(masks.ones)(init.params)
+  ticket = imp.prune_masks(s, init.params, ones, 0.6, 0.1)
+  return cfg, s, init, ticket
+
+
+def per_layer_counts(mask):
+  return [np.asarray(m).reshape(m.shape[0], -1).sum(1)
+          for m in jax.tree.leaves(mask)]
+
+
+def test_controls_keep_what_they_must(setup_and_ticket):
+  cfg, s, init, ticket = setup_and_ticket
+  density = float(np.mean(jax.vmap(masks.density)(ticket)))
+  ctl = sanity.control_masks(s, ticket, jax.random.key(0), density)
+  want = per_layer_counts(ticket)
+  for name in ("random_prune", "shuffle"):
+    for got, w in zip(per_layer_counts(ctl[name]), want):
+      np.testing.assert_array_equal(got, w)  # per-layer densities exactly
+    diff = [(np.asarray(a) != np.asarray(b)).mean()
+            for a, b in zip(jax.tree.leaves(ctl[name]), jax.tree.leaves(ticket))]
+    assert max(diff) > 0.1  # and positions really changed
+  kept, total = jax.vmap(masks.count)(ctl["smart_ratio"])
+  np.testing.assert_array_equal(kept, round(density * int(total[0])))
+
+
+def test_random_reinit_changes_weights_not_mask(setup_and_ticket):
+  cfg, s, init, ticket = setup_and_ticket
+  rr = sanity.start_state(sanity.reinit_state(s, init), ticket,
+                          s.trainer.recipe)
+  lt = sanity.start_state(init, ticket, s.trainer.recipe)
+  for p_rr, p_lt, m in zip(jax.tree.leaves(rr.params),
+                           jax.tree.leaves(lt.params),
+                           jax.tree.leaves(jax.tree.map(
+                               lambda m, p: jnp.ones(p.shape, bool)
+                               if m is None else m, ticket, init.params,
+                               is_leaf=lambda x: x is None))):
+    p_rr, p_lt, m = map(np.asarray, (p_rr, p_lt, m))
+    np.testing.assert_array_equal(p_rr != 0, p_lt != 0)  # same support
+    assert (p_rr[m] != p_lt[m]).mean() > 0.99 or not m.any() or (
+        p_lt[m] == 0).all()
+  np.testing.assert_array_equal(jax.random.key_data(rr.data_key),
+                                jax.random.key_data(lt.data_key))
+
+
+@pytest.mark.parametrize("density", [0.5, 0.2, 0.1])
+def test_small_dense_matches_ticket_count(mnist1d, density):
+  cfg = config.default_config()
+  total = masks.count(masks.ones(imp.setup(cfg).trainer.init(
+      train.replica_keys([0])).params))[1]
+  target = int(density * total)
+  width, count = sanity.small_dense_width(cfg, mnist1d, target)
+  assert width < 1 and abs(count - target) / target < 0.02
+
+
+def test_settings_on_replica_axis_equal_one_by_one(setup_and_ticket, tmp_path):
+  cfg, s, init, ticket = setup_and_ticket
+  cfg = cfg.copy_and_resolve_references()
+  cfg.train.steps = 10
+  cfg.train.eval_every = 10
+  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  wd = Workdir(str(tmp_path), "sanity")
+  shuffled = sanity.control_masks(s, ticket, jax.random.key(3), 0.4)["shuffle"]
+  group = lambda: [("ticket", ticket, sanity.start_state(init, ticket,
+                                                         s.trainer.recipe)),
+                   ("shuffle", shuffled, sanity.start_state(
+                       init, shuffled, s.trainer.recipe))]
+  together, alone = {}, {}
+  sanity.train_group(s, wd, 1, group(), together, progress=False)
+  for item in group():
+    sanity.train_group(s, wd, 1, [item], alone, progress=False)
+  for name in ("ticket", "shuffle"):
+    np.testing.assert_allclose(together[name][1].test_loss,
+                               alone[name][1].test_loss, rtol=1e-4)
+
+
+def test_sanity_end_to_end(tmp_path):
+  cfg = tiny(**{"imp.levels": 2, "sanity.levels": (2,)})
+  summary = sanity.run(cfg, str(tmp_path), progress=False)
+  settings = ("ticket", "omp", "random_reinit", "small_dense", "random_prune",
+              "shuffle", "smart_ratio", "dense")
+  checked = [r for r in summary["rows"] if r["level"] == 2]
+  assert sorted(r["lr"] for r in checked) == [0.1, 0.3]
+  for r in checked:
+    for name in settings:
+      assert set(r[name]) == {"mean", "std", "per_seed"}
+      assert len(r[name]["per_seed"]) == 2
+  (v,) = summary["verdicts"]
+  assert v["class"] in ("jackpot", "secondary", "none")
+  assert set(v["conditions"]) == {"1", "2", "3", "4", "5"}
+  assert v["conditions"]["1"] is False  # 36% sparsity is below 60%
+  assert v["class"] == "none" and summary["largest_jackpot_sparsity"] is None
+  assert summary["conclusion"]
+  # The ticket row equals the IMP level's per-seed result at that LR.
+  metrics = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  final = [m for m in metrics if m["level"] == 2 and "settings" not in m
+           and m["step"] == cfg.train.steps and m["lr"] == 0.1]
+  np.testing.assert_allclose(sorted(m["test_accuracy"] for m in final),
+                             sorted(checked[0]["ticket"]["per_seed"]))
+  for f in ("report.md", "sanity_accuracy_vs_density.png",
+            "sanity_accuracy_vs_lr.png", "summary.json"):
+    assert (tmp_path / f).exists()
+  saved = json.loads((tmp_path / "summary.json").read_text())
+  assert saved["verdicts"][0]["class"] == v["class"]
+
+
+def test_sanity_rejects_lr_rewinding(tmp_path):
+  with pytest.raises(config.ConfigError, match="imp.rewind"):
+    sanity.run(tiny(**{"imp.rewind": "lr"}), str(tmp_path), progress=False)
+
+
+def test_smart_ratios_follow_forward_order(setup_and_ticket):
+  cfg, s, init, ticket = setup_and_ticket
+  order = [p for p in sanity.forward_order(s) if p.endswith("kernel")]
+  assert order == ["Dense_0/kernel", "Dense_1/kernel", "head/kernel"]
+  counts = sanity.smart_ratio_layer_counts(s, ticket, 0.1)
+  sizes = [int(np.prod(m.shape[1:])) for m in jax.tree.leaves(ticket)]
+  ratios = [c / n for c, n in zip(counts, sizes)]
+  assert ratios[0] > ratios[1]  # input side denser
+  assert ratios[2] == pytest.approx(0.3, abs=1 / sizes[2])  # Su et al.'s 30%
+  from jaxticket import models
+  m = models.build("resnet20", 10, width=0.25)
+  params = m.init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))["params"]
+  paths = masks.creation_order(params)
+  assert paths[0].startswith("ConvBN_0/") and paths[-1].startswith("head/")
+  assert paths.index("BasicBlock_2/ConvBN_0/Conv_0/kernel") < paths.index(
+      "BasicBlock_8/ConvBN_0/Conv_0/kernel")

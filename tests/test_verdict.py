@@ -1,0 +1,108 @@
+"""The verdict on constructed accuracy tables: each class and each failing
+condition (Ma et al. 2021, Sec. 3)."""
+
+import numpy as np
+import pytest
+
+from jaxticket import verdict
+
+LRS = (0.01, 0.1)
+CRIT = verdict.Criteria(tolerance=0.005, margin=0.005, min_sparsity=0.6)
+
+
+def col(val, test=None, spread=0.001):
+  test = val if test is None else test
+  j = np.array([-spread, 0.0, spread])
+  return {"val": val + j, "test": test + j}
+
+
+def tables(ticket=(0.90, 0.91), rr=(0.80, 0.85), sd=(0.80, 0.84),
+           dense=(0.905, 0.912)):
+  mk = lambda vals: {lr: col(v) for lr, v in zip(LRS, vals)}
+  return {"ticket": mk(ticket), "random_reinit": mk(rr),
+          "small_dense": mk(sd), "dense": mk(dense)}
+
+
+def test_jackpot():
+  v = verdict.judge(tables(), 0.8, CRIT)
+  assert v["class"] == "jackpot" and all(v["conditions"].values())
+  assert v["lr"] == 0.1
+  assert v["reference_lrs"]["dense"] == 0.1
+
+
+def test_secondary_prize_only_matches_dense_at_same_small_lr():
+  # At lr 0.01 the ticket matches the (under-trained) dense net at 0.01, but
+  # the well-trained dense (0.1) is far better; at 0.1 the ticket is poor.
+  t = tables(ticket=(0.86, 0.84), dense=(0.862, 0.92), rr=(0.80, 0.82),
+             sd=(0.79, 0.80))
+  v = verdict.judge(t, 0.8, CRIT)
+  assert v["class"] == "secondary" and v["lr"] == 0.01
+  assert v["conditions"] == {"1": True, "2": True, "3": True, "4": True,
+                             "5": False}
+
+
+@pytest.mark.parametrize("failing,kw,sparsity", [
+    (1, {}, 0.5),
+    (2, {"sd": (0.80, 0.908)}, 0.8),
+    (3, {"rr": (0.80, 0.908)}, 0.8),
+])
+def test_each_failing_condition_gives_none(failing, kw, sparsity):
+  v = verdict.judge(tables(**kw), sparsity, CRIT)
+  assert v["class"] == "none"
+  for p in v["per_lr"]:
+    assert not p["conditions"][str(failing)]
+
+
+def test_condition_4_fails_when_dense_at_same_lr_is_better():
+  # Ticket at lr 0.1 is far below dense at 0.1 but matches dense best? No:
+  # dense best is also 0.1, so conditions 4 and 5 fail together; make the
+  # best dense (by val) a different LR with lower test accuracy.
+  t = tables(ticket=(0.80, 0.90), dense=(0.95, 0.93), rr=(0.7, 0.7),
+             sd=(0.7, 0.7))
+  t["dense"][0.01] = {"val": np.array([0.96, 0.96, 0.96]),
+                      "test": np.array([0.895, 0.895, 0.895])}
+  v = verdict.judge(t, 0.8, CRIT)
+  row = [p for p in v["per_lr"] if p["lr"] == 0.1][0]
+  assert row["conditions"]["5"] and not row["conditions"]["4"]
+  assert v["class"] == "none"
+
+
+def test_condition_5_uses_validation_to_pick_best_dense():
+  t = tables()
+  # Dense at 0.01 has the best *test* accuracy but worse validation.
+  t["dense"][0.01] = {"val": np.array([0.5, 0.5, 0.5]),
+                      "test": np.array([0.99, 0.99, 0.99])}
+  v = verdict.judge(t, 0.8, CRIT)
+  assert v["reference_lrs"]["dense"] == 0.1 and v["class"] == "jackpot"
+
+
+def test_significance_requirement():
+  noisy = tables()
+  for lr in LRS:  # huge seed spread: gaps are not significant
+    noisy["ticket"][lr]["test"] = noisy["ticket"][lr]["test"] + np.array(
+        [-0.1, 0.0, 0.1])
+  loose = verdict.judge(noisy, 0.8, CRIT)
+  strict = verdict.judge(noisy, 0.8, verdict.Criteria(
+      0.005, 0.005, 0.6, require_significance=True))
+  assert loose["class"] == "jackpot" and strict["class"] == "none"
+
+
+def test_gap_ci_matches_welch_formula():
+  a, b = np.array([0.9, 0.91, 0.92, 0.93]), np.array([0.8, 0.85, 0.83])
+  g = verdict.gap(a, b, 0.0, 0.05)
+  from scipy import stats
+  res = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+  assert g["p_value"] == pytest.approx(res.pvalue, rel=1e-6)
+  assert g["ci_low"] < g["gap"] < g["ci_high"]
+  ci = res.confidence_interval(0.95) if hasattr(res, "confidence_interval") else None
+  assert g["gap"] == pytest.approx(a.mean() - b.mean())
+
+
+def test_conclusion_mentions_largest_sparsities():
+  vs = [{"sparsity": 0.7, "class": "jackpot", "lr": 0.1,
+         "conditions": {i: True for i in "12345"}},
+        {"sparsity": 0.9, "class": "secondary", "lr": 0.01,
+         "conditions": {"1": True, "2": True, "3": True, "4": True,
+                        "5": False}}]
+  text = verdict.conclusion(vs, CRIT)
+  assert "70.0%" in text and "90.0%" in text
