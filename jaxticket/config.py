@@ -105,6 +105,7 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.sanity.test = "welch"  # welch | none
   c.sanity.alpha = 0.05
   c.sanity.require_significance = False
+  c.sanity.overlap_top = 0.2  # top-p% weights for the overlap diagnostic
 
   if size == "tiny":
     shrink(c, steps=40, levels=2, seeds=2)

@@ -11,6 +11,20 @@ import numpy as np  # noqa: E402
 from jaxticket.workdir import Workdir, write_atomic  # noqa: E402
 
 
+def density_axis(ax) -> None:
+  """Log-scale 'weights remaining (%)' axis, sparsest to the right, with
+  plain tick labels."""
+  ax.set_xscale("log")
+  lo, hi = sorted(ax.dataLim.intervalx)
+  ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1)
+           if lo / 1.2 <= t <= hi * 1.2]
+  ax.set_xticks(ticks)
+  ax.set_xticklabels([f"{t:g}" for t in ticks])
+  ax.minorticks_off()
+  ax.set_xlim(hi * 1.15, lo / 1.15)  # inverted: sparser to the right
+  ax.set_xlabel("weights remaining (%)")
+
+
 def pct(x: float) -> str:
   return f"{100 * x:.2f}"
 
@@ -36,9 +50,7 @@ def plot_accuracy_vs_density(rows: list[dict], path: str, title: str) -> None:
   ax.plot(d * 100, m, "o-", label="IMP ticket (mean over seeds)")
   ax.fill_between(d * 100, m - s, m + s, alpha=0.25, label="± 1 std")
   ax.axhline(m[0], color="gray", ls="--", lw=1, label="dense")
-  ax.set_xscale("log")
-  ax.invert_xaxis()
-  ax.set_xlabel("weights remaining (%)")
+  density_axis(ax)
   ax.set_ylabel("test accuracy (%)")
   ax.set_title(title)
   ax.grid(alpha=0.3, which="both")
@@ -123,9 +135,7 @@ def plot_sanity(summary: dict, path: str) -> None:
     dense = [r for r in summary["rows"] if r["lr"] == lr][0]["dense"]
     m, s = 100 * dense["mean"], 100 * dense["std"]
     ax.axhspan(m - s, m + s, color="gray", alpha=0.3, label="dense ± std")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
+    density_axis(ax)
     ax.set_title(f"lr = {lr:g}")
     ax.grid(alpha=0.3, which="both")
   axes[0][0].set_ylabel("test accuracy (%)")
@@ -148,6 +158,9 @@ def plot_accuracy_vs_lr(summary: dict, density: float, path: str) -> None:
       ax.errorbar(lr, 100 * m, 100 * s, fmt=style, color=color, label=name,
                   ms=4, capsize=2)
   ax.set_xscale("log")
+  ax.set_xticks(summary["lrs"])
+  ax.set_xticklabels([f"{lr:g}" for lr in summary["lrs"]])
+  ax.minorticks_off()
   ax.set_xlabel("learning rate")
   ax.set_ylabel("test accuracy (%)")
   ax.set_title(f"density {100 * density:.1f}%")
@@ -156,6 +169,17 @@ def plot_accuracy_vs_lr(summary: dict, density: float, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def diagnostics_table(rows: list[dict]) -> str:
+  lines = ["| lr | setting | density (%) | correlation | top overlap |",
+           "|---:|:---|---:|---:|---:|"]
+  for r in sorted(rows, key=lambda r: (r["lr"], r["level"])):
+    c, o = r["mean_correlation"], r["mean_overlap"]
+    lines.append(f"| {r['lr']:g} | {r['setting']} | {pct(r['density'])} | "
+                 f"{c['mean']:.3f} ± {c['std']:.3f} | "
+                 f"{o['mean']:.3f} ± {o['std']:.3f} |")
+  return "\n".join(lines)
 
 
 def write_sanity_report(wd: Workdir, summary: dict) -> None:
@@ -185,5 +209,13 @@ def write_sanity_report(wd: Workdir, summary: dict) -> None:
           sanity_accuracy_table(checked, settings), "",
           "![accuracy vs density](sanity_accuracy_vs_density.png)", "",
           "![accuracy vs lr](sanity_accuracy_vs_lr.png)", "",
+          "## Why it wins: weights remembered from initialization", "",
+          "Mean over layers of the Pearson correlation between the rewind-"
+          "point and trained weights (Liu et al. 2021) and of the overlap of "
+          f"their top-{100 * summary.get('overlap_top', 0.2):.0f}% magnitudes "
+          "within the mask (Ma et al. 2021, App. G; independent orderings "
+          "give the top fraction itself). High values at small LRs are the "
+          "regime where tickets beat their re-initialization.", "",
+          diagnostics_table(summary.get("diagnostics", [])), "",
           "Ticket (IMP) accuracy at every level is in summary.json `rows`."]
   write_atomic(wd.file("report.md"), "\n".join(text))

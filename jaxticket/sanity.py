@@ -37,6 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
+from jaxticket import diagnostics
 from jaxticket import imp
 from jaxticket import masks as masks_lib
 from jaxticket import models as models_lib
@@ -216,6 +217,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     train_small_dense(cfg, wd, level, width, evals, progress)
 
   summary = summarize(cfg, s, outcome, evals, widths, crit)
+  summary["diagnostics"] = why_it_wins(cfg, s, wd, outcome)
   summary["wall_time_s"] = round(time.time() - t0, 2)
   report.write_sanity_report(wd, summary)
   wd.write_summary(summary)
@@ -302,8 +304,44 @@ def summarize(cfg, s: imp.Setup, outcome: imp.Outcome, evals: dict,
           "conclusion": verdict_lib.conclusion(verdicts, crit),
           "criteria": dataclasses.asdict(crit),
           "lrs": lrs, "seeds": s.seeds[:cfg.seeds],
+          "overlap_top": cfg.sanity.overlap_top,
           "model": cfg.model.name, "dataset": cfg.data.name,
           "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}
+
+
+def why_it_wins(cfg: ml_collections.ConfigDict, s: imp.Setup, wd: Workdir,
+                outcome: imp.Outcome) -> list[dict]:
+  """Init/final correlation (Liu et al. 2021) and top-p% overlap (Ma et al.
+  2021, App. G) per layer, for the dense net and the ticket at each checked
+  level, per LR (mean/std over seeds). The "initial" weights are the rewind
+  point the ticket restarts from (theta_0 or theta_k)."""
+  start = jax.device_get(
+      (outcome.at_k if cfg.imp.rewind == "step" else outcome.init).params)
+  out = []
+  n = cfg.seeds
+  for level in [0] + checked_levels(cfg):
+    trained = imp.load_level(wd.path, level)
+    mask = outcome.masks[level]
+    per_replica = [diagnostics.layer_diagnostics(
+        train_lib.tree_index(start, r), train_lib.tree_index(
+            trained["params"], r), train_lib.tree_index(mask, r),
+        cfg.sanity.overlap_top) for r in range(len(s.seeds))]
+    for j, lr in enumerate(cfg.sanity.lrs):
+      reps = per_replica[j * n:(j + 1) * n]
+      layers = {name: {k: imp.stats([r[name][k] for r in reps])
+                       for k in ("correlation", "overlap")}
+                for name in reps[0]}
+      out.append({
+          "lr": float(lr), "level": level,
+          "setting": "dense" if level == 0 else "ticket",
+          "density": outcome.rows[level]["density"], "layers": layers,
+          "mean_correlation": imp.stats(
+              [np.nanmean([v["correlation"] for v in r.values()])
+               for r in reps]),
+          "mean_overlap": imp.stats(
+              [np.nanmean([v["overlap"] for v in r.values()]) for r in reps]),
+      })
+  return out
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -325,3 +363,5 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   config_lib._choice("sanity.test", sc.test, ("welch", "none"))
   config_lib._range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
                     "must be in (0, 1)")
+  config_lib._range("sanity.overlap_top", 0 < sc.overlap_top <= 1,
+                    sc.overlap_top, "must be in (0, 1]")

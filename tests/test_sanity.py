@@ -132,6 +132,13 @@ def test_sanity_end_to_end(tmp_path):
   for f in ("report.md", "sanity_accuracy_vs_density.png",
             "sanity_accuracy_vs_lr.png", "summary.json"):
     assert (tmp_path / f).exists()
+  diag = summary["diagnostics"]
+  assert {(d["lr"], d["level"]) for d in diag} == {(0.1, 0), (0.1, 2),
+                                                   (0.3, 0), (0.3, 2)}
+  for d in diag:
+    assert -1 <= d["mean_correlation"]["mean"] <= 1
+    assert 0 <= d["mean_overlap"]["mean"] <= 1
+    assert "head/kernel" in d["layers"]
   saved = json.loads((tmp_path / "summary.json").read_text())
   assert saved["verdicts"][0]["class"] == v["class"]
 
