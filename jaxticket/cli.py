@@ -26,6 +26,8 @@ COMMANDS = {
     "sanity": "Ma et al. (2021) sanity checks: IMP at every LR of "
               "sanity.lrs, the standard controls, and the jackpot / "
               "secondary-prize verdict.",
+    "study": "Factor study: the full sanity check per value of one config "
+             "key (--factor model.width=0.5,1,2), with a summary table.",
     "imp": "Iterative (or one-shot) magnitude pruning with rewinding; "
            "all seeds in one compiled program.",
     "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
@@ -34,7 +36,8 @@ COMMANDS = {
 EPILOG = """\
 examples:
   jaxticket sanity
-  jaxticket sanity --config.sanity.lrs=0.01,0.1,0.3 --config.seeds=5
+  jaxticket sanity --config.sanity.lrs=0.01,0.1,0.3 --config.sanity.seeds=5
+  jaxticket study --factor model.width=0.5,1,2
   jaxticket imp
   jaxticket imp --config configs/mnist1d_lenet.py:tiny --workdir /tmp/run
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=100
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory (default: %(default)s).")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars.")
+    if name == "study":
+      p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
+                     help="config key and values to study, e.g. "
+                          "model.width=0.5,1,2 or model.residual=true,false; "
+                          "separate tuple values by ';' "
+                          "(sanity.lrs=0.01,0.03;0.1,0.3).")
   return parser
 
 
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
   from jaxticket import imp
   from jaxticket import report
   from jaxticket import sanity
+  from jaxticket import study
   from jaxticket.workdir import WorkdirError
   try:
     cfg = config_lib.apply_overrides(config_lib.load(args.config), overrides)
@@ -109,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     config_lib.validate(cfg)
     if args.command == "sanity":
       summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)
+    elif args.command == "study":
+      summary = study.run(cfg, args.factor, args.workdir,
+                          progress=not args.no_progress)
     else:
       summary = imp.run(cfg, args.workdir, command=args.command,
                         progress=not args.no_progress)
@@ -117,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jaxticket {args.command}: error: {e}", file=sys.stderr)
     return 2
   print()
-  if args.command == "sanity":
+  if args.command == "study":
+    print(report.study_table(summary))
+  elif args.command == "sanity":
     print(report.verdict_table(summary["verdicts"]))
     print("\n" + summary["conclusion"])
   else:
     print(report.imp_table(summary["levels"]))
-  print(f"\nResults in {os.path.abspath(args.workdir)} (summary.json, "
-        "report.md, metrics.jsonl, checkpoints/).")
+  contents = ("summary.json, report.md, study.png; one sanity workdir per "
+              "value" if args.command == "study" else
+              "summary.json, report.md, metrics.jsonl, checkpoints/")
+  print(f"\nResults in {os.path.abspath(args.workdir)} ({contents}).")
   return 0
 
 
