@@ -76,6 +76,9 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.train.steps = 2000
   c.train.batch_size = 128
   c.train.eval_every = 500
+  # How replicas share the program: vmap (vectorized; auto = vmap) or map
+  # (one after another inside it: less memory, sometimes faster on CPU).
+  c.train.replica_loop = "auto"
 
   c.masks = ml_collections.ConfigDict()
   c.masks.prunable = r"(^|/)kernel$"
@@ -285,6 +288,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t = cfg.train
   _choice("train.optimizer", t.optimizer, train_lib.OPTIMIZERS)
   _choice("train.schedule", t.schedule, train_lib.SCHEDULES)
+  _choice("train.replica_loop", t.replica_loop, train_lib.REPLICA_LOOPS)
   _range("train.lr", t.lr > 0, t.lr, "must be > 0")
   _range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
   _range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,

@@ -81,7 +81,8 @@ def setup(cfg: ml_collections.ConfigDict,
   model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)
-  trainer = train_lib.Trainer(model, data, config_lib.recipe(cfg, data.augment))
+  trainer = train_lib.Trainer(model, data, config_lib.recipe(cfg, data.augment),
+                              replica_loop=cfg.train.replica_loop)
   grid = list(lrs) if lrs else [cfg.train.lr]
   seeds = [cfg.seed + i for _ in grid for i in range(cfg.seeds)]
   replica_lrs = [float(lr) for lr in grid for _ in range(cfg.seeds)]
@@ -231,7 +232,8 @@ def finetune_setup(s: Setup) -> tuple[train_lib.Trainer, train_lib.HParams]:
   lrs = [cfg.imp.finetune_lr or lr * last for lr in s.lrs]
   recipe = dataclasses.replace(s.trainer.recipe, schedule="constant",
                                warmup_steps=0)
-  trainer = train_lib.Trainer(s.model, s.data, recipe)
+  trainer = train_lib.Trainer(s.model, s.data, recipe,
+                              replica_loop=s.trainer.replica_loop)
   hp = train_lib.stack_hparams(lrs, [cfg.train.weight_decay] * len(s.seeds))
   return trainer, hp
 

@@ -148,3 +148,20 @@ def test_evaluate_matches_numpy(mnist1d):
   loss, got = train.evaluate(tr.task, params, {}, jnp.asarray(mnist1d.test_x),
                              jnp.asarray(mnist1d.test_y), batch_size=300)
   assert float(got) == pytest.approx(acc, abs=1e-6)
+
+
+def test_augmented_training_runs_and_changes_batches():
+  import tensorflow_datasets as tfds
+  from jaxticket import data as data_lib
+  with tfds.testing.mock_data(num_examples=64):
+    d = data_lib.load("cifar10")
+  out = {}
+  for augment in (False, True):
+    tr = make_trainer(d, name="conv2", width=0.125, batch_size=8,
+                      augment=augment)
+    state = tr.init(train.replica_keys([0]))
+    state, losses = tr.run(state, jax.vmap(masks.ones)(state.params),
+                           train.stack_hparams([0.01], [0.0]), 3)
+    assert np.isfinite(np.asarray(losses)).all()
+    out[augment] = np.asarray(losses)
+  assert out[False][0, 0] != out[True][0, 0]

@@ -7,6 +7,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxticket.models.conv import Conv
+
 #: He et al. (2015) normal init, the usual choice for ReLU nets (OpenLTH too).
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
@@ -27,9 +29,9 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    x = nn.Conv(self.features, tuple(self.kernel), strides=self.strides,
-                padding="SAME", use_bias=not self.norm,
-                feature_group_count=self.groups, kernel_init=he_normal)(x)
+    x = Conv(self.features, tuple(self.kernel), strides=self.strides,
+             use_bias=not self.norm, feature_group_count=self.groups,
+             kernel_init=he_normal)(x)
     if self.norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                        epsilon=1e-5)(x)
