@@ -136,6 +136,16 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   return c
 
 
+#: Ma et al. (2021)'s learning-rate grids ("very small to very large").
+MA2021_LRS = {
+    "resnet20": (0.001, 0.005, 0.01, 0.05, 0.1, 0.15),
+    "resnet32": (0.001, 0.005, 0.01, 0.05, 0.1, 0.15),
+    "vgg16": (0.001, 0.005, 0.01, 0.05, 0.1),
+    "mobilenet_v1": (0.001, 0.005, 0.01, 0.05, 0.1),
+    "resnet18": (0.001, 0.005, 0.01, 0.05, 0.1),
+}
+
+
 def ma2021_cifar(model: str, dataset: str = "cifar10"
                  ) -> ml_collections.ConfigDict:
   """The CIFAR recipe of Ma et al. (2021, Sec. 4): 160 epochs, batch 64, SGD
@@ -163,6 +173,9 @@ def ma2021_cifar(model: str, dataset: str = "cifar10"
   c.imp.output_prune_fraction = 0.0
   c.imp.strategy = "global"
   c.seeds = 3
+  c.sanity.lrs = MA2021_LRS.get(model, MA2021_LRS["resnet20"])
+  c.sanity.levels = tuple(range(1, 15))
+  c.sanity.seeds = 3
   return c
 
 
