@@ -141,6 +141,8 @@ def test_sanity_end_to_end(tmp_path):
     assert "head/kernel" in d["layers"]
   saved = json.loads((tmp_path / "summary.json").read_text())
   assert saved["verdicts"][0]["class"] == v["class"]
+  report_text = (tmp_path / "report.md").read_text()
+  assert f"**{v['class']}**" in report_text and summary["conclusion"] in report_text
 
 
 def test_sanity_rejects_lr_rewinding(tmp_path):
