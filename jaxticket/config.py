@@ -254,6 +254,30 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
                       ) from None
 
 
+def get_value(cfg: ml_collections.ConfigDict, key: str) -> Any:
+  """The value at dotted ``key``."""
+  node = cfg
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+def set_values(cfg: ml_collections.ConfigDict, values: dict[str, Any]
+               ) -> ml_collections.ConfigDict:
+  """Set ``{"a.b": value}`` entries (Python values, type-checked by
+  ml_collections); unknown keys are refused like command-line overrides."""
+  keys = _all_keys(cfg)
+  for key, value in values.items():
+    if key not in keys:
+      raise ConfigError(f"Unknown config key {key!r}.")
+    *parents, leaf = key.split(".")
+    node = cfg
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return cfg
+
+
 def apply_overrides(cfg: ml_collections.ConfigDict,
                     overrides: Iterable[str]) -> ml_collections.ConfigDict:
   """Apply ``a.b=value`` overrides (without the ``--config.`` prefix)."""
@@ -268,11 +292,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict,
       hint = f" Did you mean {', '.join(close)}?" if close else ""
       raise ConfigError(f"Unknown config key {key!r}.{hint} Valid keys: "
                         f"{', '.join(keys)}.")
-    node = cfg
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = _parse_value(key, text, node[leaf])
+    set_values(cfg, {key: _parse_value(key, text, get_value(cfg, key))})
   return cfg
 
 

@@ -43,10 +43,7 @@ def parse_factor(cfg: ml_collections.ConfigDict, spec: str
   for t in texts:  # parse by the field's type, with the usual key checks
     probe = cfg.copy_and_resolve_references()
     config_lib.apply_overrides(probe, [f"{key}={t}"])
-    node = probe
-    for part in key.split("."):
-      node = node[part]
-    values.append(node)
+    values.append(config_lib.get_value(probe, key))
   return key, values, texts
 
 

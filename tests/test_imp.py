@@ -14,13 +14,7 @@ from jaxticket import checkpoint, config, imp, masks, train
 def tiny(**overrides):
   cfg = config.default_config("tiny")
   cfg.model.width = 0.25
-  for key, value in overrides.items():
-    node = cfg
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return cfg
+  return config.set_values(cfg, overrides)
 
 
 @pytest.mark.parametrize("schedule", ["iterative", "oneshot"])

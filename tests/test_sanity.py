@@ -17,13 +17,7 @@ def tiny(**kw):
   cfg = config.default_config("tiny")
   cfg.model.width = 0.25
   cfg.sanity.lrs = (0.1, 0.3)
-  for k, v in kw.items():
-    node = cfg
-    *ps, leaf = k.split(".")
-    for p in ps:
-      node = node[p]
-    node[leaf] = v
-  return cfg
+  return config.set_values(cfg, kw)
 
 
 @pytest.fixture(scope="module")
