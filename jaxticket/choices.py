@@ -20,7 +20,10 @@ def check_choice(key: str, value: str, allowed: Iterable[str],
   allowed = list(allowed)
   if value in allowed:
     return
-  close = difflib.get_close_matches(str(value), allowed, n=1)
+  text = str(value).lower()
+  close = [a for a in allowed if text and (text in a.lower() or
+                                           a.lower() in text)]
+  close = close or difflib.get_close_matches(str(value), allowed, n=1)
   hint = f" Did you mean {close[0]!r}?" if close else ""
   raise ValueError(f"Unknown {what} {value!r} ({key}).{hint} Choose one of: "
                    f"{', '.join(allowed)}.")

@@ -308,9 +308,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
 
   ``command='train'`` with ``imp.levels=0`` is plain dense training.
   """
+  config_lib.validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, command)
   done = wd.finished_summary()
-  config_lib.validate(cfg)
   wd.claim(cfg)
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "

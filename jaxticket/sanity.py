@@ -159,9 +159,9 @@ def start_state(state: train_lib.TrainState, mask: PyTree,
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
         ) -> dict:
   """The whole sanity check; writes the workdir and returns the summary."""
+  validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, "sanity")
   done = wd.finished_summary()
-  validate(cfg)
   if cfg.sanity.seeds:
     cfg = cfg.copy_and_resolve_references()
     cfg.seeds = cfg.sanity.seeds

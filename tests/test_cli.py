@@ -91,3 +91,14 @@ def test_finished_run_is_not_redone_and_other_config_refused(tmp_path, capsys):
   assert os.path.getmtime(os.path.join(wd, "summary.json")) == mtime
   code, out = run_main(capsys, *args, "--config.train.lr=0.01")
   assert code == 2 and "different config" in out.err and "train.lr" in out.err
+
+
+def test_substring_suggestion_and_no_workdir_on_error(tmp_path, capsys):
+  wd = tmp_path / "never"
+  code, out = run_main(capsys, "sanity", "--workdir", str(wd),
+                       "--config.model.name=lenet")
+  assert code == 2 and "Did you mean 'lenet_300_100'" in out.err
+  code, out = run_main(capsys, "sanity", "--workdir", str(wd),
+                       "--config.sanity.lrs=0")
+  assert code == 2 and "sanity.lrs" in out.err
+  assert not wd.exists()
