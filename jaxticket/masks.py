@@ -131,8 +131,3 @@ def per_layer_density(mask: PyTree) -> dict[str, jax.Array]:
 def intersect(a: PyTree, b: PyTree) -> PyTree:
   """Elementwise AND of two masks of the same structure."""
   return _map(jnp.logical_and, a, b)
-
-
-def to_numpy(mask: PyTree) -> PyTree:
-  """Host copy of a mask (for saving and reporting)."""
-  return _map(np.asarray, mask)

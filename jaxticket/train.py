@@ -363,8 +363,6 @@ class Trainer:
         lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
                                    *ev(p, b, a.test_x, a.test_y)),
         loop, (0, 0, None)))
-    self._train_loss = jax.jit(over_replicas(
-        lambda p, b, a: ev(p, b, a.train_x, a.train_y), loop, (0, 0, None)))
 
   def init(self, keys: jax.Array) -> TrainState:
     """Stacked initial states, one per key (``jax.random.key`` per seed)."""
@@ -380,10 +378,6 @@ class Trainer:
 
   def evaluate(self, state: TrainState) -> Evaluation:
     return self._eval(state.params, state.batch_stats, self.arrays)
-
-  def train_metrics(self, state: TrainState) -> tuple[jax.Array, jax.Array]:
-    """(loss, accuracy) on the full training split (eval mode)."""
-    return self._train_loss(state.params, state.batch_stats, self.arrays)
 
   def train(self, state: TrainState, mask: PyTree, hp: HParams, until: int,
             eval_every: int, *, stops: Iterable[int] = (),
@@ -434,12 +428,6 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return max(1, num_examples // batch_size)
 
 
-def tree_stack(trees: list[PyTree]) -> PyTree:
-  """Stack equally shaped pytrees along a new leading (replica) axis."""
-  return jax.tree.map(lambda *xs: None if xs[0] is None else jnp.stack(xs),
-                      *trees, is_leaf=lambda x: x is None)
-
-
 def tree_index(tree: PyTree, i: int) -> PyTree:
   """Replica ``i`` of a stacked pytree."""
   return jax.tree.map(lambda x: x[i], tree)
@@ -450,4 +438,4 @@ __all__ = ["Recipe", "HParams", "TrainState", "Trainer", "Evaluation",
            "train_step",
            "epoch_permutation", "batch_indices",
            "run_steps", "evaluate", "stack_hparams", "replica_keys",
-           "tree_stack", "tree_index", "steps_per_epoch"]
+           "tree_index", "steps_per_epoch"]

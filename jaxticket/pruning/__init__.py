@@ -10,7 +10,6 @@ from typing import Any
 
 import jax
 
-from jaxticket import masks as masks_lib
 from jaxticket.pruning import allocators, scorers
 from jaxticket.pruning.allocators import (STRATEGIES, fraction_for_density,
                                           fraction_table, group_leaves,
@@ -48,4 +47,4 @@ def prune(params: PyTree, mask: PyTree, fraction: jax.Array, *,
 
 __all__ = ["prune", "prune_groups", "group_leaves", "fraction_table",
            "fraction_for_density", "STRATEGIES", "SCORERS", "allocators",
-           "scorers", "masks_lib"]
+           "scorers"]
