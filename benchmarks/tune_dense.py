@@ -19,7 +19,6 @@ import numpy as np
 
 from jaxticket import config as config_lib
 from jaxticket import imp
-from jaxticket import masks as masks_lib
 from jaxticket import train as train_lib
 
 
@@ -48,7 +47,7 @@ def main() -> None:
     grid = list(itertools.product(args.lrs, args.wds, range(args.seeds)))
     hp = train_lib.stack_hparams([g[0] for g in grid], [g[1] for g in grid])
     state = s.trainer.init(train_lib.replica_keys([cfg.seed + g[2] for g in grid]))
-    mask = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(state.params)
+    mask = imp.dense_masks(cfg, state.params)
     t0 = time.time()
     state = s.trainer.train(state, mask, hp, steps, steps)
     ev = jax.device_get(s.trainer.evaluate(state))

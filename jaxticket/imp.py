@@ -91,6 +91,11 @@ def setup(cfg: ml_collections.ConfigDict,
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams)
 
 
+def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:
+  """The all-kept mask of stacked (replica-axis) params, per ``masks.prunable``."""
+  return jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(params)
+
+
 def copy_tree(tree: PyTree) -> PyTree:
   """A copy that survives donation of the original's buffers."""
   return jax.tree.map(jnp.copy, tree)
@@ -263,7 +268,7 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
 
   # Level 0: train the dense network, remembering theta_0 and theta_k.
   init = s.trainer.init(train_lib.replica_keys(s.seeds))
-  mask = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(init.params)
+  mask = dense_masks(cfg, init.params)
   checkpoint.save_tree(wd.file("checkpoints", "init"),
                        {"params": init.params,
                         "batch_stats": init.batch_stats})
@@ -288,8 +293,7 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
   for level in range(1, cfg.imp.levels + 1):
     fraction, special_fraction = level_fractions(cfg, level)
     if cfg.imp.schedule == "oneshot":
-      source, mask = outcome.dense, jax.vmap(
-          lambda p: masks_lib.ones(p, cfg.masks.prunable))(init.params)
+      source, mask = outcome.dense, dense_masks(cfg, init.params)
     else:
       source = trained
     mask = prune_masks(s, source.params, mask, fraction, special_fraction)

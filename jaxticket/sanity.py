@@ -187,6 +187,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   recipe = s.trainer.recipe
   fresh = reinit_state(s, init)
   from_init = lambda m: start_state(init, m, recipe)
+  ones = imp.dense_masks(cfg, init.params)
   widths = {}
   for level in checked_levels(cfg):
     ticket = jax.device_put(outcome.masks[level])
@@ -194,8 +195,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     key = jax.random.fold_in(jax.random.key(cfg.seed), level)
     controls = control_masks(s, ticket, key, density)
     omp_fraction, omp_special = imp.level_fractions(cfg, level, "oneshot")
-    ones = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(
-        init.params)
     omp_mask = imp.prune_masks(s, dense.params, ones, omp_fraction,
                                omp_special)
     omp_state = imp.rewind(cfg, dense, init, outcome.at_k, omp_mask, recipe)
@@ -210,8 +209,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
       if batch:
         train_group(s, wd, level, batch, evals, progress)
     # The small-dense net: its own (narrower) program.
-    kept = int(np.round(np.mean([int(masks_lib.count(train_lib.tree_index(
-        ticket, r))[0]) for r in range(len(s.seeds))])))
+    kept = int(np.round(np.mean(jax.vmap(masks_lib.count)(ticket)[0])))
     width, count = small_dense_width(cfg, s.data, kept)
     widths[level] = {"width": width, "weights": count, "ticket_weights": kept}
     train_small_dense(cfg, wd, level, width, evals, progress)
@@ -252,8 +250,7 @@ def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
   narrow.model.width = width
   s = imp.setup(narrow, lrs=tuple(cfg.sanity.lrs))
   state = s.trainer.init(train_lib.replica_keys(s.seeds))
-  mask = jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(
-      state.params)
+  mask = imp.dense_masks(cfg, state.params)
   _, row = imp.train_level(s, wd, level, state, mask, s.hparams, s.trainer,
                            progress=progress,
                            desc=f"level {level} small dense (width {width:.3f})",
