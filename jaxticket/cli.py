@@ -31,6 +31,10 @@ COMMANDS = {
     "imp": "Iterative (or one-shot) magnitude pruning with rewinding; "
            "all seeds in one compiled program.",
     "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
+    "lmc": "Linear mode connectivity / instability analysis (Frankle et al. "
+           "2020): children of theta_k at each k of lmc.rewind_steps, error "
+           "barriers along linear paths; for lmc.level=L also ticket-to-"
+           "solution connectivity (Evci et al. 2022).",
 }
 
 EPILOG = """\
@@ -42,6 +46,9 @@ examples:
   jaxticket imp --config configs/mnist1d_lenet.py:tiny --workdir /tmp/run
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=100
   jaxticket train --config configs/cifar10_resnet20.py --config.train.lr=0.05
+  jaxticket lmc --config.lmc.rewind_steps=0,25,100,500
+  jaxticket lmc --config.lmc.level=4 --config.lmc.imp_workdir=runs/imp
+  jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=-1  (auto k)
 
 config keys (see configs/ and jaxticket/config.py for meanings):
 """
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
   # Heavy imports after parsing so that --help is instant.
   from jaxticket import config as config_lib
   from jaxticket import imp
+  from jaxticket import lmc
   from jaxticket import report
   from jaxticket import sanity
   from jaxticket import study
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     config_lib.validate(cfg)
     if args.command == "sanity":
       summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)
+    elif args.command == "lmc":
+      summary = lmc.run(cfg, args.workdir, progress=not args.no_progress)
     elif args.command == "study":
       summary = study.run(cfg, args.factor, args.workdir,
                           progress=not args.no_progress)
@@ -135,11 +145,17 @@ def main(argv: list[str] | None = None) -> int:
   elif args.command == "sanity":
     print(report.verdict_table(summary["verdicts"]))
     print("\n" + summary["conclusion"])
+  elif args.command == "lmc":
+    print(report.lmc_table(summary["rows"]))
+    print(f"\nstable from rewind step: {summary['stable_rewind_step']}")
   else:
     print(report.imp_table(summary["levels"]))
-  contents = ("summary.json, report.md, study.png; one sanity workdir per "
-              "value" if args.command == "study" else
-              "summary.json, report.md, metrics.jsonl, checkpoints/")
+  contents = {
+      "study": "summary.json, report.md, study.png; one sanity workdir per "
+               "value",
+      "lmc": "summary.json, report.md, lmc_paths.png, instability.png, "
+             "metrics.jsonl"}.get(
+          args.command, "summary.json, report.md, metrics.jsonl, checkpoints/")
   print(f"\nResults in {os.path.abspath(args.workdir)} ({contents}).")
   return 0
 

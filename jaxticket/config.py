@@ -29,6 +29,7 @@ from jaxticket.pruning import STRATEGIES, SCORERS
 
 REWIND_MODES = ("init", "step", "lr", "finetune")
 IMP_SCHEDULES = ("iterative", "oneshot")
+AUTO_REWIND = -1  # imp.rewind_step value: choose k by instability analysis
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,8 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.imp.strategy = "global"
   c.imp.schedule = "iterative"
   c.imp.rewind = "init"
+  # -1 = automatic (rewind step/lr only): the earliest k of lmc.rewind_steps
+  # at which the dense net is stable (lmc.stable_barrier), see lmc.py.
   c.imp.rewind_step = 0
   c.imp.finetune_lr = 0.0  # 0 = the schedule's LR at the last step
   c.imp.scorer = "magnitude"
@@ -109,6 +112,18 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.sanity.alpha = 0.05
   c.sanity.require_significance = False
   c.sanity.overlap_top = 0.2  # top-p% weights for the overlap diagnostic
+
+  # Linear mode connectivity / instability (Frankle et al. 2020).
+  c.lmc = ml_collections.ConfigDict()
+  c.lmc.rewind_steps = (0, 25, 100, 500)  # k: children spawn from theta_k
+  c.lmc.children = 2  # copies per (k, seed), differing only in SGD noise
+  c.lmc.alphas = 31  # interpolation points from 0 to 1
+  c.lmc.bn_reestimate = True  # re-estimate BatchNorm statistics per alpha
+  c.lmc.bn_batches = 20  # training batches (train.batch_size) for that
+  c.lmc.train_examples = 10000  # training examples for the train barrier
+  c.lmc.level = 0  # 0: the dense net; L > 0: the IMP ticket of level L
+  c.lmc.imp_workdir = ""  # earlier imp/sanity workdir holding level L; ""=run
+  c.lmc.stable_barrier = 0.02  # test error barrier below which k is stable
 
   if size == "tiny":
     shrink(c, steps=40, levels=2, seeds=2)
@@ -128,6 +143,10 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
     c.sanity.levels = tuple(l for l in c.sanity.levels if l <= levels) or (
         levels,)
   c.imp.rewind_step = min(c.imp.rewind_step, steps // 4)
+  if "lmc" in c:
+    c.lmc.rewind_steps = tuple(sorted({min(k, steps // 2)
+                                       for k in c.lmc.rewind_steps}))
+    c.lmc.level = min(c.lmc.level, levels)
   c.seeds = seeds
   if "sanity" in c:
     c.sanity.seeds = min(c.sanity.seeds, seeds)
@@ -346,8 +365,24 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice("imp.schedule", i.schedule, IMP_SCHEDULES)
   _choice("imp.rewind", i.rewind, REWIND_MODES)
   _choice("imp.scorer", i.scorer, SCORERS)
-  _range("imp.rewind_step", 0 <= i.rewind_step < t.steps, i.rewind_step,
-         f"must be in [0, train.steps={t.steps})")
+  _range("imp.rewind_step", 0 <= i.rewind_step < t.steps or (
+      i.rewind_step == AUTO_REWIND and i.rewind in ("step", "lr")),
+         i.rewind_step, f"must be in [0, train.steps={t.steps}), or -1 "
+         "(automatic, with imp.rewind=step or lr)")
+  m = cfg.lmc
+  _range("lmc.rewind_steps", len(m.rewind_steps) >= 1 and all(
+      0 <= k < t.steps for k in m.rewind_steps), m.rewind_steps,
+         f"one or more steps in [0, train.steps={t.steps})")
+  _range("lmc.children", m.children >= 2, m.children, "must be >= 2")
+  _range("lmc.alphas", m.alphas >= 3, m.alphas,
+         "must be >= 3 (0 and 1 are the endpoints)")
+  _range("lmc.bn_batches", m.bn_batches >= 1, m.bn_batches, "must be >= 1")
+  _range("lmc.train_examples", m.train_examples >= 0, m.train_examples,
+         "must be >= 0 (0 = all)")
+  _range("lmc.level", m.level >= 0, m.level,
+         "must be >= 0 (0 = dense, L = IMP level L)")
+  _range("lmc.stable_barrier", m.stable_barrier > 0, m.stable_barrier,
+         "must be > 0 (an error fraction, e.g. 0.02)")
   _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
   return cfg
 

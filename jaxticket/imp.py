@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -125,7 +126,12 @@ class LevelLogger:
                ev: train_lib.Evaluation, losses: np.ndarray) -> None:
     ev = jax.device_get(ev)
     steps = np.asarray(jax.device_get(state.step))
-    train_loss = losses[:, -min(50, losses.shape[1]):].mean(axis=1)
+    # NaN entries are steps a staggered replica waited; a diverged replica
+    # ends its chunk on a non-finite loss.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+      warnings.simplefilter("ignore", RuntimeWarning)
+      train_loss = np.nanmean(losses[:, -min(50, losses.shape[1]):], axis=1)
+    train_loss = np.where(np.isfinite(losses[:, -1]), train_loss, np.nan)
     self.last, self.last_loss = ev, train_loss
     self.workdir.log_metrics([
         {**self.extra, "level": self.level, "replica": r, "seed": s,
@@ -135,7 +141,7 @@ class LevelLogger:
          "val_accuracy": float(ev.val_accuracy[r]),
          "test_loss": float(ev.test_loss[r]),
          "test_accuracy": float(ev.test_accuracy[r]),
-         "diverged": bool(not np.isfinite(losses[r]).all())}
+         "diverged": bool(not np.isfinite(losses[r, -1]))}
         for r, s in enumerate(self.seeds)])
     self.bar.set_postfix(loss=f"{np.nanmean(train_loss):.3f}",
                          val_acc=f"{np.mean(ev.val_accuracy):.3f}")
@@ -322,6 +328,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
                file=sys.stderr)
     return done
   t0 = time.time()
+  cfg, auto = resolve_rewind_step(cfg, wd, progress)
   s = setup(cfg)
   outcome = run_levels(s, wd, progress)
   rows = [{k: v for k, v in r.items() if k != "evaluation"}
@@ -331,9 +338,30 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
              "schedule": cfg.imp.schedule, "strategy": cfg.imp.strategy,
              "model": cfg.model.name, "dataset": cfg.data.name,
              "wall_time_s": round(time.time() - t0, 2)}
+  if auto:
+    summary["auto_rewind"] = auto
   report.write_imp_report(wd, summary)
   wd.write_summary(summary)
   return wd.finished_summary()
+
+
+def resolve_rewind_step(cfg: ml_collections.ConfigDict, wd: Workdir,
+                        progress: bool = True
+                        ) -> tuple[ml_collections.ConfigDict, dict | None]:
+  """``cfg`` with ``imp.rewind_step=-1`` (automatic) replaced by the
+  earliest step of ``lmc.rewind_steps`` at which the dense network is stable
+  (Frankle et al. 2020), found by an instability analysis in
+  ``WORKDIR/auto_rewind``; returns (cfg, what was chosen and why) or
+  (cfg, None) for a fixed step."""
+  if cfg.imp.rewind_step != config_lib.AUTO_REWIND:
+    return cfg, None
+  from jaxticket import lmc  # lmc builds on this module; import on demand
+  k, info = lmc.choose_rewind_step(cfg, wd.file("auto_rewind"), progress)
+  tqdm.write(f"automatic rewind step: {k} (dense test-error barriers by "
+             f"step: {info['test_barrier']})", file=sys.stderr)
+  cfg = cfg.copy_and_resolve_references()
+  cfg.imp.rewind_step = k
+  return cfg, info
 
 
 def save_level(wd: Workdir, level: int, mask: PyTree,

@@ -174,6 +174,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   crit = criteria(cfg)
 
   # Stage 1: IMP at every LR x seed, one program. Level 0 is the dense net.
+  cfg, auto = imp.resolve_rewind_step(cfg, wd, progress)
   s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
   outcome = imp.run_levels(s, wd, progress)
   evals = {"ticket": {}, "dense": {}}
@@ -216,6 +217,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
   summary = summarize(cfg, s, outcome, evals, widths, crit)
   summary["diagnostics"] = why_it_wins(cfg, s, wd, outcome)
+  if auto:
+    summary["auto_rewind"] = auto
   summary["wall_time_s"] = round(time.time() - t0, 2)
   report.write_sanity_report(wd, summary)
   wd.write_summary(summary)

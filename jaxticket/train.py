@@ -274,14 +274,17 @@ def _epoch(step: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
 
 
 def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
-              arrays: DataArrays, num_steps: int, replica_loop: str = "vmap"
-              ) -> tuple[TrainState, jax.Array]:
+              arrays: DataArrays, num_steps: int, replica_loop: str = "vmap",
+              staggered: bool = False) -> tuple[TrainState, jax.Array]:
   """``num_steps`` steps of R stacked replicas as one ``lax.scan``.
 
   Returns (state, losses[R, num_steps]). The scan carries each replica's
   current epoch permutation and recomputes it (under an unbatched
   ``lax.cond``) only when some replica enters a new epoch. Replicas may be
-  at different steps (e.g. different rewind points).
+  at different steps (e.g. different rewind points). With ``staggered``, a
+  clock starts at the earliest replica's step and a replica waits (state
+  unchanged, loss NaN) until the clock reaches its own step, so replicas
+  that start later finish together with the others.
   """
   n, bs = arrays.train_x.shape[0], task.recipe.batch_size
   perms_of = jax.vmap(lambda k, e: epoch_permutation(k, e, n))
@@ -290,7 +293,7 @@ def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
       lambda s, m, h, p: train_step(task, s, m, h, arrays, p), replica_loop,
       (0, 0, 0, 0))
 
-  def body(carry, _):
+  def body(carry, clock):
     s, perms, cached = carry
     epoch = _epoch(s.step, n, bs)
     stale = epoch != cached
@@ -298,11 +301,18 @@ def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
         jnp.any(stale),
         lambda: jnp.where(stale[:, None], perms_of(s.data_key, epoch), perms),
         lambda: perms)
-    s, loss = step_all(s, mask, hp, perms)
-    return (s, perms, epoch), loss
+    new, loss = step_all(s, mask, hp, perms)
+    if staggered:
+      active = s.step <= clock
+      keep = lambda a, b: jnp.where(
+          active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
+      new = jax.tree.map(keep, new, s)
+      loss = jnp.where(active, loss, jnp.nan)
+    return (new, perms, epoch), loss
 
   carry = (state, perms_of(state.data_key, epoch0), epoch0)
-  (state, _, _), losses = jax.lax.scan(body, carry, None, length=num_steps)
+  clocks = jnp.min(state.step) + jnp.arange(num_steps)
+  (state, _, _), losses = jax.lax.scan(body, carry, clocks)
   return state, losses.T
 
 
@@ -356,8 +366,8 @@ class Trainer:
     self.replica_loop = loop = choose_replica_loop(replica_loop)
     self._init = jax.jit(jax.vmap(init_one))
     self._run = jax.jit(
-        lambda s, m, h, a, n: run_steps(task, s, m, h, a, n, loop),
-        static_argnums=4, donate_argnums=0)
+        lambda s, m, h, a, n, u: run_steps(task, s, m, h, a, n, loop, u),
+        static_argnums=(4, 5), donate_argnums=0)
     ev = lambda p, b, x, y: evaluate(task, p, b, x, y, eval_batch_size)
     self._eval = jax.jit(over_replicas(
         lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
@@ -368,13 +378,15 @@ class Trainer:
     """Stacked initial states, one per key (``jax.random.key`` per seed)."""
     return self._init(keys)
 
-  def run(self, state: TrainState, mask: PyTree, hp: HParams, num_steps: int
-          ) -> tuple[TrainState, jax.Array]:
-    """Train every replica ``num_steps`` steps; returns (state, losses[R, n]).
-    The input state is donated (do not reuse it)."""
+  def run(self, state: TrainState, mask: PyTree, hp: HParams, num_steps: int,
+          staggered: bool = False) -> tuple[TrainState, jax.Array]:
+    """Train every replica ``num_steps`` steps (``staggered``: replicas
+    ahead of the earliest wait, see :func:`run_steps`); returns
+    (state, losses[R, n]). The input state is donated (do not reuse it)."""
     chex.assert_equal_shape_prefix(
         [jax.tree.leaves(state.params)[0], hp.lr], 1)
-    return self._run(state, mask, hp, self.arrays, int(num_steps))
+    return self._run(state, mask, hp, self.arrays, int(num_steps),
+                     bool(staggered))
 
   def evaluate(self, state: TrainState) -> Evaluation:
     return self._eval(state.params, state.batch_stats, self.arrays)
@@ -391,14 +403,19 @@ class Trainer:
     (e.g. the rewind step, where ``on_stop(step, state)`` can copy the
     state) and at ``until``. After each chunk that ends on an evaluation
     point (or at ``until``), ``on_eval(state, evaluation, chunk_losses)``.
+    Replicas may start at different steps (children of different rewind
+    points): the chunks follow the earliest, the others wait for it to
+    reach their step, and all end at ``until``.
     """
-    start = int(jax.device_get(state.step).reshape(-1)[0])
+    steps = np.asarray(jax.device_get(state.step)).reshape(-1)
+    start = int(steps.min())
+    staggered = int(steps.max()) != start
     bounds = set(range(start - start % eval_every + eval_every, until,
                        eval_every)) | {until}
     bounds |= {s for s in stops if start < s < until}
     position = start
     for b in sorted(bounds):
-      state, losses = self.run(state, mask, hp, b - position)
+      state, losses = self.run(state, mask, hp, b - position, staggered)
       if progress is not None:
         progress.update(b - position)
       position = b

@@ -9,6 +9,11 @@ import jax.numpy as jnp
 
 from jaxticket.models.conv import Conv
 
+#: BatchNorm running-average momentum of every model here (flax convention:
+#: ``running = momentum * running + (1 - momentum) * batch``); LMC's
+#: statistics re-estimation relies on it.
+BN_MOMENTUM = 0.9
+
 #: He et al. (2015) normal init, the usual choice for ReLU nets (OpenLTH too).
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
@@ -33,7 +38,7 @@ class ConvBN(nn.Module):
              use_bias=not self.norm, feature_group_count=self.groups,
              kernel_init=he_normal)(x)
     if self.norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                        epsilon=1e-5)(x)
     return nn.relu(x) if self.relu else x
 
