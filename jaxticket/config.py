@@ -369,10 +369,19 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       i.rewind_step == AUTO_REWIND and i.rewind in ("step", "lr")),
          i.rewind_step, f"must be in [0, train.steps={t.steps}), or -1 "
          "(automatic, with imp.rewind=step or lr)")
-  m = cfg.lmc
+  if i.rewind_step == AUTO_REWIND:
+    validate_lmc(cfg)
+  _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
+  return cfg
+
+
+def validate_lmc(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Check the ``lmc`` section (for ``jaxticket lmc`` and the automatic
+  rewind step; other commands ignore it)."""
+  m, steps = cfg.lmc, cfg.train.steps
   _range("lmc.rewind_steps", len(m.rewind_steps) >= 1 and all(
-      0 <= k < t.steps for k in m.rewind_steps), m.rewind_steps,
-         f"one or more steps in [0, train.steps={t.steps})")
+      0 <= k < steps for k in m.rewind_steps), m.rewind_steps,
+         f"one or more steps in [0, train.steps={steps})")
   _range("lmc.children", m.children >= 2, m.children, "must be >= 2")
   _range("lmc.alphas", m.alphas >= 3, m.alphas,
          "must be >= 3 (0 and 1 are the endpoints)")
@@ -383,7 +392,6 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
          "must be >= 0 (0 = dense, L = IMP level L)")
   _range("lmc.stable_barrier", m.stable_barrier > 0, m.stable_barrier,
          "must be > 0 (an error fraction, e.g. 0.02)")
-  _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
   return cfg
 
 

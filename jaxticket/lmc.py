@@ -354,13 +354,15 @@ def _barrier_stats(barriers: dict, rows: np.ndarray | slice) -> dict:
 
 
 def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
-                progress: bool = True) -> dict:
+                progress: bool = True,
+                connectivity: Connectivity | None = None) -> dict:
   """Barriers between children of theta_k for every k of
   ``lmc.rewind_steps`` (and, for an IMP ticket, ticket-to-solution
   connectivity). Returns the summary dict (rows per k, timings).
 
   Replica axis of the children: rewind step x seed x child (k-major), then,
   for a ticket, one random re-initialization of the mask per seed.
+  ``connectivity`` reuses a compiled :class:`Connectivity` (benchmarks).
   """
   cfg, trainer = s.cfg, s.trainer
   ks = sorted(set(int(k) for k in cfg.lmc.rewind_steps))
@@ -414,10 +416,7 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
 
   # All paths in one program.
   t0 = time.time()
-  data = path_data(s.data, cfg.lmc.train_examples, cfg.lmc.bn_batches,
-                   cfg.train.batch_size, cfg.seed)
-  conn = Connectivity(trainer, data, cfg.lmc.alphas, cfg.lmc.bn_reestimate,
-                      trainer.eval_batch_size)
+  conn = connectivity or make_connectivity(s)
   first, second, pair_of = [], [], []
   for ki, k in enumerate(ks):
     for si in range(num_seeds):
@@ -477,6 +476,15 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
   return summary
 
 
+def make_connectivity(s: imp.Setup) -> Connectivity:
+  """The :class:`Connectivity` of a setup's ``lmc`` config."""
+  cfg = s.cfg
+  data = path_data(s.data, cfg.lmc.train_examples, cfg.lmc.bn_batches,
+                   cfg.train.batch_size, cfg.seed)
+  return Connectivity(s.trainer, data, cfg.lmc.alphas, cfg.lmc.bn_reestimate,
+                      s.trainer.eval_batch_size)
+
+
 def stable_step(rows: list[dict], threshold: float) -> int | None:
   """The earliest rewind step whose mean test error barrier is below
   ``threshold`` (Frankle et al. 2020 call a net stable at ~2% error), or
@@ -493,6 +501,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   (``lmc.level=0``) or of the IMP ticket of level ``lmc.level``; writes
   summary.json, report.md, lmc_paths.png and instability.png."""
   config_lib.validate(cfg)
+  config_lib.validate_lmc(cfg)
   cfg = _source_seeds(cfg)
   wd = Workdir(workdir, "lmc")
   done = wd.finished_summary()

@@ -9,7 +9,17 @@ from nbclient import NotebookClient
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb"])
+EXPECTED = {  # notebook: (text its outputs print, files it leaves)
+    "quickstart.ipynb": (("No jackpot", "Jackpot"),
+                         ("runs/quickstart/summary.json",)),
+    "lmc.ipynb": (("stable (test barrier < 2%) from rewind step",),
+                  ("runs/lmc_dense/summary.json",
+                   "runs/lmc_ticket/summary.json",
+                   "runs/lmc_ticket/lmc_paths.png")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs(tmp_path, monkeypatch, name):
   nb = nbformat.read(os.path.join(ROOT, "colab", name), as_version=4)
   monkeypatch.setenv("JAXTICKET_NOTEBOOK_SIZE", "tiny")
@@ -19,5 +29,7 @@ def test_notebook_runs(tmp_path, monkeypatch, name):
   outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
   text = "".join(o.get("text", "") for o in outputs)
-  assert "No jackpot" in text or "Jackpot" in text  # the conclusion printed
-  assert (tmp_path / "runs" / "quickstart" / "summary.json").exists()
+  phrases, files = EXPECTED[name]
+  assert any(p in text for p in phrases), text[-2000:]
+  for f in files:
+    assert (tmp_path / f).exists(), f

@@ -1,0 +1,213 @@
+"""jaxticket against the common PyTorch practice: an eager training loop.
+
+Both run on the GPU when there is one (torch on cuda, jax on its default
+backend), else on the CPU.
+
+Issue 7's benchmark (c). The reference is our own eager PyTorch loop in the
+style of OpenLTH: LeNet-300-100 on the same MNIST-1D arrays, batch 128, SGD
+(momentum 0.9, coupled weight decay 5e-4, cosine LR from 0.3), gradients and
+weights masked every step with a 20%-density mask, seeds one after another.
+jaxticket runs the same recipe with all seeds vmapped in one ``lax.scan``.
+
+Reported, measured in one run:
+- in-loop: ms per replica-step, warm, for torch (1 seed) and jaxticket with
+  1 and with 8 replicas, and the speedups;
+- whole process: wall time of a fresh process (imports, data, compilation,
+  training, final test evaluation) for ``--seeds`` seeds x ``--steps``
+  steps, each framework in its own subprocess, and the speedup;
+- both frameworks' final test accuracy (they train the same recipe, so they
+  should land close to each other: a check that the comparison is fair).
+
+  pip install -e ".[bench]"   # torch
+  python benchmarks/vs_pytorch.py [--steps 10000] [--seeds 8] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+DENSITY = 0.2
+
+
+def load_arrays():
+  from jaxticket import data
+  d = data.load("mnist1d")
+  norm = lambda x: ((x - d.mean) / d.std).reshape(len(x), -1)
+  return norm(d.train_x), d.train_y, norm(d.test_x), d.test_y
+
+
+# --------------------------------------------------------------------------
+# PyTorch: eager loop, one seed at a time (as OpenLTH runs them).
+
+
+def torch_train(seed: int, steps: int, arrays, lr=0.3, wd=5e-4,
+                batch=128, timing_from: int | None = None):
+  """Train one seed; returns (test accuracy, seconds per step after
+  ``timing_from`` steps, or None)."""
+  import torch
+  import torch.nn.functional as F
+  torch.manual_seed(seed)
+  dev = "cuda" if torch.cuda.is_available() else "cpu"
+  sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+  x, y, tx, ty = (torch.from_numpy(a).to(dev) for a in arrays)
+  x, tx = x.float(), tx.float()
+  y, ty = y.long(), ty.long()
+  model = torch.nn.Sequential(
+      torch.nn.Linear(x.shape[1], 300), torch.nn.ReLU(),
+      torch.nn.Linear(300, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10)
+  ).to(dev)
+  weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+  gen = torch.Generator().manual_seed(seed + 1)
+  masks = [(torch.rand(w.shape, generator=gen) < DENSITY).float().to(dev)
+           for w in weights]
+  with torch.no_grad():
+    for w, m in zip(weights, masks):
+      w.mul_(m)
+  opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
+                        weight_decay=wd)
+  sched = torch.optim.lr_scheduler.LambdaLR(
+      opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+  per_epoch = len(y) // batch
+  t0 = None
+  for step in range(steps):
+    if step == timing_from:
+      sync()
+      t0 = time.perf_counter()
+    if step % per_epoch == 0:
+      perm = torch.randperm(len(y), generator=gen).to(dev)
+    idx = perm[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
+    loss = F.cross_entropy(model(x[idx]), y[idx])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for w, m in zip(weights, masks):
+      w.grad.mul_(m)
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+      for w, m in zip(weights, masks):
+        w.mul_(m)
+  sync()
+  per_step = None if t0 is None else (time.perf_counter() - t0) / (
+      steps - timing_from)
+  with torch.no_grad():
+    acc = (model(tx).argmax(-1) == ty).float().mean().item()
+  return acc, per_step
+
+
+# --------------------------------------------------------------------------
+# jaxticket: all seeds vmapped.
+
+
+def jax_setup(seeds: int, steps: int):
+  from jaxticket import config, imp
+  cfg = config.default_config()
+  cfg.seeds, cfg.train.steps, cfg.train.eval_every = seeds, steps, steps
+  return cfg, imp.setup(cfg)
+
+
+def jax_masks(cfg, s, state):
+  import jax
+  from jaxticket import imp, pruning
+  ones = imp.dense_masks(cfg, state.params)
+  keys = jax.random.split(jax.random.key(1), len(s.seeds))
+  return jax.vmap(lambda p, m, k: pruning.prune(
+      p, m, 1 - DENSITY, scorer="random", key=k))(state.params, ones, keys)
+
+
+def jax_train(seeds: int, steps: int):
+  """Fresh setup, train, evaluate; returns mean test accuracy."""
+  import jax
+  import numpy as np
+  from jaxticket import train
+  cfg, s = jax_setup(seeds, steps)
+  state = s.trainer.init(train.replica_keys(s.seeds))
+  mask = jax_masks(cfg, s, state)
+  state = state.replace(params=jax.vmap(__import__(
+      "jaxticket.masks", fromlist=["apply"]).apply)(state.params, mask))
+  state = s.trainer.train(state, mask, s.hparams, steps, steps)
+  return float(np.mean(jax.device_get(s.trainer.evaluate(state)
+                                      ).test_accuracy))
+
+
+def jax_step_time(replicas: int, steps: int) -> float:
+  """Warm seconds per replica-step of ``replicas`` vmapped replicas."""
+  import jax
+  from jaxticket import imp, train
+  cfg, s = jax_setup(replicas, steps)
+  state = s.trainer.init(train.replica_keys(s.seeds))
+  mask = jax_masks(cfg, s, state)
+  s.trainer.run(imp.copy_tree(state), mask, s.hparams, steps)
+  t0 = time.perf_counter()
+  out, _ = s.trainer.run(imp.copy_tree(state), mask, s.hparams, steps)
+  jax.block_until_ready(out.params)
+  return (time.perf_counter() - t0) / (replicas * steps)
+
+
+def worker(kind: str, seeds: int, steps: int) -> None:
+  if kind == "torch":
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    arrays = load_arrays()
+    accs = [torch_train(sd, steps, arrays)[0] for sd in range(seeds)]
+    acc = sum(accs) / len(accs)
+  else:
+    acc = jax_train(seeds, steps)
+  print(json.dumps({"test_accuracy": acc}))
+
+
+def whole_process(kind: str, seeds: int, steps: int) -> tuple[float, float]:
+  t0 = time.perf_counter()
+  out = subprocess.run([sys.executable, __file__, "--worker", kind,
+                        "--seeds", str(seeds), "--steps", str(steps)],
+                       check=True, capture_output=True, text=True)
+  wall = time.perf_counter() - t0
+  return wall, json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--steps", type=int, default=10000)
+  parser.add_argument("--seeds", type=int, default=8)
+  parser.add_argument("--loop-steps", type=int, default=1000,
+                      help="steps timed for the in-loop comparison")
+  parser.add_argument("--worker", choices=["torch", "jax"])
+  parser.add_argument("--out", default="")
+  args = parser.parse_args()
+  if args.worker:
+    return worker(args.worker, args.seeds, args.steps)
+  import torch
+  from common import report
+  torch.set_num_threads(os.cpu_count())
+  n = args.loop_steps
+  torch_step = torch_train(0, n + 100, load_arrays(), timing_from=100)[1]
+  jax1, jax8 = jax_step_time(1, n), jax_step_time(8, n)
+  torch_wall, torch_acc = whole_process("torch", args.seeds, args.steps)
+  jax_wall, jax_acc = whole_process("jax", args.seeds, args.steps)
+  report("vs_pytorch", {
+      "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+      "torch_device": "cuda" if torch.cuda.is_available() else "cpu",
+      "in_loop_ms_per_replica_step": {
+          "torch_eager_1_seed": round(1e3 * torch_step, 4),
+          "jaxticket_1_replica": round(1e3 * jax1, 4),
+          "jaxticket_8_replicas": round(1e3 * jax8, 4)},
+      "in_loop_speedup": {"1_seed": round(torch_step / jax1, 2),
+                          "8_seeds": round(torch_step / jax8, 2)},
+      "whole_process": {"seeds": args.seeds, "steps": args.steps,
+                        "torch_s": round(torch_wall, 2),
+                        "jaxticket_s": round(jax_wall, 2),
+                        "speedup": round(torch_wall / jax_wall, 2),
+                        "torch_test_accuracy": round(torch_acc, 4),
+                        "jaxticket_test_accuracy": round(jax_acc, 4)},
+  }, args.out)
+
+
+if __name__ == "__main__":
+  main()
