@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
   from jaxticket import report
   from jaxticket import sanity
   from jaxticket import study
+  from jaxticket.checkpoint import CheckpointError
   from jaxticket.workdir import WorkdirError
   try:
     cfg = config_lib.apply_overrides(config_lib.load(args.config), overrides)
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
       summary = imp.run(cfg, args.workdir, command=args.command,
                         progress=not args.no_progress)
-  except (config_lib.ConfigError, WorkdirError, ValueError,
-          FileNotFoundError) as e:
+  except (config_lib.ConfigError, WorkdirError, CheckpointError,
+          imp.DivergenceError, ValueError, FileNotFoundError) as e:
     print(f"jaxticket {args.command}: error: {e}", file=sys.stderr)
     return 2
   print()

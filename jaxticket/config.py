@@ -80,6 +80,9 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # How replicas share the program: vmap (vectorized; auto = vmap) or map
   # (one after another inside it: less memory, sometimes faster on CPU).
   c.train.replica_loop = "auto"
+  # NaN/Inf loss: a replica is marked diverged and left out of means; true
+  # stops the whole run at the first divergence instead.
+  c.train.stop_on_divergence = False
 
   c.masks = ml_collections.ConfigDict()
   c.masks.prunable = r"(^|/)kernel$"
@@ -113,6 +116,12 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.sanity.require_significance = False
   c.sanity.overlap_top = 0.2  # top-p% weights for the overlap diagnostic
 
+  # Training checkpoints (orbax) a killed run resumes from: every this many
+  # steps inside a level (0: only at level ends), keeping the newest `keep`.
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 1000
+  c.checkpoint.keep = 2
+
   # Linear mode connectivity / instability (Frankle et al. 2020).
   c.lmc = ml_collections.ConfigDict()
   c.lmc.rewind_steps = (0, 25, 100, 500)  # k: children spawn from theta_k
@@ -137,6 +146,8 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   """Shrink a config in place for tests and demos (keeps its recipe shape)."""
   c.train.steps = steps
   c.train.eval_every = max(1, steps // 2)
+  if "checkpoint" in c:
+    c.checkpoint.every_steps = max(1, steps // 4)
   c.train.warmup_steps = min(c.train.warmup_steps, steps // 4)
   c.imp.levels = levels
   if "sanity" in c:
@@ -187,6 +198,7 @@ def ma2021_cifar(model: str, dataset: str = "cifar10"
   c.train.batch_size = 64
   c.train.steps = 160 * 703
   c.train.eval_every = 4 * 703
+  c.checkpoint.every_steps = 4 * 703  # every 4 epochs
   c.imp.levels = 14
   c.imp.prune_fraction = 0.2
   c.imp.output_prune_fraction = 0.0
@@ -371,6 +383,10 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
          "(automatic, with imp.rewind=step or lr)")
   if i.rewind_step == AUTO_REWIND:
     validate_lmc(cfg)
+  _range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,
+         cfg.checkpoint.every_steps, "must be >= 0 (0 = only at level ends)")
+  _range("checkpoint.keep", cfg.checkpoint.keep >= 1, cfg.checkpoint.keep,
+         "must be >= 1")
   _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
   return cfg
 

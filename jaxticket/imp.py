@@ -26,6 +26,7 @@ level is one compiled program whatever the number of seeds.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -45,7 +46,7 @@ from jaxticket import models as models_lib
 from jaxticket import pruning
 from jaxticket import report
 from jaxticket import train as train_lib
-from jaxticket.workdir import Workdir
+from jaxticket.workdir import Workdir, read_json, write_json
 
 PyTree = Any
 
@@ -102,49 +103,81 @@ def copy_tree(tree: PyTree) -> PyTree:
   return jax.tree.map(jnp.copy, tree)
 
 
-def stats(values: np.ndarray) -> dict:
-  """``{"mean", "std", "per_seed"}`` of per-replica values."""
+def stats(values: np.ndarray, valid: np.ndarray | None = None) -> dict:
+  """``{"mean", "std", "per_seed"}`` of per-replica values; with ``valid``
+  (e.g. not diverged) the mean and std use only those replicas and the
+  others read ``None`` in ``per_seed``."""
   values = np.asarray(values, np.float64)
-  return {"mean": float(values.mean()), "std": float(values.std()),
-          "per_seed": [float(v) for v in values]}
+  valid = np.ones(values.shape, bool) if valid is None else np.asarray(valid)
+  kept = values[valid]
+  return {"mean": float(kept.mean()) if kept.size else None,
+          "std": float(kept.std()) if kept.size else None,
+          "per_seed": [float(v) if ok else None
+                       for v, ok in zip(values, valid)]}
 
 
 class LevelLogger:
-  """Writes one metrics.jsonl row per replica per evaluation and drives the
-  progress bar for one level."""
+  """Writes one metrics.jsonl row per replica per evaluation, drives the
+  progress bar of one level and watches for divergence."""
 
   def __init__(self, workdir: Workdir, level: int, seeds: list[int],
                lrs: list[float], density: np.ndarray, bar: Any,
-               extra: dict | None = None):
+               extra: dict | None = None, stop_on_divergence: bool = False):
     self.workdir, self.level, self.seeds, self.lrs = workdir, level, seeds, lrs
     self.extra = extra or {}
     self.density, self.bar = density, bar
+    self.stop_on_divergence = stop_on_divergence
     self.last: train_lib.Evaluation | None = None
     self.last_loss: np.ndarray | None = None
+    self.diverged_at: np.ndarray | None = None
 
   def __call__(self, state: train_lib.TrainState,
                ev: train_lib.Evaluation, losses: np.ndarray) -> None:
     ev = jax.device_get(ev)
     steps = np.asarray(jax.device_get(state.step))
-    # NaN entries are steps a staggered replica waited; a diverged replica
-    # ends its chunk on a non-finite loss.
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    diverged_at = np.asarray(jax.device_get(state.diverged_at))
+    # Negative entries are steps a staggered replica waited.
+    recent = losses[:, -min(50, losses.shape[1]):]
+    recent = np.where(recent < 0, np.nan, recent)
+    with warnings.catch_warnings():
       warnings.simplefilter("ignore", RuntimeWarning)
-      train_loss = np.nanmean(losses[:, -min(50, losses.shape[1]):], axis=1)
-    train_loss = np.where(np.isfinite(losses[:, -1]), train_loss, np.nan)
-    self.last, self.last_loss = ev, train_loss
+      train_loss = np.nanmean(recent, axis=1)
+    train_loss = np.where(diverged_at >= 0, np.nan, train_loss)
+    self.last, self.last_loss, self.diverged_at = ev, train_loss, diverged_at
     self.workdir.log_metrics([
         {**self.extra, "level": self.level, "replica": r, "seed": s,
          "lr": self.lrs[r], "step": int(steps[r]),
-         "density": float(self.density[r]), "train_loss": float(train_loss[r]),
-         "val_loss": float(ev.val_loss[r]),
+         "density": float(self.density[r]),
+         "train_loss": _finite_or_none(train_loss[r]),
+         "val_loss": _finite_or_none(ev.val_loss[r]),
          "val_accuracy": float(ev.val_accuracy[r]),
-         "test_loss": float(ev.test_loss[r]),
+         "test_loss": _finite_or_none(ev.test_loss[r]),
          "test_accuracy": float(ev.test_accuracy[r]),
-         "diverged": bool(not np.isfinite(losses[r, -1]))}
+         "diverged": bool(diverged_at[r] >= 0),
+         "diverged_at": int(diverged_at[r]) if diverged_at[r] >= 0 else None}
         for r, s in enumerate(self.seeds)])
-    self.bar.set_postfix(loss=f"{np.nanmean(train_loss):.3f}",
-                         val_acc=f"{np.mean(ev.val_accuracy):.3f}")
+    ok = diverged_at < 0
+    self.bar.set_postfix(
+        loss=f"{np.mean(train_loss[ok]):.3f}" if ok.any() else "nan",
+        val_acc=f"{np.mean(ev.val_accuracy[ok]):.3f}" if ok.any() else "-",
+        **({"diverged": int((~ok).sum())} if not ok.all() else {}))
+    if self.stop_on_divergence and not ok.all():
+      r = int(np.flatnonzero(~ok)[0])
+      raise DivergenceError(
+          f"level {self.level}: the loss of replica {r} (seed "
+          f"{self.seeds[r]}, lr {self.lrs[r]}) became NaN/Inf at step "
+          f"{int(diverged_at[r])}; stopped because "
+          "train.stop_on_divergence=true. Lower train.lr (or add "
+          "train.warmup_steps) and run again in a new --workdir; metrics so "
+          "far are in metrics.jsonl.")
+
+
+class DivergenceError(RuntimeError):
+  """A replica's loss became NaN/Inf and the run was asked to stop."""
+
+
+def _finite_or_none(x: float) -> float | None:
+  return float(x) if np.isfinite(x) else None
 
 
 def train_level(s: Setup, workdir: Workdir, level: int,
@@ -164,28 +197,33 @@ def train_level(s: Setup, workdir: Workdir, level: int,
   seeds = s.seeds if seeds is None else seeds
   lrs = s.lrs if lrs is None else lrs
   density = np.asarray(jax.vmap(masks_lib.density)(mask))
-  start = int(np.asarray(state.step).reshape(-1)[0])
+  start = int(np.asarray(state.step).min())
   desc = desc or f"level {level} (density {density.mean():.3f})"
   with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
             unit="step", leave=True, dynamic_ncols=True) as bar:
-    logger = LevelLogger(workdir, level, seeds, lrs, density, bar, extra)
+    logger = LevelLogger(workdir, level, seeds, lrs, density, bar, extra,
+                         s.cfg.train.stop_on_divergence)
     state = trainer.train(state, mask, hparams, s.cfg.train.steps,
                           s.cfg.train.eval_every, stops=stops,
                           on_eval=logger, on_stop=on_stop, progress=bar)
-  ev = logger.last
+  ev, at = logger.last, logger.diverged_at
+  ok = at < 0
   row = {"level": level, "density": float(density.mean()),
          "density_per_seed": [float(d) for d in density],
-         "test_accuracy": stats(ev.test_accuracy),
-         "val_accuracy": stats(ev.val_accuracy),
-         "test_loss": stats(ev.test_loss),
-         "train_loss": stats(logger.last_loss),
-         "diverged_seeds": [sd for sd, l in zip(seeds, logger.last_loss)
-                            if not np.isfinite(l)],
+         "test_accuracy": stats(ev.test_accuracy, ok),
+         "val_accuracy": stats(ev.val_accuracy, ok),
+         "test_loss": stats(ev.test_loss, ok),
+         "train_loss": stats(logger.last_loss, ok),
+         "diverged_seeds": [sd for sd, good in zip(seeds, ok) if not good],
+         "diverged": [{"replica": r, "seed": seeds[r], "lr": float(lrs[r]),
+                       "step": int(at[r])} for r in np.flatnonzero(~ok)],
          "evaluation": ev}
-  if row["diverged_seeds"]:
-    tqdm.write(f"warning: level {level}: loss became NaN/Inf for seeds "
-               f"{row['diverged_seeds']}; lower train.lr or check the data.",
-               file=sys.stderr)
+  if row["diverged"]:
+    tqdm.write(f"warning: level {level}: the loss became NaN/Inf for "
+               + ", ".join(f"seed {d['seed']} (lr {d['lr']:g}) at step "
+                           f"{d['step']}" for d in row["diverged"])
+               + "; those replicas are left out of means. Lower train.lr "
+               "or add warm-up.", file=sys.stderr)
   return state, row
 
 
@@ -263,52 +301,149 @@ class Outcome:
   rows: list[dict]
 
 
+def _position(level: int, step: int, steps: int) -> int:
+  """A checkpoint's place in the run: grows with (level, step)."""
+  return level * (steps + 1) + step
+
+
+def _trained_state(init: train_lib.TrainState, saved: dict, step: int
+                   ) -> train_lib.TrainState:
+  """A stacked state holding a saved level's weights (fresh optimizer)."""
+  state = init.replace(params=jax.device_put(saved["params"]),
+                       batch_stats=jax.device_put(saved["batch_stats"]),
+                       step=jnp.full_like(init.step, step))
+  if "diverged_at" in saved:
+    state = state.replace(diverged_at=jnp.asarray(saved["diverged_at"]))
+  return state
+
+
+def _row_to_json(row: dict) -> dict:
+  ev = row["evaluation"]
+  return {**row, "evaluation": {k: np.asarray(v).tolist()
+                                for k, v in ev._asdict().items()}}
+
+
+def _row_from_json(row: dict) -> dict:
+  ev = train_lib.Evaluation(**{k: np.asarray(v, np.float32)
+                               for k, v in row["evaluation"].items()})
+  return {**row, "evaluation": ev}
+
+
+def _keep_imp_metric(level: int, step: int):
+  """Predicate over metrics rows: IMP-stage rows up to (level, step)."""
+  def keep(row: dict) -> bool:
+    if "settings" in row or "stage" in row:
+      return False
+    return row["level"] < level or (row["level"] == level
+                                    and row["step"] <= step)
+  return keep
+
+
 def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
   """The IMP loop: dense level 0, then prune -> rewind -> retrain per level.
 
   Saves theta_0, theta_k and every level's masks and trained weights under
-  ``checkpoints/``; writes metric rows as it goes.
+  ``checkpoints/``; writes metric rows as it goes. The whole training state
+  is checkpointed every ``checkpoint.every_steps`` steps and at the end of
+  each level (``checkpoints/train``); a killed run given the same workdir
+  resumes from the newest readable checkpoint and ends exactly as an
+  uninterrupted run would.
   """
   cfg = s.cfg
-  k = cfg.imp.rewind_step
-
-  # Level 0: train the dense network, remembering theta_0 and theta_k.
+  k, steps = cfg.imp.rewind_step, cfg.train.steps
+  every = cfg.checkpoint.every_steps
+  say = lambda text: tqdm.write(text, file=sys.stderr)
+  ckpts = checkpoint.TrainCheckpoints(wd.file("checkpoints", "train"),
+                                      cfg.checkpoint.keep)
   init = s.trainer.init(train_lib.replica_keys(s.seeds))
-  mask = dense_masks(cfg, init.params)
-  checkpoint.save_tree(wd.file("checkpoints", "init"),
-                       {"params": init.params,
-                        "batch_stats": init.batch_stats})
-  saved = {0: copy_tree(init)}
-  keep_k = lambda step, st: saved.__setitem__(step, copy_tree(st))
-  trained, row = train_level(s, wd, 0, copy_tree(init), mask, s.hparams,
-                             s.trainer, stops=(k,) if k else (),
-                             on_stop=keep_k, progress=progress)
-  at_k = saved[k]
-  if cfg.imp.rewind in ("step", "lr") and k:
-    checkpoint.save_tree(wd.file("checkpoints", "rewind"),
-                         {"params": at_k.params,
-                          "batch_stats": at_k.batch_stats,
-                          "step": at_k.step})
-  save_level(wd, 0, mask, trained)
-  outcome = Outcome(init, at_k, trained, [jax.device_get(mask)], [row])
+  ones = dense_masks(cfg, init.params)
+  template = {"level": jnp.zeros((), jnp.int32), "state": init, "mask": ones}
+  resumed = ckpts.restore_latest(template, warn=lambda m: say("warning: " + m))
+  outcome = Outcome(init, None, None, [], [])
+  rows_path = wd.file("levels.json")
 
-  # Levels 1..L: prune, rewind, retrain.
-  trainer, hparams = s.trainer, s.hparams
-  if cfg.imp.rewind == "finetune" and cfg.imp.levels:
-    trainer, hparams = finetune_setup(s)
-  for level in range(1, cfg.imp.levels + 1):
-    fraction, special_fraction = level_fractions(cfg, level)
-    if cfg.imp.schedule == "oneshot":
-      source, mask = outcome.dense, dense_masks(cfg, init.params)
-    else:
-      source = trained
-    mask = prune_masks(s, source.params, mask, fraction, special_fraction)
-    state = rewind(cfg, source, init, at_k, mask, trainer.recipe)
+  start_level, state, mask, trained = 0, None, None, None
+  if resumed is None:
+    wd.restart_metrics()
+    checkpoint.save_tree(wd.file("checkpoints", "init"),
+                         {"params": init.params,
+                          "batch_stats": init.batch_stats})
+  else:
+    tree = resumed[1]
+    level = int(tree["level"])
+    state, mask = tree["state"], tree["mask"]
+    step = int(np.asarray(state.step).min())
+    say(f"resuming {wd.path} from level {level}, step {step} "
+        f"(checkpoint {resumed[0]}).")
+    wd.truncate_metrics(_keep_imp_metric(level, step))
+    saved_rows = read_json(rows_path) if os.path.exists(rows_path) else []
+    done = level + 1 if step == steps else level  # levels finished
+    for l in range(done):
+      outcome.masks.append(load_level(wd.path, l)["mask"])
+      outcome.rows.append(_row_from_json(saved_rows[l]))
+    if done > 0:
+      outcome.dense = _trained_state(init, load_level(wd.path, 0), steps)
+      trained = (state if done == level + 1 else
+                 _trained_state(init, load_level(wd.path, done - 1), steps))
+    if k and cfg.imp.rewind in ("step", "lr") and (done > 0 or step >= k):
+      outcome.at_k = _trained_state(
+          init, checkpoint.load_tree(wd.file("checkpoints", "rewind")), k)
+    start_level = done
+    if done > level:
+      state = mask = None
+
+  if not k:
+    outcome.at_k = outcome.at_k or init
+
+  def on_stop(level: int, mask: PyTree):
+    def stop(step: int, st: train_lib.TrainState) -> None:
+      if level == 0 and step == k and k:
+        outcome.at_k = copy_tree(st)
+        if cfg.imp.rewind in ("step", "lr"):
+          checkpoint.save_tree(wd.file("checkpoints", "rewind"),
+                               {"params": st.params,
+                                "batch_stats": st.batch_stats,
+                                "step": st.step})
+      if every and step % every == 0:
+        ckpts.save(_position(level, step, steps),
+                   {"level": jnp.asarray(level, jnp.int32), "state": st,
+                    "mask": mask})
+    return stop
+
+  for level in range(start_level, cfg.imp.levels + 1):
+    trainer, hparams = s.trainer, s.hparams
+    if level > 0 and cfg.imp.rewind == "finetune":
+      trainer, hparams = finetune_setup(s)
+    if state is None:  # a fresh level (not resumed mid-way)
+      if level == 0:
+        state, mask = copy_tree(init), ones
+      else:
+        fraction, special_fraction = level_fractions(cfg, level)
+        if cfg.imp.schedule == "oneshot":
+          source, mask = outcome.dense, ones
+        else:
+          source = trained
+        mask = prune_masks(s, source.params, mask, fraction, special_fraction)
+        state = rewind(cfg, source, init, outcome.at_k, mask, trainer.recipe)
+    begin = int(np.asarray(state.step).min())
+    stops = set(range(begin - begin % every + every, steps, every)) \
+        if every else set()
+    if level == 0 and k:
+      stops.add(k)
     trained, row = train_level(s, wd, level, state, mask, hparams, trainer,
-                               progress=progress)
+                               stops=tuple(sorted(stops)),
+                               on_stop=on_stop(level, mask), progress=progress)
     save_level(wd, level, mask, trained)
     outcome.masks.append(jax.device_get(mask))
     outcome.rows.append(row)
+    write_json(rows_path, [_row_to_json(r) for r in outcome.rows])
+    ckpts.save(_position(level, steps, steps),
+               {"level": jnp.asarray(level, jnp.int32), "state": trained,
+                "mask": mask})
+    if level == 0:
+      outcome.dense = trained
+    state = None
+  ckpts.close()
   return outcome
 
 
@@ -369,7 +504,8 @@ def save_level(wd: Workdir, level: int, mask: PyTree,
   """Save a level's masks and trained params/statistics (replica axis kept)."""
   checkpoint.save_tree(wd.file("checkpoints", f"level_{level}"),
                        {"mask": mask, "params": state.params,
-                        "batch_stats": state.batch_stats})
+                        "batch_stats": state.batch_stats,
+                        "diverged_at": state.diverged_at})
 
 
 def load_level(workdir: str, level: int) -> dict:

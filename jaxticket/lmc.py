@@ -510,6 +510,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     tqdm.write(f"{wd.path} holds a finished `lmc` run with this config; "
                "nothing recomputed.", file=sys.stderr)
     return done
+  wd.restart_metrics()
   t0 = time.time()
   ticket = load_ticket(cfg, wd, progress) if cfg.lmc.level else None
   s = imp.setup(cfg)

@@ -25,8 +25,8 @@ def density_axis(ax) -> None:
   ax.set_xlabel("weights remaining (%)")
 
 
-def pct(x: float) -> str:
-  return f"{100 * x:.2f}"
+def pct(x: float | None) -> str:
+  return "—" if x is None else f"{100 * x:.2f}"
 
 
 def imp_table(rows: list[dict]) -> str:
@@ -44,8 +44,8 @@ def imp_table(rows: list[dict]) -> str:
 def plot_accuracy_vs_density(rows: list[dict], path: str, title: str) -> None:
   """Test accuracy vs. density on a log axis, mean line with a +-std band."""
   d = np.array([r["density"] for r in rows])
-  m = np.array([r["test_accuracy"]["mean"] for r in rows]) * 100
-  s = np.array([r["test_accuracy"]["std"] for r in rows]) * 100
+  m = np.array([r["test_accuracy"]["mean"] for r in rows], float) * 100
+  s = np.array([r["test_accuracy"]["std"] for r in rows], float) * 100
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.plot(d * 100, m, "o-", label="IMP ticket (mean over seeds)")
   ax.fill_between(d * 100, m - s, m + s, alpha=0.25, label="± 1 std")
@@ -74,10 +74,11 @@ def write_imp_report(wd: Workdir, summary: dict) -> None:
   if len(rows) > 1:
     plot_accuracy_vs_density(rows, wd.file("accuracy_vs_density.png"), title)
     text += ["![test accuracy vs density](accuracy_vs_density.png)", ""]
-  diverged = {r["level"]: r["diverged_seeds"] for r in rows
-              if r["diverged_seeds"]}
+  diverged = [f"level {r['level']}: seed {d['seed']} at step {d['step']}"
+              for r in rows for d in r.get("diverged", [])]
   if diverged:
-    text += [f"Diverged (NaN/Inf loss): {diverged}", ""]
+    text += ["Diverged (NaN/Inf loss; left out of the means): "
+             + "; ".join(diverged) + ".", ""]
   if summary.get("auto_rewind"):
     a = summary["auto_rewind"]
     text += [f"Rewind step chosen automatically: {a['chosen']} (earliest "

@@ -217,6 +217,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
   summary = summarize(cfg, s, outcome, evals, widths, crit)
   summary["diagnostics"] = why_it_wins(cfg, s, wd, outcome)
+  summary["diverged"] = [{"level": r["level"], **d} for r in outcome.rows
+                         for d in r["diverged"]]
   if auto:
     summary["auto_rewind"] = auto
   summary["wall_time_s"] = round(time.time() - t0, 2)

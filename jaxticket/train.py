@@ -78,12 +78,15 @@ class HParams(NamedTuple):
 @flax.struct.dataclass
 class TrainState:
   """Per-replica training state. ``data_key`` fixes the data order and
-  augmentation (the 'SGD noise'); ``step`` indexes the schedule and data."""
+  augmentation (the 'SGD noise'); ``step`` indexes the schedule and data;
+  ``diverged_at`` is the first step whose loss was NaN/Inf (-1: none),
+  recorded inside the compiled loop."""
   params: PyTree
   batch_stats: PyTree
   opt_state: PyTree
   step: jax.Array
   data_key: jax.Array
+  diverged_at: jax.Array
 
 
 def lr_factor(step: jax.Array, recipe: Recipe) -> jax.Array:
@@ -125,7 +128,8 @@ def init_state(model: nn.Module, key: jax.Array, input_shape: tuple[int, ...],
   return TrainState(params=params,
                     batch_stats=variables.get("batch_stats", {}),
                     opt_state=make_direction(recipe).init(params),
-                    step=jnp.zeros((), jnp.int32), data_key=data_key)
+                    step=jnp.zeros((), jnp.int32), data_key=data_key,
+                    diverged_at=jnp.full((), -1, jnp.int32))
 
 
 def fresh_optimizer(state: TrainState, recipe: Recipe) -> TrainState:
@@ -231,11 +235,18 @@ def train_step(task: Task, state: TrainState, mask: PyTree, hp: HParams,
   lr = hp.lr * lr_factor(state.step, recipe)
   params = jax.tree.map(lambda p, d: p - lr * d, state.params, direction)
   params = masks_lib.apply(params, mask)
+  diverged_at = jnp.where((state.diverged_at < 0) & ~jnp.isfinite(loss),
+                          state.step, state.diverged_at)
   return state.replace(params=params, batch_stats=new_stats,
-                       opt_state=opt_state, step=state.step + 1), loss
+                       opt_state=opt_state, step=state.step + 1,
+                       diverged_at=diverged_at), loss
 
 
 REPLICA_LOOPS = ("auto", "vmap", "map")
+
+#: Loss reported for the steps a staggered replica waits (a cross-entropy is
+#: never negative, and NaN/Inf mean divergence).
+WAITING = -1.0
 
 
 def over_replicas(fn: Callable, how: str, in_axes: tuple) -> Callable:
@@ -283,8 +294,8 @@ def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
   ``lax.cond``) only when some replica enters a new epoch. Replicas may be
   at different steps (e.g. different rewind points). With ``staggered``, a
   clock starts at the earliest replica's step and a replica waits (state
-  unchanged, loss NaN) until the clock reaches its own step, so replicas
-  that start later finish together with the others.
+  unchanged, loss :data:`WAITING`) until the clock reaches its own step, so
+  replicas that start later finish together with the others.
   """
   n, bs = arrays.train_x.shape[0], task.recipe.batch_size
   perms_of = jax.vmap(lambda k, e: epoch_permutation(k, e, n))
@@ -307,7 +318,7 @@ def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
       keep = lambda a, b: jnp.where(
           active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
       new = jax.tree.map(keep, new, s)
-      loss = jnp.where(active, loss, jnp.nan)
+      loss = jnp.where(active, loss, WAITING)
     return (new, perms, epoch), loss
 
   carry = (state, perms_of(state.data_key, epoch0), epoch0)

@@ -83,7 +83,13 @@ class Workdir:
     new = json.loads(config_lib.to_json(cfg))
     path = self.file("config.json")
     if os.path.exists(path):
-      old = read_json(path)
+      try:
+        old = read_json(path)
+      except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WorkdirError(
+            f"{path} is unreadable (damaged). Use a new --workdir, or delete "
+            "the file if you are sure the run there used this config."
+        ) from None
       old_cmd = old.pop("_command", self.command)
       changes = config_lib.diff(old, new)
       if old_cmd != self.command or changes:
@@ -93,9 +99,28 @@ class Workdir:
             f"{self.path} already holds a run with {what}. Use a new "
             "--workdir (nothing there was changed).")
     write_json(path, {**new, "_command": self.command})
-    # A restarted unfinished run starts its metrics afresh.
+
+  def restart_metrics(self) -> None:
+    """A run that starts from scratch moves old metrics to metrics.jsonl.prev."""
     if os.path.exists(self.file("metrics.jsonl")):
       os.replace(self.file("metrics.jsonl"), self.file("metrics.jsonl.prev"))
+
+  def truncate_metrics(self, keep) -> None:
+    """A resumed run keeps the metrics rows for which ``keep(row)`` holds
+    (those up to its checkpoint) and drops the rest, atomically. A torn
+    last line (a kill mid-write) is dropped too."""
+    path = self.file("metrics.jsonl")
+    if not os.path.exists(path):
+      return
+    rows = []
+    with open(path) as f:
+      for line in f:
+        try:
+          rows.append(json.loads(line))
+        except json.JSONDecodeError:
+          continue
+    write_atomic(path, "".join(json.dumps(r, default=_default) + "\n"
+                               for r in rows if keep(r)))
 
   def log_metrics(self, rows: list[dict]) -> None:
     """Append rows to metrics.jsonl (whole lines, flushed and fsynced)."""

@@ -54,6 +54,15 @@ def run_main(capsys, *argv):
     ("--config.seeds=0", "seeds=0"),
     ("--config.train.lr=fast", "expected a value of type float"),
     ("--config.imp.rewind_step=100000", "imp.rewind_step"),
+    ("--config.imp.rewind_step=-1", "imp.rewind=step or lr"),
+    ("--config.imp.levels=-1", "imp.levels=-1"),
+    ("--config.imp.scorer=magnitud", "magnitude"),
+    ("--config.checkpoint.keep=0", "checkpoint.keep=0"),
+    ("--config.checkpoint.every_steps=-5", "checkpoint.every_steps"),
+    ("--config.data.val_fraction=1.0", "data.val_fraction"),
+    ("--config.train.steps=0", "train.steps=0"),
+    ("--config.train.batch_size=100000", "train.batch_size=100000"),
+    ("--config.train.stop_on_divergence=maybe", "expected a value of type bool"),
 ])
 def test_bad_config_gives_clear_error(tmp_path, capsys, override, needle):
   code, out = run_main(capsys, "imp", "--config", TINY, "--workdir",

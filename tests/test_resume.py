@@ -1,0 +1,137 @@
+"""Resumable runs: SIGKILL at any moment, resume, and end bit-identical to an
+uninterrupted run; corrupt checkpoints fall back; divergence is recorded.
+
+The CLI runs in subprocesses; ``JAXTICKET_FAULT`` makes the process SIGKILL
+itself after (or while) writing its N-th training checkpoint. With 40 steps,
+checkpoints every 10 and 2 IMP levels, checkpoints 1-4 belong to level 0
+(steps 10, 20, 30 and its end), 5-8 to level 1, 9-12 to level 2.
+"""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxticket import checkpoint, config, imp
+
+ARGS = ["imp", "--config", "configs/mnist1d_lenet.py:tiny",
+        "--config.model.width=0.25", "--config.train.steps=40",
+        "--config.train.eval_every=20", "--config.imp.levels=2",
+        "--config.checkpoint.every_steps=10", "--config.checkpoint.keep=2",
+        "--config.imp.rewind=step", "--config.imp.rewind_step=5",
+        "--no-progress"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(workdir, fault=None, extra=()):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env.pop(checkpoint.FAULT_ENV, None)
+  if fault:
+    env[checkpoint.FAULT_ENV] = fault
+  return subprocess.run(
+      [sys.executable, "-m", "jaxticket.cli", *ARGS, *extra,
+       "--workdir", str(workdir)], cwd=ROOT, env=env, capture_output=True,
+      text=True, timeout=600)
+
+
+def results(workdir):
+  """Everything a run leaves that must not depend on interruptions."""
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  summary.pop("wall_time_s")
+  metrics = open(os.path.join(workdir, "metrics.jsonl")).read()
+  levels = [imp.load_level(str(workdir), l) for l in range(3)]
+  return summary, metrics, levels
+
+
+def assert_same(a, b):
+  assert a[0] == b[0]  # summary
+  assert a[1] == b[1]  # metrics.jsonl, line for line
+  for x, y in zip(jax.tree.leaves(a[2]), jax.tree.leaves(b[2])):
+    np.testing.assert_array_equal(x, y)  # masks, params, statistics
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  out = cli(workdir)
+  assert out.returncode == 0, out.stderr
+  return results(workdir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["kill_after_save:3",    # mid level 0
+                                   "kill_during_save:6",   # writing, level 1
+                                   "kill_after_save:12"])  # after the last
+def test_killed_run_resumes_bit_identical(tmp_path, reference, fault):
+  out = cli(tmp_path, fault)
+  assert out.returncode == -signal.SIGKILL, out.stderr
+  assert not os.path.exists(tmp_path / "summary.json")
+  out = cli(tmp_path)
+  assert out.returncode == 0, out.stderr
+  assert "resuming" in out.stderr
+  assert_same(results(tmp_path), reference)
+
+
+@pytest.mark.slow
+def test_corrupt_newest_checkpoint_falls_back(tmp_path, reference):
+  assert cli(tmp_path, "kill_after_save:7").returncode == -signal.SIGKILL
+  train_dir = tmp_path / "checkpoints" / "train"
+  newest = max(int(p) for p in os.listdir(train_dir) if p.isdigit())
+  for f in glob.glob(str(train_dir / str(newest) / "**" / "*"),
+                     recursive=True):
+    if os.path.isfile(f):
+      with open(f, "wb") as fh:
+        fh.write(b"garbage")
+  out = cli(tmp_path)
+  assert out.returncode == 0, out.stderr
+  assert f"checkpoint {newest}" in out.stderr and "falling back" in out.stderr
+  assert_same(results(tmp_path), reference)
+
+
+@pytest.mark.slow
+def test_no_usable_checkpoint_is_a_clear_error(tmp_path):
+  assert cli(tmp_path, "kill_after_save:2").returncode == -signal.SIGKILL
+  train_dir = tmp_path / "checkpoints" / "train"
+  for f in glob.glob(str(train_dir / "*" / "**" / "*"), recursive=True):
+    if os.path.isfile(f):
+      open(f, "wb").close()
+  out = cli(tmp_path)
+  assert out.returncode == 2
+  assert "No usable training checkpoint" in out.stderr
+  assert "Traceback" not in out.stderr
+
+
+def test_divergent_replica_is_recorded_and_left_out(tmp_path):
+  """One LR of a sanity-style grid diverges: the run goes on, the replica
+  is marked with its step, and means use the others."""
+  cfg = config.default_config("tiny")
+  cfg.model.width = 0.25
+  cfg.imp.levels = 0
+  s = imp.setup(cfg)
+  s.hparams = s.hparams._replace(lr=s.hparams.lr.at[1].set(1e6))
+  s.lrs = [float(x) for x in s.hparams.lr]
+  from jaxticket import train
+  from jaxticket.workdir import Workdir
+  wd = Workdir(str(tmp_path), "imp")
+  init = s.trainer.init(train.replica_keys(s.seeds))
+  ones = imp.dense_masks(cfg, init.params)
+  _, row = imp.train_level(s, wd, 0, init, ones, s.hparams, s.trainer,
+                           progress=False)
+  assert [d["seed"] for d in row["diverged"]] == [s.seeds[1]]
+  assert 0 <= row["diverged"][0]["step"] < cfg.train.steps
+  acc = row["evaluation"].test_accuracy
+  assert row["test_accuracy"]["mean"] == pytest.approx(float(acc[0]))
+  assert row["test_accuracy"]["per_seed"][1] is None
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert any(r["diverged"] and r["diverged_at"] is not None for r in rows)
+  # With stop_on_divergence the run stops with a message naming the fix.
+  cfg.train.stop_on_divergence = True
+  with pytest.raises(imp.DivergenceError, match="train.lr"):
+    imp.train_level(s, wd, 0, s.trainer.init(train.replica_keys(s.seeds)),
+                    ones, s.hparams, s.trainer, progress=False)
