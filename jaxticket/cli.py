@@ -31,6 +31,9 @@ COMMANDS = {
     "imp": "Iterative (or one-shot) magnitude pruning with rewinding; "
            "all seeds in one compiled program.",
     "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
+    "sweep": "IMP over a grid of config values (--grid KEY=V1,V2 ...), as "
+             "few programs as possible: LR / weight-decay points x seeds on "
+             "one replica axis, sharded over the local devices.",
     "lmc": "Linear mode connectivity / instability analysis (Frankle et al. "
            "2020): children of theta_k at each k of lmc.rewind_steps, error "
            "barriers along linear paths; for lmc.level=L also ticket-to-"
@@ -46,6 +49,7 @@ examples:
   jaxticket imp --config configs/mnist1d_lenet.py:tiny --workdir /tmp/run
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=100
   jaxticket train --config configs/cifar10_resnet20.py --config.train.lr=0.05
+  jaxticket sweep --grid train.lr=0.03,0.1,0.3 --grid model.width=0.5,1
   jaxticket lmc --config.lmc.rewind_steps=0,25,100,500
   jaxticket lmc --config.lmc.level=4 --config.lmc.imp_workdir=runs/imp
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=-1  (auto k)
@@ -79,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory (default: %(default)s).")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars.")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="jax persistent compilation cache directory: a "
+                        "second identical run loads its programs instead of "
+                        "compiling (default: $JAXTICKET_COMPILE_CACHE, "
+                        "else off).")
+    if name == "sweep":
+      p.add_argument("--grid", action="append", default=[],
+                     metavar="KEY=V1,V2,...",
+                     help="a grid axis (repeatable); learning rate and weight "
+                          "decay points share one program on the replica "
+                          "axis, other keys make separate programs.")
     if name == "study":
       p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
                      help="config key and values to study, e.g. "
@@ -118,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
   from jaxticket import lmc
   from jaxticket import report
   from jaxticket import sanity
+  from jaxticket import runtime
   from jaxticket import study
+  from jaxticket import sweep
   from jaxticket.checkpoint import CheckpointError
   from jaxticket.workdir import WorkdirError
   try:
@@ -126,10 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
       cfg.imp.levels = 0
     config_lib.validate(cfg)
+    runtime.enable_compile_cache(args.compile_cache)
+    runtime.set_cpu_devices(cfg.train.cpu_devices)
     if args.command == "sanity":
       summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)
     elif args.command == "lmc":
       summary = lmc.run(cfg, args.workdir, progress=not args.no_progress)
+    elif args.command == "sweep":
+      summary = sweep.run(cfg, args.grid, args.workdir,
+                          progress=not args.no_progress)
     elif args.command == "study":
       summary = study.run(cfg, args.factor, args.workdir,
                           progress=not args.no_progress)
@@ -146,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
   elif args.command == "sanity":
     print(report.verdict_table(summary["verdicts"]))
     print("\n" + summary["conclusion"])
+  elif args.command == "sweep":
+    print(report.sweep_table(summary))
   elif args.command == "lmc":
     print(report.lmc_table(summary["rows"]))
     print(f"\nstable from rewind step: {summary['stable_rewind_step']}")
@@ -155,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
       "study": "summary.json, report.md, study.png; one sanity workdir per "
                "value",
       "lmc": "summary.json, report.md, lmc_paths.png, instability.png, "
-             "metrics.jsonl"}.get(
+             "metrics.jsonl",
+      "sweep": "summary.json, report.md, sweep.png; one IMP workdir per "
+               "program"}.get(
           args.command, "summary.json, report.md, metrics.jsonl, checkpoints/")
   print(f"\nResults in {os.path.abspath(args.workdir)} ({contents}).")
   return 0

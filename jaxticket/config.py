@@ -80,6 +80,11 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # How replicas share the program: vmap (vectorized; auto = vmap) or map
   # (one after another inside it: less memory, sometimes faster on CPU).
   c.train.replica_loop = "auto"
+  # Shard the replica axis over all local devices (jax.sharding Mesh +
+  # shard_map). On a CPU, cpu_devices > 0 splits it into that many simulated
+  # devices (jax_num_cpu_devices), which runs replicas in parallel threads.
+  c.train.shard_replicas = True
+  c.train.cpu_devices = 0
   # NaN/Inf loss: a replica is marked diverged and left out of means; true
   # stops the whole run at the first divergence instead.
   c.train.stop_on_divergence = False
@@ -121,6 +126,10 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 1000
   c.checkpoint.keep = 2
+
+  # Sweeps: replicas per program (0 = from the memory estimate).
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.max_replicas = 0
 
   # Linear mode connectivity / instability (Frankle et al. 2020).
   c.lmc = ml_collections.ConfigDict()
@@ -360,6 +369,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _range("train.steps", t.steps >= 1, t.steps, "must be >= 1")
   _range("train.batch_size", t.batch_size >= 1, t.batch_size, "must be >= 1")
   _range("train.eval_every", t.eval_every >= 1, t.eval_every, "must be >= 1")
+  _range("train.cpu_devices", t.cpu_devices >= 0, t.cpu_devices,
+         "must be >= 0 (0 = jax's default)")
   _range("train.warmup_steps", 0 <= t.warmup_steps <= t.steps,
          t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
   _range("train.milestones", all(0 < m < 1 for m in t.milestones),
@@ -385,6 +396,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     validate_lmc(cfg)
   _range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,
          cfg.checkpoint.every_steps, "must be >= 0 (0 = only at level ends)")
+  _range("sweep.max_replicas", cfg.sweep.max_replicas >= 0,
+         cfg.sweep.max_replicas, "must be >= 0 (0 = from a memory estimate)")
   _range("checkpoint.keep", cfg.checkpoint.keep >= 1, cfg.checkpoint.keep,
          "must be >= 1")
   _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")

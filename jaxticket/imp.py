@@ -67,11 +67,19 @@ class Setup:
   hparams: train_lib.HParams
 
 
+#: Config keys a grid point may set per replica within one program.
+REPLICA_KEYS = ("train.lr", "train.weight_decay")
+
+
 def setup(cfg: ml_collections.ConfigDict,
-          lrs: tuple[float, ...] | None = None) -> Setup:
+          lrs: tuple[float, ...] | None = None,
+          points: list[dict] | None = None) -> Setup:
   """Validate ``cfg``, load data, build the model and the compiled trainer.
 
-  With ``lrs``, replicas are the product (lr, seed), LR-major.
+  Replicas are the product (grid point, seed), point-major. ``points`` are
+  dicts over :data:`REPLICA_KEYS` (e.g. ``{"train.lr": 0.1}``); ``lrs`` is
+  short for one point per learning rate. Without either: one point, the
+  config's own values.
   """
   config_lib.validate(cfg)
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
@@ -84,12 +92,23 @@ def setup(cfg: ml_collections.ConfigDict,
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)
   trainer = train_lib.Trainer(model, data, config_lib.recipe(cfg, data.augment),
-                              replica_loop=cfg.train.replica_loop)
-  grid = list(lrs) if lrs else [cfg.train.lr]
-  seeds = [cfg.seed + i for _ in grid for i in range(cfg.seeds)]
-  replica_lrs = [float(lr) for lr in grid for _ in range(cfg.seeds)]
-  hparams = train_lib.stack_hparams(replica_lrs,
-                                    [cfg.train.weight_decay] * len(seeds))
+                              replica_loop=cfg.train.replica_loop,
+                              shard=cfg.train.shard_replicas)
+  if points is None:
+    points = [{"train.lr": float(lr)} for lr in lrs] if lrs else [{}]
+  for point in points:
+    unknown = set(point) - set(REPLICA_KEYS)
+    if unknown:
+      raise config_lib.ConfigError(
+          f"{sorted(unknown)} cannot vary within one program; per-replica "
+          f"keys are {list(REPLICA_KEYS)}.")
+  value = lambda point, key: float(point.get(key, config_lib.get_value(cfg,
+                                                                      key)))
+  seeds = [cfg.seed + i for _ in points for i in range(cfg.seeds)]
+  replica_lrs = [value(p, "train.lr") for p in points for _ in range(cfg.seeds)]
+  wds = [value(p, "train.weight_decay") for p in points
+         for _ in range(cfg.seeds)]
+  hparams = train_lib.stack_hparams(replica_lrs, wds)
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams)
 
 
@@ -282,8 +301,9 @@ def finetune_setup(s: Setup) -> tuple[train_lib.Trainer, train_lib.HParams]:
   recipe = dataclasses.replace(s.trainer.recipe, schedule="constant",
                                warmup_steps=0)
   trainer = train_lib.Trainer(s.model, s.data, recipe,
-                              replica_loop=s.trainer.replica_loop)
-  hp = train_lib.stack_hparams(lrs, [cfg.train.weight_decay] * len(s.seeds))
+                              replica_loop=s.trainer.replica_loop,
+                              shard=s.trainer.shard)
+  hp = s.hparams._replace(lr=jnp.asarray(lrs, jnp.float32))
   return trainer, hp
 
 

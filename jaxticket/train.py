@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxticket import masks as masks_lib
 from jaxticket.data import Dataset, random_crop_flip
@@ -286,7 +287,8 @@ def _epoch(step: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
 
 def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
               arrays: DataArrays, num_steps: int, replica_loop: str = "vmap",
-              staggered: bool = False) -> tuple[TrainState, jax.Array]:
+              staggered: bool = False, clock_start: jax.Array | None = None
+              ) -> tuple[TrainState, jax.Array]:
   """``num_steps`` steps of R stacked replicas as one ``lax.scan``.
 
   Returns (state, losses[R, num_steps]). The scan carries each replica's
@@ -322,7 +324,9 @@ def run_steps(task: Task, state: TrainState, mask: PyTree, hp: HParams,
     return (new, perms, epoch), loss
 
   carry = (state, perms_of(state.data_key, epoch0), epoch0)
-  clocks = jnp.min(state.step) + jnp.arange(num_steps)
+  if clock_start is None:
+    clock_start = jnp.min(state.step)
+  clocks = clock_start + jnp.arange(num_steps)
   (state, _, _), losses = jax.lax.scan(body, carry, clocks)
   return state, losses.T
 
@@ -357,16 +361,34 @@ class Evaluation(NamedTuple):
   test_accuracy: jax.Array
 
 
+REPLICA_AXIS = "replica"
+
+
+def replica_mesh(num_replicas: int, devices: list | None = None
+                 ) -> Mesh | None:
+  """A 1-D mesh (axis ``replica``) over the most local devices that divide
+  ``num_replicas`` evenly; None when that is one device."""
+  devices = list(devices if devices is not None else jax.local_devices())
+  d = max(k for k in range(1, len(devices) + 1) if num_replicas % k == 0)
+  return None if d == 1 else Mesh(np.array(devices[:d]), (REPLICA_AXIS,))
+
+
 class Trainer:
   """Compiled, vmapped training and evaluation for one task.
 
   All methods take and return *stacked* pytrees (leading replica axis). The
   compiled functions are built once per Trainer and reused for every level,
   learning rate and seed, since those are data, not program structure.
+
+  With several local devices (GPUs, TPU cores, or simulated CPU devices,
+  ``train.cpu_devices``) and ``shard``, training shards the replica axis over
+  a :func:`replica_mesh` with ``jax.shard_map``: each device runs the scan
+  over its own replicas, with no communication inside the loop.
   """
 
   def __init__(self, model: nn.Module, data: Dataset, recipe: Recipe,
-               eval_batch_size: int = 1000, replica_loop: str = "auto"):
+               eval_batch_size: int = 1000, replica_loop: str = "auto",
+               shard: bool = True):
     self.data = data
     self.recipe = recipe
     self.task = Task(model, data.normalize, recipe)
@@ -375,10 +397,20 @@ class Trainer:
     task = self.task
     init_one = lambda k: init_state(model, k, data.input_shape, recipe)
     self.replica_loop = loop = choose_replica_loop(replica_loop)
+    self.shard = shard
     self._init = jax.jit(jax.vmap(init_one))
-    self._run = jax.jit(
-        lambda s, m, h, a, n, u: run_steps(task, s, m, h, a, n, loop, u),
-        static_argnums=(4, 5), donate_argnums=0)
+
+    def run(s, m, h, a, n, staggered, mesh):
+      clock = jnp.min(s.step)  # global, before any sharding
+      fn = lambda s, m, h, a, c: run_steps(task, s, m, h, a, n, loop,
+                                          staggered, c)
+      if mesh is not None:  # each device scans its own replicas
+        rep = P(REPLICA_AXIS)
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep, rep, rep, P(), P()),
+                           out_specs=(rep, rep), check_vma=False)
+      return fn(s, m, h, a, clock)
+
+    self._run = jax.jit(run, static_argnums=(4, 5, 6), donate_argnums=0)
     ev = lambda p, b, x, y: evaluate(task, p, b, x, y, eval_batch_size)
     self._eval = jax.jit(over_replicas(
         lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
@@ -396,8 +428,9 @@ class Trainer:
     (state, losses[R, n]). The input state is donated (do not reuse it)."""
     chex.assert_equal_shape_prefix(
         [jax.tree.leaves(state.params)[0], hp.lr], 1)
+    mesh = replica_mesh(hp.lr.shape[0]) if self.shard else None
     return self._run(state, mask, hp, self.arrays, int(num_steps),
-                     bool(staggered))
+                     bool(staggered), mesh)
 
   def evaluate(self, state: TrainState) -> Evaluation:
     return self._eval(state.params, state.batch_stats, self.arrays)

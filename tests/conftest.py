@@ -6,6 +6,18 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory):
+  """One persistent compilation cache for the session (and the CLI
+  subprocesses it starts): identical programs compile once."""
+  from jaxticket import runtime
+  path = os.environ.get("JAXTICKET_TEST_COMPILE_CACHE") or str(
+      tmp_path_factory.mktemp("jax_cache"))
+  os.environ[runtime.CACHE_ENV] = path
+  runtime.enable_compile_cache(path)
+  yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
 def tfds_data_dir(tmp_path_factory):
   """Point tfds at a session-wide temporary dir (never the user's)."""
   if "JAXTICKET_TEST_TFDS_DIR" in os.environ:  # reuse between runs if asked

@@ -1,0 +1,184 @@
+"""Vectorized sweeps: a grid of configs as few compiled programs as possible.
+
+``jaxticket sweep --grid train.lr=0.01,0.1 --grid imp.prune_fraction=0.2,0.5``
+runs IMP at every grid point (times ``seeds``). Grid keys that are traced
+hyperparameters (:data:`jaxticket.imp.REPLICA_KEYS`: learning rate, weight
+decay) go on the replica axis: all their points x seeds are ONE program.
+Every other key (model width, depth, prune fraction, rewind step, ...)
+changes the program, so each of its values is a separate program, run one
+after another. Replicas are sharded over the local devices
+(:func:`jaxticket.train.replica_mesh`), and a program with more replicas than
+``sweep.max_replicas`` (0: from :func:`memory_estimate`) is split into
+chunks of that size. Each program (and chunk) is an IMP run in its own
+sub-workdir, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxticket import config as config_lib
+from jaxticket import data as data_lib
+from jaxticket import imp
+from jaxticket import models as models_lib
+from jaxticket import report
+from jaxticket.study import parse_factor
+from jaxticket.workdir import Workdir
+
+
+def parse_grid(cfg: ml_collections.ConfigDict, specs: list[str]
+               ) -> dict[str, list[Any]]:
+  """``["train.lr=0.01,0.1", ...]`` -> ``{"train.lr": [0.01, 0.1], ...}``
+  (values parsed by each key's type; unknown keys refused)."""
+  grid = {}
+  for spec in specs:
+    key, values, _ = parse_factor(cfg, spec)
+    if key in grid:
+      raise config_lib.ConfigError(f"--grid {key} given twice.")
+    grid[key] = values
+  if not grid:
+    raise config_lib.ConfigError(
+        "jaxticket sweep needs at least one --grid KEY=V1,V2,... e.g. "
+        "--grid train.lr=0.01,0.1")
+  return grid
+
+
+def programs(grid: dict[str, list[Any]]
+             ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+  """Group grid points into programs: (shape-changing values, replica
+  points), in grid order."""
+  shape_keys = [k for k in grid if k not in imp.REPLICA_KEYS]
+  replica_keys = [k for k in grid if k in imp.REPLICA_KEYS]
+  replica_points = [dict(zip(replica_keys, v)) for v in
+                    itertools.product(*(grid[k] for k in replica_keys))]
+  return [(dict(zip(shape_keys, v)), replica_points)
+          for v in itertools.product(*(grid[k] for k in shape_keys))]
+
+
+def memory_estimate(cfg: ml_collections.ConfigDict) -> int:
+  """Rough bytes one replica needs while training: float32 params x 5
+  (params, gradients, optimizer moments, update, mask) plus activations of
+  one batch kept for the backward pass (x 3 for gradients and temporaries).
+  Documented as an estimate; ``sweep.max_replicas`` overrides it."""
+  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
+                       cfg.data.val_fraction)
+  model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
+                           cfg.model.depth or None, cfg.model.residual,
+                           input_shape=data.input_shape)
+  x = jax.numpy.zeros((cfg.train.batch_size, *data.input_shape))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1],
+                                                train=False))
+  params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(variables))
+  _, acts = jax.eval_shape(lambda v: model.apply(
+      v, x, train=False, capture_intermediates=True, mutable=["intermediates"]),
+                           variables)
+  activations = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(acts))
+  return 4 * (5 * params + 3 * activations)
+
+
+def device_memory() -> int:
+  """Bytes available on one local device (GPU/TPU: its limit; CPU: half the
+  host's memory)."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if "bytes_limit" in stats:
+    return int(stats["bytes_limit"])
+  return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+
+
+def max_replicas(cfg: ml_collections.ConfigDict) -> int:
+  """Replicas per program: ``sweep.max_replicas``, or what fits in 80% of
+  the local devices' memory by :func:`memory_estimate`."""
+  if cfg.sweep.max_replicas > 0:
+    return cfg.sweep.max_replicas
+  per_device = int(0.8 * device_memory() // max(1, memory_estimate(cfg)))
+  return max(1, per_device * jax.local_device_count())
+
+
+def chunks(points: list[dict], seeds: int, limit: int) -> list[list[dict]]:
+  """Split replica points so that points x seeds <= limit per chunk (at
+  least one point per chunk)."""
+  per = max(1, limit // seeds)
+  return [points[i:i + per] for i in range(0, len(points), per)]
+
+
+def _label(values: dict[str, Any]) -> str:
+  return ",".join(f"{k}={v}" for k, v in values.items()) or "base"
+
+
+def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
+        progress: bool = True) -> dict:
+  """Run the sweep; write summary.json (one row per grid point and level),
+  report.md and sweep.png; return the summary."""
+  config_lib.validate(cfg)
+  grid = parse_grid(cfg, grid_specs)
+  wd = Workdir(workdir, "sweep")
+  done = wd.finished_summary()
+  claim = cfg.copy_and_resolve_references()
+  wd.claim(claim)
+  if done is not None and done.get("grid") == {k: list(v) for k, v in
+                                               grid.items()}:
+    tqdm.write(f"{wd.path} holds this finished sweep; nothing recomputed.",
+               file=sys.stderr)
+    return done
+  t0 = time.time()
+  rows, layout = [], []
+  for p_index, (shape_values, points) in enumerate(programs(grid)):
+    pcfg = cfg.copy_and_resolve_references()
+    config_lib.set_values(pcfg, shape_values)
+    config_lib.validate(pcfg)
+    limit = max_replicas(pcfg)
+    for c_index, chunk in enumerate(chunks(points, pcfg.seeds, limit)):
+      name = f"program_{p_index}" + (f"_chunk_{c_index}" if c_index else "")
+      tqdm.write(f"{name}: {_label(shape_values)}; {len(chunk)} point(s) x "
+                 f"{pcfg.seeds} seeds on the replica axis", file=sys.stderr)
+      sub = Workdir(wd.file(name), "imp")
+      summary = run_program(pcfg, chunk, sub, progress)
+      layout.append({"workdir": name, "values": shape_values,
+                     "points": chunk, "replicas": len(chunk) * pcfg.seeds})
+      for j, point in enumerate(chunk):
+        for level in summary["levels"]:
+          sl = slice(j * pcfg.seeds, (j + 1) * pcfg.seeds)
+          rows.append({"point": {**shape_values, **point},
+                       "level": level["level"], "density": level["density"],
+                       **{k: _slice_stats(level[k], sl) for k in
+                          ("test_accuracy", "val_accuracy")}})
+  summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,
+             "programs": layout, "seeds": cfg.seeds,
+             "model": cfg.model.name, "dataset": cfg.data.name,
+             "wall_time_s": round(time.time() - t0, 2)}
+  report.write_sweep_report(wd, summary)
+  wd.write_summary(summary)
+  return wd.finished_summary()
+
+
+def _slice_stats(stat: dict, sl: slice) -> dict:
+  vals = stat["per_seed"][sl]
+  ok = np.array([v is not None for v in vals])
+  return imp.stats(np.array([np.nan if v is None else v for v in vals]), ok)
+
+
+def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
+                wd: Workdir, progress: bool) -> dict:
+  """One program: IMP over points x seeds on the replica axis (resumable,
+  a finished one is reused)."""
+  done = wd.finished_summary()
+  wd.claim(cfg)
+  if done is not None and done.get("points") == points:
+    return done
+  s = imp.setup(cfg, points=points)
+  outcome = imp.run_levels(s, wd, progress)
+  levels = [{k: v for k, v in r.items() if k != "evaluation"}
+            for r in outcome.rows]
+  summary = {"levels": levels, "seeds": s.seeds, "lrs": s.lrs,
+             "points": points}
+  wd.write_summary(summary)
+  return wd.finished_summary()

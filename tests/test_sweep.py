@@ -1,0 +1,121 @@
+"""Sweeps and the replica axis across devices.
+
+Multi-device checks run in a subprocess with 8 simulated CPU devices
+(``jax_num_cpu_devices`` must be set before jax's CPU backend starts)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from jaxticket import config, sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str) -> dict:
+  """Run ``code`` with 8 simulated CPU devices; it prints one JSON line."""
+  prelude = ("import jax\njax.config.update('jax_num_cpu_devices', 8)\n"
+             "from jaxticket import runtime\nruntime.enable_compile_cache()\n")
+  out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
+  result = run_python("""
+    import json, jax, jax.numpy as jnp, numpy as np
+    from jaxticket import config, imp, train
+    cfg = config.default_config("tiny")
+    cfg.model.width = 0.25
+    # 4 grid points x 2 seeds = 8 replicas; the first point has lr 0.
+    points = [{"train.lr": lr} for lr in (0.0, 0.05, 0.1, 0.2)]
+    s = imp.setup(cfg, points=points)
+    plain = train.Trainer(s.model, s.data, s.trainer.recipe, shard=False)
+    st = plain.init(train.replica_keys(s.seeds))
+    mask = imp.dense_masks(cfg, st.params)
+    a = plain.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
+    b = s.trainer.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
+    diff = max(float(jnp.abs(x - y).max()) for x, y in
+               zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+    kernel = b.params["Dense_0"]["kernel"]
+    moved = [bool((np.asarray(kernel[i]) != np.asarray(st.params["Dense_0"]
+              ["kernel"][i])).any()) for i in range(8)]
+    print(json.dumps({"devices": jax.device_count(), "diff": diff,
+                      "spec": str(kernel.sharding.spec),
+                      "num_devices": len(kernel.sharding.device_set),
+                      "lrs": [float(x) for x in s.hparams.lr],
+                      "moved": moved}))
+  """)
+  assert result["devices"] == 8
+  assert result["num_devices"] == 8 and "replica" in result["spec"]
+  assert result["diff"] < 1e-5  # sharding only changes rounding
+  np.testing.assert_allclose(result["lrs"], [0, 0, .05, .05, .1, .1, .2, .2])
+  assert result["moved"] == [False, False] + [True] * 6  # lr 0 keeps init
+
+
+def test_replica_mesh_uses_devices_that_divide_the_replicas():
+  result = run_python("""
+    import json
+    from jaxticket import train
+    print(json.dumps({r: (None if train.replica_mesh(r) is None else
+                          train.replica_mesh(r).devices.size)
+                      for r in (1, 3, 4, 6, 8, 16)}))
+  """)
+  assert result == {"1": None, "3": 3, "4": 4, "6": 6, "8": 8, "16": 8}
+
+
+def test_programs_group_replica_keys():
+  grid = {"train.lr": [0.1, 0.3], "model.width": [0.5, 1.0],
+          "train.weight_decay": [0.0, 1e-4]}
+  progs = sweep.programs(grid)
+  assert [p[0] for p in progs] == [{"model.width": 0.5}, {"model.width": 1.0}]
+  assert len(progs[0][1]) == 4  # lr x wd on one replica axis
+  assert sweep.chunks(progs[0][1], seeds=2, limit=4) == [
+      progs[0][1][:2], progs[0][1][2:]]
+
+
+def test_memory_estimate_grows_with_width_and_batch():
+  cfg = config.default_config()
+  small = sweep.memory_estimate(cfg)
+  cfg.model.width = 2.0
+  assert sweep.memory_estimate(cfg) > 2 * small  # hidden params ~ width^2
+  params = 40 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+  assert small >= 4 * 5 * params
+
+
+def test_sweep_chunked_equals_unchunked_and_resumes(tmp_path):
+  cfg = config.default_config("tiny")
+  cfg.model.width = 0.25
+  cfg.imp.levels = 1
+  grid = ["train.lr=0.05,0.2", "train.weight_decay=0,0.001"]
+  whole = sweep.run(cfg, grid, str(tmp_path / "whole"), progress=False)
+  cfg.sweep.max_replicas = 4
+  chunked = sweep.run(cfg, grid, str(tmp_path / "chunked"), progress=False)
+  assert [p["replicas"] for p in whole["programs"]] == [8]
+  assert [p["replicas"] for p in chunked["programs"]] == [4, 4]
+  assert [r["point"] for r in whole["rows"]] == \
+      [r["point"] for r in chunked["rows"]]
+  for a, b in zip(whole["rows"], chunked["rows"]):
+    np.testing.assert_allclose(a["test_accuracy"]["per_seed"],
+                               b["test_accuracy"]["per_seed"], atol=0.011)
+  # Each grid point really trained at its own LR and weight decay.
+  first = {json.dumps(r["point"]): r["test_accuracy"]["mean"]
+           for r in whole["rows"] if r["level"] == 0}
+  assert len(set(first.values())) == 4
+  assert os.path.exists(tmp_path / "whole" / "sweep.png")
+  # A finished sweep is returned, not recomputed.
+  assert sweep.run(cfg, grid, str(tmp_path / "chunked"),
+                   progress=False)["rows"] == chunked["rows"]
+
+
+def test_bad_grid_key_names_it(tmp_path):
+  with pytest.raises(config.ConfigError, match="train.lrr"):
+    sweep.run(config.default_config("tiny"), ["train.lrr=0.1"],
+              str(tmp_path), progress=False)
