@@ -32,8 +32,9 @@ COMMANDS = {
            "all seeds in one compiled program.",
     "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
     "sweep": "IMP over a grid of config values (--grid KEY=V1,V2 ...), as "
-             "few programs as possible: LR / weight-decay points x seeds on "
-             "one replica axis, sharded over the local devices.",
+             "few programs as possible: LR / weight-decay / prune-fraction "
+             "points x seeds on one replica axis, sharded over the local "
+             "devices.",
     "lmc": "Linear mode connectivity / instability analysis (Frankle et al. "
            "2020): children of theta_k at each k of lmc.rewind_steps, error "
            "barriers along linear paths; for lmc.level=L also ticket-to-"
@@ -91,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     if name == "sweep":
       p.add_argument("--grid", action="append", default=[],
                      metavar="KEY=V1,V2,...",
-                     help="a grid axis (repeatable); learning rate and weight "
-                          "decay points share one program on the replica "
-                          "axis, other keys make separate programs.")
+                     help="a grid axis (repeatable); learning rate, weight "
+                          "decay and prune fraction points share one program "
+                          "on the replica axis, other keys make separate "
+                          "programs.")
     if name == "study":
       p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
                      help="config key and values to study, e.g. "

@@ -84,6 +84,8 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # shard_map). On a CPU, cpu_devices > 0 splits it into that many simulated
   # devices (jax_num_cpu_devices), which runs replicas in parallel threads.
   c.train.shard_replicas = True
+  # bfloat16 forward/backward with float32 master weights (accelerators).
+  c.train.compute_dtype = "float32"
   c.train.cpu_devices = 0
   # NaN/Inf loss: a replica is marked diverged and left out of means; true
   # stops the whole run at the first divergence instead.
@@ -155,8 +157,8 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   """Shrink a config in place for tests and demos (keeps its recipe shape)."""
   c.train.steps = steps
   c.train.eval_every = max(1, steps // 2)
-  if "checkpoint" in c:
-    c.checkpoint.every_steps = max(1, steps // 4)
+  if "checkpoint" in c:  # level ends only (tests of resume set their own)
+    c.checkpoint.every_steps = 0
   c.train.warmup_steps = min(c.train.warmup_steps, steps // 4)
   c.imp.levels = levels
   if "sanity" in c:
@@ -362,6 +364,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice("train.optimizer", t.optimizer, train_lib.OPTIMIZERS)
   _choice("train.schedule", t.schedule, train_lib.SCHEDULES)
   _choice("train.replica_loop", t.replica_loop, train_lib.REPLICA_LOOPS)
+  _choice("train.compute_dtype", t.compute_dtype, train_lib.COMPUTE_DTYPES)
   _range("train.lr", t.lr > 0, t.lr, "must be > 0")
   _range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
   _range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
@@ -434,7 +437,8 @@ def recipe(cfg: ml_collections.ConfigDict, augment_default: bool
       steps=t.steps, batch_size=t.batch_size, optimizer=t.optimizer,
       momentum=t.momentum, nesterov=t.nesterov, schedule=t.schedule,
       milestones=tuple(t.milestones), gamma=t.gamma,
-      warmup_steps=t.warmup_steps, augment=augment)
+      warmup_steps=t.warmup_steps, augment=augment,
+      compute_dtype=t.compute_dtype)
 
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:

@@ -65,10 +65,11 @@ class Setup:
   seeds: list[int]
   lrs: list[float]
   hparams: train_lib.HParams
+  prune_fractions: np.ndarray | None = None  # per replica; None: the config's
 
 
 #: Config keys a grid point may set per replica within one program.
-REPLICA_KEYS = ("train.lr", "train.weight_decay")
+REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction")
 
 
 def setup(cfg: ml_collections.ConfigDict,
@@ -109,7 +110,14 @@ def setup(cfg: ml_collections.ConfigDict,
   wds = [value(p, "train.weight_decay") for p in points
          for _ in range(cfg.seeds)]
   hparams = train_lib.stack_hparams(replica_lrs, wds)
-  return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams)
+  fractions = np.array([value(p, "imp.prune_fraction") for p in points
+                        for _ in range(cfg.seeds)], np.float32)
+  for f in fractions:
+    if not 0 < f < 1:
+      raise config_lib.ConfigError(
+          f"imp.prune_fraction={f} is out of range: must be in (0, 1).")
+  return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
+               fractions)
 
 
 def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:
@@ -246,29 +254,36 @@ def train_level(s: Setup, workdir: Workdir, level: int,
   return state, row
 
 
-def prune_masks(s: Setup, params: PyTree, mask: PyTree, fraction: float,
+def prune_masks(s: Setup, params: PyTree, mask: PyTree,
+                fraction: float | np.ndarray,
                 special_fraction: float | None) -> PyTree:
-  """Vmapped pruning: each replica ranks only its own weights."""
+  """Vmapped pruning: each replica ranks only its own weights. ``fraction``
+  is one value or one per replica (a sweep over ``imp.prune_fraction``)."""
   cfg = s.cfg
   special = None
   if special_fraction is not None:
     special = masks_lib.select(train_lib.tree_index(params, 0),
                                cfg.masks.output_layer)
-  fn = lambda p, m, k: pruning.prune(
-      p, m, fraction, scorer=cfg.imp.scorer, strategy=cfg.imp.strategy,
+  fn = lambda p, m, k, f: pruning.prune(
+      p, m, f, scorer=cfg.imp.scorer, strategy=cfg.imp.strategy,
       special=special, special_fraction=special_fraction, key=k)
   keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(
       train_lib.replica_keys(s.seeds))
-  return jax.jit(jax.vmap(fn))(params, mask, keys)
+  fractions = jnp.broadcast_to(jnp.asarray(fraction, jnp.float32),
+                               (len(s.seeds),))
+  return jax.jit(jax.vmap(fn))(params, mask, keys, fractions)
 
 
 def level_fractions(cfg: ml_collections.ConfigDict, level: int,
-                    schedule: str | None = None
-                    ) -> tuple[float, float | None]:
+                    schedule: str | None = None,
+                    p: float | np.ndarray | None = None
+                    ) -> tuple[float | np.ndarray, float | None]:
   """(body fraction, output-layer fraction or None) pruned *from the mask the
   level starts with*: p per level (iterative) or straight from dense to
-  (1-p)^level (one-shot). ``schedule`` overrides ``imp.schedule``."""
-  p, q = cfg.imp.prune_fraction, cfg.imp.output_prune_fraction
+  (1-p)^level (one-shot). ``schedule`` overrides ``imp.schedule``; ``p``
+  (one value or per replica) overrides ``imp.prune_fraction``."""
+  q = cfg.imp.output_prune_fraction
+  p = cfg.imp.prune_fraction if p is None else p
   special = None if q < 0 else q
   if (schedule or cfg.imp.schedule) == "iterative":
     return p, special
@@ -438,7 +453,8 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
       if level == 0:
         state, mask = copy_tree(init), ones
       else:
-        fraction, special_fraction = level_fractions(cfg, level)
+        fraction, special_fraction = level_fractions(
+            cfg, level, p=s.prune_fractions)
         if cfg.imp.schedule == "oneshot":
           source, mask = outcome.dense, ones
         else:

@@ -1,10 +1,11 @@
 """Vectorized sweeps: a grid of configs as few compiled programs as possible.
 
 ``jaxticket sweep --grid train.lr=0.01,0.1 --grid imp.prune_fraction=0.2,0.5``
-runs IMP at every grid point (times ``seeds``). Grid keys that are traced
-hyperparameters (:data:`jaxticket.imp.REPLICA_KEYS`: learning rate, weight
-decay) go on the replica axis: all their points x seeds are ONE program.
-Every other key (model width, depth, prune fraction, rewind step, ...)
+runs IMP at every grid point (times ``seeds``). Grid keys that are
+per-replica values (:data:`jaxticket.imp.REPLICA_KEYS`: learning rate and
+weight decay, traced in the step; the IMP prune fraction, traced in the
+vmapped pruning) go on the replica axis: all their points x seeds are ONE
+program. Every other key (model width, depth, rewind step, batch size, ...)
 changes the program, so each of its values is a separate program, run one
 after another. Replicas are sharded over the local devices
 (:func:`jaxticket.train.replica_mesh`), and a program with more replicas than
@@ -148,7 +149,8 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
         for level in summary["levels"]:
           sl = slice(j * pcfg.seeds, (j + 1) * pcfg.seeds)
           rows.append({"point": {**shape_values, **point},
-                       "level": level["level"], "density": level["density"],
+                       "level": level["level"],
+                       "density": float(np.mean(level["density_per_seed"][sl])),
                        **{k: _slice_stats(level[k], sl) for k in
                           ("test_accuracy", "val_accuracy")}})
   summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,

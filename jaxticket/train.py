@@ -37,6 +37,7 @@ from jaxticket.data import Dataset, random_crop_flip
 PyTree = Any
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 SCHEDULES = ("constant", "step", "cosine")
 
 
@@ -57,6 +58,9 @@ class Recipe:
     gamma: step-schedule decay factor.
     warmup_steps: linear warm-up from 0 over this many steps.
     augment: random crop + flip (images only).
+    compute_dtype: ``float32``, or ``bfloat16`` for the forward and backward
+      pass on accelerators (weights, optimizer state and BatchNorm
+      statistics stay float32: "master weights"; the loss is float32).
   """
   steps: int
   batch_size: int = 128
@@ -68,6 +72,7 @@ class Recipe:
   gamma: float = 0.1
   warmup_steps: int = 0
   augment: bool = False
+  compute_dtype: str = "float32"
 
 
 class HParams(NamedTuple):
@@ -218,9 +223,16 @@ def train_step(task: Task, state: TrainState, mask: PyTree, hp: HParams,
     x = random_crop_flip(aug_key, x)
   y = arrays.train_y[idx]
 
+  low = recipe.compute_dtype == "bfloat16"
+
   def loss_fn(params):
-    logits, new_stats = _apply(task, params, state.batch_stats, x, True)
-    return cross_entropy(logits, y), new_stats
+    if low:  # master weights stay float32; gradients come back float32
+      params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+    logits, new_stats = _apply(task, params, state.batch_stats,
+                               x.astype(jnp.bfloat16) if low else x, True)
+    new_stats = jax.tree.map(lambda n, o: n.astype(o.dtype), new_stats,
+                             state.batch_stats)
+    return cross_entropy(logits.astype(jnp.float32), y), new_stats
 
   (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)

@@ -73,12 +73,27 @@ def test_replica_mesh_uses_devices_that_divide_the_replicas():
 
 def test_programs_group_replica_keys():
   grid = {"train.lr": [0.1, 0.3], "model.width": [0.5, 1.0],
-          "train.weight_decay": [0.0, 1e-4]}
+          "train.weight_decay": [0.0, 1e-4], "imp.prune_fraction": [0.2, 0.5]}
   progs = sweep.programs(grid)
   assert [p[0] for p in progs] == [{"model.width": 0.5}, {"model.width": 1.0}]
-  assert len(progs[0][1]) == 4  # lr x wd on one replica axis
-  assert sweep.chunks(progs[0][1], seeds=2, limit=4) == [
-      progs[0][1][:2], progs[0][1][2:]]
+  assert len(progs[0][1]) == 8  # lr x wd x prune fraction on one axis
+  assert sweep.chunks(progs[0][1], seeds=2, limit=8) == [
+      progs[0][1][:4], progs[0][1][4:]]
+
+
+def test_prune_fraction_per_replica_in_one_program(tmp_path):
+  cfg = config.default_config("tiny")
+  cfg.model.width = 0.25
+  cfg.imp.levels = 2
+  cfg.imp.output_prune_fraction = -1.0  # everything at the body's rate
+  summary = sweep.run(cfg, ["imp.prune_fraction=0.2,0.5"], str(tmp_path),
+                      progress=False)
+  assert [p["replicas"] for p in summary["programs"]] == [4]  # one program
+  got = {(r["point"]["imp.prune_fraction"], r["level"]): r["density"]
+         for r in summary["rows"]}
+  for f in (0.2, 0.5):
+    for level in range(3):
+      assert got[(f, level)] == pytest.approx((1 - f) ** level, abs=3e-3)
 
 
 def test_memory_estimate_grows_with_width_and_batch():

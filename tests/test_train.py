@@ -165,3 +165,22 @@ def test_augmented_training_runs_and_changes_batches():
     assert np.isfinite(np.asarray(losses)).all()
     out[augment] = np.asarray(losses)
   assert out[False][0, 0] != out[True][0, 0]
+
+
+def test_bfloat16_compute_keeps_float32_master_weights(mnist1d):
+  tr32 = make_trainer(mnist1d, name="resnet1d", width=0.25)
+  tr16 = make_trainer(mnist1d, name="resnet1d", width=0.25,
+                      compute_dtype="bfloat16")
+  hp = train.stack_hparams([0.05] * 2, [1e-4] * 2)
+  outs = []
+  for tr in (tr32, tr16):
+    state = tr.init(train.replica_keys([0, 1]))
+    state, losses = tr.run(state, jax.vmap(masks.ones)(state.params), hp, 20)
+    outs.append((state, np.asarray(losses)))
+  (s32, l32), (s16, l16) = outs
+  for leaf in jax.tree.leaves((s16.params, s16.batch_stats, s16.opt_state)):
+    assert leaf.dtype in (jnp.float32, jnp.int32)
+  assert np.isfinite(l16).all()
+  # Same trajectory to bfloat16 precision, but not bit-identical.
+  np.testing.assert_allclose(l16, l32, rtol=0.05, atol=0.05)
+  assert not np.array_equal(l16, l32)
