@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxticket.masks import path_str
+
 PyTree = Any
 
 
@@ -63,13 +65,8 @@ class CheckpointError(RuntimeError):
 
 
 def _key_name(path: tuple) -> str:
-  parts = []
-  for k in path:
-    for attr in ("key", "name", "idx"):
-      if hasattr(k, attr):
-        parts.append(str(getattr(k, attr)))
-        break
-  return re.sub(r"[^A-Za-z0-9_.]", "_", ".".join(parts))
+  """A tree path as a flat, file-safe key (``state.params.Dense_0.kernel``)."""
+  return re.sub(r"[^A-Za-z0-9_.]", "_", path_str(path).replace("/", "."))
 
 
 def flatten(tree: PyTree) -> dict[str, np.ndarray]:
