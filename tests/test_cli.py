@@ -68,7 +68,9 @@ def test_bad_config_gives_clear_error(tmp_path, capsys, override, needle):
   code, out = run_main(capsys, "imp", "--config", TINY, "--workdir",
                        str(tmp_path / "w"), override)
   assert code == 2
-  assert needle in out.err and "Traceback" not in out.err
+  key = override.split("=")[0][len("--config."):]
+  assert key in out.err  # the message names the key ...
+  assert needle in out.err and "Traceback" not in out.err  # ... and the fix
   assert not (tmp_path / "w" / "summary.json").exists()
 
 
