@@ -24,10 +24,20 @@ from jaxticket.masks import path_str
 PyTree = Any
 
 
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+  """Every process checkpoints its own replicas (multi-host sweeps run
+  different programs per process), so orbax must not wait for the others."""
+  me = jax.process_index()
+  return ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me},
+      barrier_sync_key_prefix=f"jaxticket_p{me}")
+
+
 def save_tree(path: str, tree: PyTree) -> None:
   """Save ``tree`` to directory ``path`` (replacing it), blocking."""
   path = os.path.abspath(path)
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = ocp.StandardCheckpointer(
+      multiprocessing_options=_this_process_only())
   checkpointer.save(path, jax.device_get(tree), force=True)
   checkpointer.wait_until_finished()
   checkpointer.close()
@@ -38,7 +48,8 @@ def load_tree(path: str) -> PyTree:
   path = os.path.abspath(path)
   if not os.path.isdir(path):
     raise FileNotFoundError(f"No checkpoint at {path}.")
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = ocp.StandardCheckpointer(
+      multiprocessing_options=_this_process_only())
   try:
     return checkpointer.restore(path)
   except Exception as e:  # orbax/tensorstore raise many kinds
@@ -113,10 +124,12 @@ class TrainCheckpoints:
   def __init__(self, directory: str, keep: int = 2):
     self.directory = os.path.abspath(directory)
     self._saves = 0
+    os.makedirs(self.directory, exist_ok=True)
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=True))
+            max_to_keep=keep, create=False, enable_async_checkpointing=True,
+            multiprocessing_options=_this_process_only()))
 
   def save(self, position: int, tree: PyTree) -> None:
     """Write ``tree`` at ``position`` (in the background; the previous

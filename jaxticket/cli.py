@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "decay and prune fraction points share one program "
                           "on the replica axis, other keys make separate "
                           "programs.")
+      p.add_argument("--distributed", action="store_true",
+                     help="multi-host: call jax.distributed.initialize "
+                          "(auto-detected on TPU pods / SLURM, or from the "
+                          "three options below); each process runs every "
+                          "P-th program on its own devices, process 0 merges "
+                          "(--workdir on a shared filesystem).")
+      p.add_argument("--coordinator", default=None, metavar="HOST:PORT")
+      p.add_argument("--num-processes", type=int, default=None)
+      p.add_argument("--process-id", type=int, default=None)
     if name == "study":
       p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
                      help="config key and values to study, e.g. "
@@ -152,8 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "lmc":
       summary = lmc.run(cfg, args.workdir, progress=not args.no_progress)
     elif args.command == "sweep":
+      index, count = 0, 1
+      if args.distributed:
+        index, count = runtime.init_distributed(
+            args.coordinator, args.num_processes, args.process_id)
       summary = sweep.run(cfg, args.grid, args.workdir,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress,
+                          process_index=index, process_count=count)
+      if summary is None:
+        print(f"process {index}: its programs are done; process 0 merges "
+              f"the results into {os.path.abspath(args.workdir)}.")
+        return 0
     elif args.command == "study":
       summary = study.run(cfg, args.factor, args.workdir,
                           progress=not args.no_progress)

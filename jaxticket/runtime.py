@@ -3,6 +3,7 @@
 - Simulated CPU devices (``train.cpu_devices``): on a CPU, splitting the
   host into N jax devices lets the replica axis be sharded over them, and
   XLA runs the shards in parallel threads (``jax_num_cpu_devices``).
+- Multi-process jobs (``jax.distributed``) for sweeps across hosts.
 - The persistent compilation cache (``--compile-cache DIR`` or
   ``$JAXTICKET_COMPILE_CACHE``): compiled programs are written to DIR and a
   later identical program (a rerun, the next IMP level's trainer, a test)
@@ -42,3 +43,15 @@ def set_cpu_devices(count: int) -> None:
   except RuntimeError as e:
     print(f"warning: train.cpu_devices={count} not applied ({e}); set it "
           "before any jax computation in this process.", file=sys.stderr)
+
+
+def init_distributed(coordinator: str | None = None,
+                     num_processes: int | None = None,
+                     process_id: int | None = None) -> tuple[int, int]:
+  """Join a multi-process jax job (``jax.distributed.initialize``; with no
+  arguments jax detects TPU pods, SLURM and other clusters from their
+  environment). Returns (process index, process count)."""
+  jax.distributed.initialize(coordinator_address=coordinator,
+                             num_processes=num_processes,
+                             process_id=process_id)
+  return jax.process_index(), jax.process_count()

@@ -11,7 +11,9 @@ after another. Replicas are sharded over the local devices
 (:func:`jaxticket.train.replica_mesh`), and a program with more replicas than
 ``sweep.max_replicas`` (0: from :func:`memory_estimate`) is split into
 chunks of that size. Each program (and chunk) is an IMP run in its own
-sub-workdir, so a killed sweep resumes where it stopped.
+sub-workdir, so a killed sweep resumes where it stopped. Across hosts
+(``jax.distributed``), each process runs every P-th unit on its local
+devices and process 0 merges.
 """
 
 from __future__ import annotations
@@ -115,48 +117,93 @@ def _label(values: dict[str, Any]) -> str:
   return ",".join(f"{k}={v}" for k, v in values.items()) or "base"
 
 
+def units(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]]
+          ) -> list[dict]:
+  """The sweep's programs and chunks, in order: each a unit of work with
+  its sub-workdir name, config, shape-changing values and replica points."""
+  out = []
+  for p_index, (shape_values, points) in enumerate(programs(grid)):
+    pcfg = cfg.copy_and_resolve_references()
+    config_lib.set_values(pcfg, shape_values)
+    config_lib.validate(pcfg)
+    for c_index, chunk in enumerate(chunks(points, pcfg.seeds,
+                                           max_replicas(pcfg))):
+      out.append({"workdir": f"program_{p_index}" + (
+          f"_chunk_{c_index}" if c_index else ""), "cfg": pcfg,
+                  "values": shape_values, "points": chunk})
+  return out
+
+
 def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
-        progress: bool = True) -> dict:
+        progress: bool = True, process_index: int = 0,
+        process_count: int = 1) -> dict:
   """Run the sweep; write summary.json (one row per grid point and level),
-  report.md and sweep.png; return the summary."""
+  report.md and sweep.png; return the summary.
+
+  Multi-host (``process_count`` > 1, e.g. after ``jax.distributed``
+  initialization, with ``workdir`` on a shared filesystem): process i runs
+  the units i, i + P, ... on its own devices and writes their sub-workdirs;
+  process 0 then waits for every unit's summary and merges them into the
+  same summary a single process would write. Other processes return None.
+  """
   config_lib.validate(cfg)
   grid = parse_grid(cfg, grid_specs)
   wd = Workdir(workdir, "sweep")
   done = wd.finished_summary()
-  claim = cfg.copy_and_resolve_references()
-  wd.claim(claim)
+  wd.claim(cfg.copy_and_resolve_references())
   if done is not None and done.get("grid") == {k: list(v) for k, v in
                                                grid.items()}:
     tqdm.write(f"{wd.path} holds this finished sweep; nothing recomputed.",
                file=sys.stderr)
     return done
   t0 = time.time()
+  work = units(cfg, grid)
+  for i, unit in enumerate(work):
+    if i % process_count != process_index:
+      continue
+    tqdm.write(f"{unit['workdir']}: {_label(unit['values'])}; "
+               f"{len(unit['points'])} point(s) x {unit['cfg'].seeds} seeds "
+               "on the replica axis" + (f" (process {process_index})"
+                                       if process_count > 1 else ""),
+               file=sys.stderr)
+    run_program(unit["cfg"], unit["points"],
+                Workdir(wd.file(unit["workdir"]), "imp"), progress)
+  if process_index != 0:
+    return None
+  return merge(cfg, grid, wd, work, time.time() - t0)
+
+
+def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
+          wd: Workdir, work: list[dict], elapsed: float,
+          poll_seconds: float = 5.0) -> dict:
+  """Collect every unit's summary (waiting for other hosts' units) into the
+  sweep summary, report and plot."""
   rows, layout = [], []
-  for p_index, (shape_values, points) in enumerate(programs(grid)):
-    pcfg = cfg.copy_and_resolve_references()
-    config_lib.set_values(pcfg, shape_values)
-    config_lib.validate(pcfg)
-    limit = max_replicas(pcfg)
-    for c_index, chunk in enumerate(chunks(points, pcfg.seeds, limit)):
-      name = f"program_{p_index}" + (f"_chunk_{c_index}" if c_index else "")
-      tqdm.write(f"{name}: {_label(shape_values)}; {len(chunk)} point(s) x "
-                 f"{pcfg.seeds} seeds on the replica axis", file=sys.stderr)
-      sub = Workdir(wd.file(name), "imp")
-      summary = run_program(pcfg, chunk, sub, progress)
-      layout.append({"workdir": name, "values": shape_values,
-                     "points": chunk, "replicas": len(chunk) * pcfg.seeds})
-      for j, point in enumerate(chunk):
-        for level in summary["levels"]:
-          sl = slice(j * pcfg.seeds, (j + 1) * pcfg.seeds)
-          rows.append({"point": {**shape_values, **point},
-                       "level": level["level"],
-                       "density": float(np.mean(level["density_per_seed"][sl])),
-                       **{k: _slice_stats(level[k], sl) for k in
-                          ("test_accuracy", "val_accuracy")}})
+  for unit in work:
+    sub = Workdir(wd.file(unit["workdir"]), "imp")
+    summary = sub.finished_summary()
+    if summary is None:
+      tqdm.write(f"waiting for {unit['workdir']} (run by another process)",
+                 file=sys.stderr)
+    while summary is None:
+      time.sleep(poll_seconds)
+      summary = sub.finished_summary()
+    seeds = unit["cfg"].seeds
+    layout.append({"workdir": unit["workdir"], "values": unit["values"],
+                   "points": unit["points"],
+                   "replicas": len(unit["points"]) * seeds})
+    for j, point in enumerate(unit["points"]):
+      sl = slice(j * seeds, (j + 1) * seeds)
+      for level in summary["levels"]:
+        rows.append({"point": {**unit["values"], **point},
+                     "level": level["level"],
+                     "density": float(np.mean(level["density_per_seed"][sl])),
+                     **{k: _slice_stats(level[k], sl) for k in
+                        ("test_accuracy", "val_accuracy")}})
   summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,
              "programs": layout, "seeds": cfg.seeds,
              "model": cfg.model.name, "dataset": cfg.data.name,
-             "wall_time_s": round(time.time() - t0, 2)}
+             "wall_time_s": round(elapsed, 2)}
   report.write_sweep_report(wd, summary)
   wd.write_summary(summary)
   return wd.finished_summary()

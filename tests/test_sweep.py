@@ -134,3 +134,41 @@ def test_bad_grid_key_names_it(tmp_path):
   with pytest.raises(config.ConfigError, match="train.lrr"):
     sweep.run(config.default_config("tiny"), ["train.lrr=0.1"],
               str(tmp_path), progress=False)
+
+
+def free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
+  """jax.distributed with a local coordinator: process 0 runs program 0,
+  process 1 program 1, process 0 merges; same rows as one process."""
+  args = ["sweep", "--config", "configs/mnist1d_lenet.py:tiny",
+          "--config.imp.levels=1", "--grid", "model.width=0.25,0.5",
+          "--grid", "train.lr=0.05,0.2", "--no-progress"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  port = free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
+       str(tmp_path / "multi"), "--distributed", "--coordinator",
+       f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(2)]
+  outs = [p.communicate(timeout=900) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "process 1: its programs are done" in outs[1][0]
+  assert "(process 1)" in outs[1][1] and "program_1" in outs[1][1]
+  single = subprocess.run(
+      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
+       str(tmp_path / "single")], cwd=ROOT, env=env, capture_output=True,
+      text=True, timeout=900)
+  assert single.returncode == 0, single.stderr[-3000:]
+  multi = json.load(open(tmp_path / "multi" / "summary.json"))
+  one = json.load(open(tmp_path / "single" / "summary.json"))
+  assert multi["rows"] == one["rows"]  # same programs, same device layout
+  assert multi["programs"] == one["programs"]

@@ -77,9 +77,13 @@ def _read_split(name: str, split: str, data_dir: str | None):
   tfds.disable_progress_bar()
   spec = DATASETS[name]
   if name in OFFLINE_BUILDERS:
-    builder = OFFLINE_BUILDERS[name](data_dir=data_dir or default_data_dir(),
-                                     file_format="array_record")
-    builder.download_and_prepare()
+    make = lambda: OFFLINE_BUILDERS[name](
+        data_dir=data_dir or default_data_dir(), file_format="array_record")
+    builder = make()
+    try:
+      builder.download_and_prepare()
+    except FileExistsError:  # another process (host) prepared it meanwhile
+      builder = make()
     source = builder.as_data_source()[split]
     num_classes = builder.info.features["label"].num_classes
   else:
