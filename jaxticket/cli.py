@@ -102,9 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "three options below); each process runs every "
                           "P-th program on its own devices, process 0 merges "
                           "(--workdir on a shared filesystem).")
-      p.add_argument("--coordinator", default=None, metavar="HOST:PORT")
-      p.add_argument("--num-processes", type=int, default=None)
-      p.add_argument("--process-id", type=int, default=None)
+      p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="address of process 0's coordinator service.")
+      p.add_argument("--num-processes", type=int, default=None, metavar="P",
+                     help="number of processes in the job.")
+      p.add_argument("--process-id", type=int, default=None, metavar="I",
+                     help="this process's index, 0..P-1.")
     if name == "study":
       p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
                      help="config key and values to study, e.g. "
