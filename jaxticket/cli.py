@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
       p.add_argument("--grid", action="append", default=[],
                      metavar="KEY=V1,V2,...",
                      help="a grid axis (repeatable); learning rate, weight "
-                          "decay and prune fraction points share one program "
-                          "on the replica axis, other keys make separate "
-                          "programs.")
+                          "decay, prune fraction and rewind step points share "
+                          "one program on the replica axis, other keys make "
+                          "separate programs.")
       p.add_argument("--distributed", action="store_true",
                      help="multi-host: call jax.distributed.initialize "
                           "(auto-detected on TPU pods / SLURM, or from the "

@@ -66,10 +66,12 @@ class Setup:
   lrs: list[float]
   hparams: train_lib.HParams
   prune_fractions: np.ndarray | None = None  # per replica; None: the config's
+  rewind_steps: np.ndarray | None = None  # per replica; None: the config's
 
 
 #: Config keys a grid point may set per replica within one program.
-REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction")
+REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction",
+                "imp.rewind_step")
 
 
 def setup(cfg: ml_collections.ConfigDict,
@@ -116,8 +118,15 @@ def setup(cfg: ml_collections.ConfigDict,
     if not 0 < f < 1:
       raise config_lib.ConfigError(
           f"imp.prune_fraction={f} is out of range: must be in (0, 1).")
+  rewinds = np.array([int(value(p, "imp.rewind_step")) for p in points
+                      for _ in range(cfg.seeds)], np.int32)
+  for k in rewinds:
+    if not 0 <= k < cfg.train.steps:
+      raise config_lib.ConfigError(
+          f"imp.rewind_step={k} is out of range: must be in [0, "
+          f"train.steps={cfg.train.steps}).")
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
-               fractions)
+               fractions, rewinds)
 
 
 def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:
@@ -293,17 +302,22 @@ def level_fractions(cfg: ml_collections.ConfigDict, level: int,
 
 def rewind(cfg: ml_collections.ConfigDict, trained: train_lib.TrainState,
            init: train_lib.TrainState, at_k: train_lib.TrainState,
-           mask: PyTree, recipe: train_lib.Recipe) -> train_lib.TrainState:
+           mask: PyTree, recipe: train_lib.Recipe,
+           steps: np.ndarray | None = None) -> train_lib.TrainState:
   """The state the next level trains from, masked, with a fresh optimizer.
 
   ``init``: theta_0; ``step``: theta_k (and its BatchNorm statistics);
-  ``lr``/``finetune``: the trained weights, continuing from step k.
+  ``lr``/``finetune``: the trained weights, continuing from step k. ``steps``
+  (per replica) overrides ``imp.rewind_step``; replicas rewound to different
+  steps then train staggered.
   """
-  mode, k = cfg.imp.rewind, cfg.imp.rewind_step
+  mode = cfg.imp.rewind
+  k = cfg.imp.rewind_step if steps is None else steps
   source = {"init": init, "step": at_k}.get(mode, trained)
   step = 0 if mode == "init" else k
-  state = copy_tree(source.replace(step=jnp.full_like(source.step, step),
-                                   data_key=init.data_key))
+  step = jnp.broadcast_to(jnp.asarray(step, source.step.dtype),
+                          source.step.shape)
+  state = copy_tree(source.replace(step=step, data_key=init.data_key))
   state = state.replace(params=jax.vmap(masks_lib.apply)(state.params, mask))
   return train_lib.fresh_optimizer_stacked(state, recipe)
 
@@ -341,12 +355,13 @@ def _position(level: int, step: int, steps: int) -> int:
   return level * (steps + 1) + step
 
 
-def _trained_state(init: train_lib.TrainState, saved: dict, step: int
-                   ) -> train_lib.TrainState:
+def _trained_state(init: train_lib.TrainState, saved: dict,
+                   step: int | np.ndarray) -> train_lib.TrainState:
   """A stacked state holding a saved level's weights (fresh optimizer)."""
   state = init.replace(params=jax.device_put(saved["params"]),
                        batch_stats=jax.device_put(saved["batch_stats"]),
-                       step=jnp.full_like(init.step, step))
+                       step=jnp.broadcast_to(jnp.asarray(step, init.step.dtype),
+                                             init.step.shape))
   if "diverged_at" in saved:
     state = state.replace(diverged_at=jnp.asarray(saved["diverged_at"]))
   return state
@@ -385,7 +400,11 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
   uninterrupted run would.
   """
   cfg = s.cfg
-  k, steps = cfg.imp.rewind_step, cfg.train.steps
+  steps = cfg.train.steps
+  ks = (np.full(len(s.seeds), cfg.imp.rewind_step, np.int32)
+        if s.rewind_steps is None else np.asarray(s.rewind_steps))
+  k_stops = sorted(set(int(k) for k in ks) - {0})  # where level 0 keeps theta_k
+  keep_k = bool(k_stops) and cfg.imp.rewind in ("step", "lr")
   every = cfg.checkpoint.every_steps
   say = lambda text: tqdm.write(text, file=sys.stderr)
   ckpts = checkpoint.TrainCheckpoints(wd.file("checkpoints", "train"),
@@ -420,25 +439,31 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
       outcome.dense = _trained_state(init, load_level(wd.path, 0), steps)
       trained = (state if done == level + 1 else
                  _trained_state(init, load_level(wd.path, done - 1), steps))
-    if k and cfg.imp.rewind in ("step", "lr") and (done > 0 or step >= k):
-      outcome.at_k = _trained_state(
-          init, checkpoint.load_tree(wd.file("checkpoints", "rewind")), k)
+    if keep_k and (done > 0 or step >= k_stops[0]):
+      saved_k = checkpoint.load_tree(wd.file("checkpoints", "rewind"))
+      outcome.at_k = _trained_state(init, saved_k, saved_k["step"])
     start_level = done
     if done > level:
       state = mask = None
 
-  if not k:
-    outcome.at_k = outcome.at_k or init
+  # theta_k per replica: init until level 0 reaches that replica's k.
+  outcome.at_k = outcome.at_k or copy_tree(init)
 
   def on_stop(level: int, mask: PyTree):
     def stop(step: int, st: train_lib.TrainState) -> None:
-      if level == 0 and step == k and k:
-        outcome.at_k = copy_tree(st)
-        if cfg.imp.rewind in ("step", "lr"):
+      if level == 0 and step in k_stops:
+        here = jnp.asarray(ks == step)
+        pick = lambda a, b: jnp.where(
+            here.reshape(here.shape + (1,) * (a.ndim - 1)), a, b)
+        fields = ("params", "batch_stats", "step", "diverged_at")
+        outcome.at_k = outcome.at_k.replace(**{
+            f: jax.tree.map(pick, getattr(st, f), getattr(outcome.at_k, f))
+            for f in fields})
+        if keep_k:
           checkpoint.save_tree(wd.file("checkpoints", "rewind"),
-                               {"params": st.params,
-                                "batch_stats": st.batch_stats,
-                                "step": st.step})
+                               {"params": outcome.at_k.params,
+                                "batch_stats": outcome.at_k.batch_stats,
+                                "step": outcome.at_k.step})
       if every and step % every == 0:
         ckpts.save(_position(level, step, steps),
                    {"level": jnp.asarray(level, jnp.int32), "state": st,
@@ -460,12 +485,13 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
         else:
           source = trained
         mask = prune_masks(s, source.params, mask, fraction, special_fraction)
-        state = rewind(cfg, source, init, outcome.at_k, mask, trainer.recipe)
+        state = rewind(cfg, source, init, outcome.at_k, mask, trainer.recipe,
+                       steps=ks)
     begin = int(np.asarray(state.step).min())
     stops = set(range(begin - begin % every + every, steps, every)) \
         if every else set()
-    if level == 0 and k:
-      stops.add(k)
+    if level == 0:
+      stops.update(k for k in k_stops if k > begin)
     trained, row = train_level(s, wd, level, state, mask, hparams, trainer,
                                stops=tuple(sorted(stops)),
                                on_stop=on_stop(level, mask), progress=progress)

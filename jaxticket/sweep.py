@@ -4,8 +4,9 @@
 runs IMP at every grid point (times ``seeds``). Grid keys that are
 per-replica values (:data:`jaxticket.imp.REPLICA_KEYS`: learning rate and
 weight decay, traced in the step; the IMP prune fraction, traced in the
-vmapped pruning) go on the replica axis: all their points x seeds are ONE
-program. Every other key (model width, depth, rewind step, batch size, ...)
+vmapped pruning; the rewind step, as staggered starts) go on the replica
+axis: all their points x seeds are ONE program. Every other key (model
+width, depth, batch size, schedule, ...)
 changes the program, so each of its values is a separate program, run one
 after another. Replicas are sharded over the local devices
 (:func:`jaxticket.train.replica_mesh`), and a program with more replicas than

@@ -172,3 +172,30 @@ def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
   one = json.load(open(tmp_path / "single" / "summary.json"))
   assert multi["rows"] == one["rows"]  # same programs, same device layout
   assert multi["programs"] == one["programs"]
+
+
+def test_rewind_step_per_replica_equals_separate_runs(tmp_path):
+  """Two rewind steps on one replica axis (staggered) give the runs that
+  each rewind step gives alone."""
+  from jaxticket import imp
+  from jaxticket.workdir import Workdir
+  cfg = config.default_config("tiny")
+  cfg.model.width = 0.25
+  cfg.imp.levels = 1
+  cfg.imp.rewind = "step"
+  cfg.seeds = 1
+  together = imp.run_levels(
+      imp.setup(cfg, points=[{"imp.rewind_step": 5},
+                             {"imp.rewind_step": 10}]),
+      Workdir(str(tmp_path / "both"), "imp"), progress=False)
+  np.testing.assert_array_equal(np.asarray(together.at_k.step), [5, 10])
+  for i, k in enumerate((5, 10)):
+    cfg.imp.rewind_step = k
+    alone = imp.run_levels(imp.setup(cfg), Workdir(str(tmp_path / f"k{k}"),
+                                                   "imp"), progress=False)
+    np.testing.assert_allclose(
+        together.rows[1]["evaluation"].test_loss[i],
+        alone.rows[1]["evaluation"].test_loss[0], rtol=1e-4)
+    a = together.masks[1]["Dense_0"]["kernel"][i]
+    b = alone.masks[1]["Dense_0"]["kernel"][0]
+    assert (np.asarray(a) == np.asarray(b)).mean() > 0.99
