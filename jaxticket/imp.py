@@ -443,8 +443,8 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
       saved_k = checkpoint.load_tree(wd.file("checkpoints", "rewind"))
       outcome.at_k = _trained_state(init, saved_k, saved_k["step"])
     start_level = done
-    if done > level:
-      state = mask = None
+    if done > level:  # level finished: the next one prunes from its mask
+      state = None
 
   # theta_k per replica: init until level 0 reaches that replica's k.
   outcome.at_k = outcome.at_k or copy_tree(init)

@@ -458,7 +458,8 @@ class Trainer:
     Chunks end at every multiple of ``eval_every``, at each step in ``stops``
     (e.g. the rewind step, where ``on_stop(step, state)`` can copy the
     state) and at ``until``. After each chunk that ends on an evaluation
-    point (or at ``until``), ``on_eval(state, evaluation, chunk_losses)``.
+    point (or at ``until``), ``on_eval(state, evaluation, chunk_losses)``,
+    called before ``on_stop`` (so a checkpoint covers its metrics).
     Replicas may start at different steps (children of different rewind
     points): the chunks follow the earliest, the others wait for it to
     reach their step, and all end at ``until``.
@@ -475,12 +476,14 @@ class Trainer:
       if progress is not None:
         progress.update(b - position)
       position = b
-      if on_stop is not None and b in stops:
-        on_stop(b, state)
+      # Evaluate (and log) before ``on_stop`` may checkpoint: a checkpoint
+      # at step b then always covers the metrics of step b.
       if b % eval_every == 0 or b == until:
         evaluation = self.evaluate(state)
         if on_eval is not None:
           on_eval(state, evaluation, np.asarray(losses))
+      if on_stop is not None and b in stops:
+        on_stop(b, state)
     return state
 
 

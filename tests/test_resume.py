@@ -65,7 +65,9 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["kill_after_save:3",    # mid level 0
+@pytest.mark.parametrize("fault", ["kill_after_save:2",    # mid level 0,
+                                   #                         at an eval step
+                                   "kill_after_save:4",    # level 0's end
                                    "kill_during_save:6",   # writing, level 1
                                    "kill_after_save:12"])  # after the last
 def test_killed_run_resumes_bit_identical(tmp_path, reference, fault):
