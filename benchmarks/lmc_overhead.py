@@ -23,7 +23,6 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jax  # noqa: E402
 
 from common import report, timed  # noqa: E402
 from jaxticket import config, imp, lmc, train  # noqa: E402

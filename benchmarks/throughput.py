@@ -28,7 +28,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from common import report, timed  # noqa: E402
-from jaxticket import config, imp, masks, pruning, train  # noqa: E402
+from jaxticket import config, imp, pruning, train  # noqa: E402
 
 REPLICAS = (1, 2, 4, 8, 16, 32)
 

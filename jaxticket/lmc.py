@@ -46,7 +46,7 @@ from jaxticket import report
 from jaxticket import train as train_lib
 from jaxticket.data import Dataset
 from jaxticket.models.layers import BN_MOMENTUM
-from jaxticket.workdir import Workdir, WorkdirError, read_json
+from jaxticket.workdir import Workdir, read_json
 
 PyTree = Any
 

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 from jaxticket import config as config_lib
 from jaxticket import report
