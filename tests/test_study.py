@@ -19,6 +19,7 @@ def test_parse_factor_types_and_tuples():
     study.parse_factor(cfg, "model.width")
 
 
+@pytest.mark.slow  # ~35 s: two whole (tiny) sanity checks
 def test_study_end_to_end(tmp_path):
   cfg = config.default_config("tiny")
   cfg.train.steps = 20
