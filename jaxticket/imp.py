@@ -432,13 +432,13 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
     wd.truncate_metrics(_keep_imp_metric(level, step))
     saved_rows = read_json(rows_path) if os.path.exists(rows_path) else []
     done = level + 1 if step == steps else level  # levels finished
-    for l in range(done):
-      outcome.masks.append(load_level(wd.path, l)["mask"])
-      outcome.rows.append(_row_from_json(saved_rows[l]))
+    finished = [load_level(wd.path, l) for l in range(done)]
+    outcome.masks = [saved["mask"] for saved in finished]
+    outcome.rows = [_row_from_json(row) for row in saved_rows[:done]]
     if done > 0:
-      outcome.dense = _trained_state(init, load_level(wd.path, 0), steps)
+      outcome.dense = _trained_state(init, finished[0], steps)
       trained = (state if done == level + 1 else
-                 _trained_state(init, load_level(wd.path, done - 1), steps))
+                 _trained_state(init, finished[-1], steps))
     if keep_k and (done > 0 or step >= k_stops[0]):
       saved_k = checkpoint.load_tree(wd.file("checkpoints", "rewind"))
       outcome.at_k = _trained_state(init, saved_k, saved_k["step"])
