@@ -15,7 +15,6 @@ import itertools
 import time
 
 import jax
-import numpy as np
 
 from jaxticket import config as config_lib
 from jaxticket import imp

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxticket import runtime
 from jaxticket.masks import path_str
 
 PyTree = Any
@@ -34,7 +35,10 @@ def _this_process_only() -> ocp.options.MultiprocessingOptions:
 
 
 def save_tree(path: str, tree: PyTree) -> None:
-  """Save ``tree`` to directory ``path`` (replacing it), blocking."""
+  """Save ``tree`` to directory ``path`` (replacing it), blocking. A
+  no-op in processes that do not write (:func:`runtime.writes_files`)."""
+  if not runtime.writes_files():
+    return
   path = os.path.abspath(path)
   checkpointer = ocp.StandardCheckpointer(
       multiprocessing_options=_this_process_only())
@@ -133,7 +137,9 @@ class TrainCheckpoints:
 
   def save(self, position: int, tree: PyTree) -> None:
     """Write ``tree`` at ``position`` (in the background; the previous
-    write is finished first)."""
+    write is finished first). Only in processes that write files."""
+    if not runtime.writes_files():
+      return
     self.manager.wait_until_finished()
     self.manager.save(position, args=ocp.args.StandardSave(flatten(tree)),
                       force=True)
@@ -168,7 +174,8 @@ class TrainCheckpoints:
         problems.append(problem)
         if warn is not None:
           warn(problem + "; falling back to the previous one.")
-        self.manager.delete(position)
+        if runtime.writes_files():
+          self.manager.delete(position)
     if problems:
       raise CheckpointError(
           "No usable training checkpoint: " + "; ".join(problems) + ". "

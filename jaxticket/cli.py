@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "three options below); each process runs every "
                           "P-th program on its own devices, process 0 merges "
                           "(--workdir on a shared filesystem).")
+      p.add_argument("--span-hosts", action="store_true",
+                     help="with --distributed: run every program on the "
+                          "devices of ALL processes (its replica axis "
+                          "sharded over a global mesh) instead of splitting "
+                          "programs between processes; for one big program "
+                          "on a pod. Replicas must be a multiple of the "
+                          "process count; process 0 writes the files.")
       p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                      help="address of process 0's coordinator service.")
       p.add_argument("--num-processes", type=int, default=None, metavar="P",
@@ -165,15 +172,21 @@ def main(argv: list[str] | None = None) -> int:
       summary = lmc.run(cfg, args.workdir, progress=not args.no_progress)
     elif args.command == "sweep":
       index, count = 0, 1
+      if args.span_hosts and not args.distributed:
+        raise config_lib.ConfigError(
+            "--span-hosts needs --distributed (a multi-process job).")
       if args.distributed:
         index, count = runtime.init_distributed(
-            args.coordinator, args.num_processes, args.process_id)
+            args.coordinator, args.num_processes, args.process_id,
+            span_hosts=args.span_hosts)
       summary = sweep.run(cfg, args.grid, args.workdir,
                           progress=not args.no_progress,
                           process_index=index, process_count=count)
       if summary is None:
-        print(f"process {index}: its programs are done; process 0 merges "
-              f"the results into {os.path.abspath(args.workdir)}.")
+        print(f"process {index}: " + (
+            "done; process 0 wrote" if runtime.spans_hosts() else
+            "its programs are done; process 0 merges") +
+              f" the results into {os.path.abspath(args.workdir)}.")
         return 0
     elif args.command == "study":
       summary = study.run(cfg, args.factor, args.workdir,

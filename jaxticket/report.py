@@ -443,7 +443,14 @@ def write_sweep_report(wd: Workdir, summary: dict) -> None:
   fig.savefig(wd.file("sweep.png"), dpi=120)
   plt.close(fig)
   layout = [f"- `{p['workdir']}`: {_point_label(p['values']) or 'base'}; "
-            f"{p['replicas']} replicas" for p in summary["programs"]]
+            f"{p['replicas']} replicas on {p.get('devices', 1)} device(s)"
+            for p in summary["programs"]]
+  hosts = summary.get("hosts", {})
+  if hosts.get("processes", 1) > 1:
+    layout.append(f"\n{hosts['processes']} processes, layout "
+                  f"`{hosts['layout']}` (split: each process runs whole "
+                  "programs; span: every program over all processes' "
+                  "devices).")
   text = [f"# sweep: {summary['model']} on {summary['dataset']}", "",
           f"Grid: {summary['grid']}; {summary['seeds']} seeds per point. "
           "Accuracies are mean ± std over seeds.", "",

@@ -3,7 +3,10 @@
 - Simulated CPU devices (``train.cpu_devices``): on a CPU, splitting the
   host into N jax devices lets the replica axis be sharded over them, and
   XLA runs the shards in parallel threads (``jax_num_cpu_devices``).
-- Multi-process jobs (``jax.distributed``) for sweeps across hosts.
+- Multi-process jobs (``jax.distributed``) for sweeps across hosts, either
+  split (each process runs whole programs on its own devices) or spanning
+  (every program's replica axis sharded over the devices of all processes;
+  process 0 alone writes files, :func:`writes_files`).
 - The persistent compilation cache (``--compile-cache DIR`` or
   ``$JAXTICKET_COMPILE_CACHE``): compiled programs are written to DIR and a
   later identical program (a rerun, the next IMP level's trainer, a test)
@@ -45,13 +48,39 @@ def set_cpu_devices(count: int) -> None:
           "before any jax computation in this process.", file=sys.stderr)
 
 
+_SPAN_HOSTS = False
+
+
 def init_distributed(coordinator: str | None = None,
                      num_processes: int | None = None,
-                     process_id: int | None = None) -> tuple[int, int]:
+                     process_id: int | None = None,
+                     span_hosts: bool = False) -> tuple[int, int]:
   """Join a multi-process jax job (``jax.distributed.initialize``; with no
   arguments jax detects TPU pods, SLURM and other clusters from their
-  environment). Returns (process index, process count)."""
+  environment). Returns (process index, process count).
+
+  ``span_hosts``: training shards each program's replica axis over the
+  devices of *all* processes (:func:`spans_hosts`); every process runs the
+  same Python program (multi-controller SPMD), results are gathered to every
+  process after each compiled chunk, and only process 0 writes files. On
+  CPUs the cross-process collectives this needs use gloo.
+  """
+  global _SPAN_HOSTS
+  if span_hosts:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator,
                              num_processes=num_processes,
                              process_id=process_id)
+  _SPAN_HOSTS = span_hosts and jax.process_count() > 1
   return jax.process_index(), jax.process_count()
+
+
+def spans_hosts() -> bool:
+  """Whether replica axes are sharded over the devices of every process."""
+  return _SPAN_HOSTS
+
+
+def writes_files() -> bool:
+  """Whether this process writes run files: always, except the processes
+  other than 0 of a host-spanning job (they compute the same results)."""
+  return not _SPAN_HOSTS or jax.process_index() == 0

@@ -12,9 +12,15 @@ after another. Replicas are sharded over the local devices
 (:func:`jaxticket.train.replica_mesh`), and a program with more replicas than
 ``sweep.max_replicas`` (0: from :func:`memory_estimate`) is split into
 chunks of that size. Each program (and chunk) is an IMP run in its own
-sub-workdir, so a killed sweep resumes where it stopped. Across hosts
-(``jax.distributed``), each process runs every P-th unit on its local
-devices and process 0 merges.
+sub-workdir, so a killed sweep resumes where it stopped.
+
+Across hosts (``jax.distributed``) there are two layouts. *Split* (the
+default): each process runs every P-th unit on its local devices and
+process 0 merges; no communication at all. *Spanning* (``--span-hosts``,
+:func:`jaxticket.runtime.spans_hosts`): every process runs every unit
+together, the replica axis sharded over the devices of all processes
+(:func:`jaxticket.train.host_spanning_mesh`), so one program can use a
+whole pod; process 0 writes the files.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from jaxticket import data as data_lib
 from jaxticket import imp
 from jaxticket import models as models_lib
 from jaxticket import report
+from jaxticket import runtime
+from jaxticket import train as train_lib
 from jaxticket.study import parse_factor
 from jaxticket.workdir import Workdir
 
@@ -100,11 +108,27 @@ def device_memory() -> int:
 
 def max_replicas(cfg: ml_collections.ConfigDict) -> int:
   """Replicas per program: ``sweep.max_replicas``, or what fits in 80% of
-  the local devices' memory by :func:`memory_estimate`."""
+  the devices' memory by :func:`memory_estimate` (the local devices, or all
+  devices of a host-spanning job)."""
   if cfg.sweep.max_replicas > 0:
     return cfg.sweep.max_replicas
   per_device = int(0.8 * device_memory() // max(1, memory_estimate(cfg)))
-  return max(1, per_device * jax.local_device_count())
+  return max(1, per_device * _device_count())
+
+
+def _device_count() -> int:
+  return jax.device_count() if runtime.spans_hosts() else \
+      jax.local_device_count()
+
+
+def devices_used(num_replicas: int, shard: bool) -> int:
+  """How many devices a program of ``num_replicas`` replicas runs on."""
+  if not shard:
+    return 1
+  if runtime.spans_hosts():
+    return train_lib.host_spanning_mesh(num_replicas).size
+  mesh = train_lib.replica_mesh(num_replicas)
+  return 1 if mesh is None else mesh.size
 
 
 def chunks(points: list[dict], seeds: int, limit: int) -> list[list[dict]]:
@@ -145,7 +169,10 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
   initialization, with ``workdir`` on a shared filesystem): process i runs
   the units i, i + P, ... on its own devices and writes their sub-workdirs;
   process 0 then waits for every unit's summary and merges them into the
-  same summary a single process would write. Other processes return None.
+  same summary a single process would write. In a host-spanning job
+  (:func:`jaxticket.runtime.spans_hosts`) every process runs every unit
+  over the devices of all of them and process 0 writes. Processes other
+  than 0 return None.
   """
   config_lib.validate(cfg)
   grid = parse_grid(cfg, grid_specs)
@@ -159,24 +186,31 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
     return done
   t0 = time.time()
   work = units(cfg, grid)
+  span = runtime.spans_hosts()
   for i, unit in enumerate(work):
-    if i % process_count != process_index:
+    if not span and i % process_count != process_index:
       continue
-    tqdm.write(f"{unit['workdir']}: {_label(unit['values'])}; "
-               f"{len(unit['points'])} point(s) x {unit['cfg'].seeds} seeds "
-               "on the replica axis" + (f" (process {process_index})"
-                                       if process_count > 1 else ""),
-               file=sys.stderr)
+    replicas = len(unit["points"]) * unit["cfg"].seeds
+    devices = devices_used(replicas, unit["cfg"].train.shard_replicas)
+    if runtime.writes_files():
+      tqdm.write(f"{unit['workdir']}: {_label(unit['values'])}; "
+                 f"{len(unit['points'])} point(s) x {unit['cfg'].seeds} seeds "
+                 f"on the replica axis, {devices} device(s)" + (
+                     f" (process {process_index})" if process_count > 1
+                     and not span else ""), file=sys.stderr)
     run_program(unit["cfg"], unit["points"],
-                Workdir(wd.file(unit["workdir"]), "imp"), progress)
+                Workdir(wd.file(unit["workdir"]), "imp"),
+                progress and runtime.writes_files())
   if process_index != 0:
     return None
-  return merge(cfg, grid, wd, work, time.time() - t0)
+  return merge(cfg, grid, wd, work, time.time() - t0,
+               hosts={"processes": process_count,
+                      "layout": "span" if span else "split"})
 
 
 def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
           wd: Workdir, work: list[dict], elapsed: float,
-          poll_seconds: float = 5.0) -> dict:
+          poll_seconds: float = 5.0, hosts: dict | None = None) -> dict:
   """Collect every unit's summary (waiting for other hosts' units) into the
   sweep summary, report and plot."""
   rows, layout = [], []
@@ -192,7 +226,8 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
     seeds = unit["cfg"].seeds
     layout.append({"workdir": unit["workdir"], "values": unit["values"],
                    "points": unit["points"],
-                   "replicas": len(unit["points"]) * seeds})
+                   "replicas": len(unit["points"]) * seeds,
+                   "devices": summary.get("devices", 1)})
     for j, point in enumerate(unit["points"]):
       sl = slice(j * seeds, (j + 1) * seeds)
       for level in summary["levels"]:
@@ -204,6 +239,7 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
   summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,
              "programs": layout, "seeds": cfg.seeds,
              "model": cfg.model.name, "dataset": cfg.data.name,
+             "hosts": hosts or {"processes": 1, "layout": "split"},
              "wall_time_s": round(elapsed, 2)}
   report.write_sweep_report(wd, summary)
   wd.write_summary(summary)
@@ -229,6 +265,7 @@ def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
   levels = [{k: v for k, v in r.items() if k != "evaluation"}
             for r in outcome.rows]
   summary = {"levels": levels, "seeds": s.seeds, "lrs": s.lrs,
-             "points": points}
+             "points": points, "devices": devices_used(
+                 len(s.seeds), cfg.train.shard_replicas)}
   wd.write_summary(summary)
   return wd.finished_summary()

@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxticket import masks as masks_lib
+from jaxticket import runtime
 from jaxticket.data import Dataset, random_crop_flip
 
 PyTree = Any
@@ -385,6 +387,68 @@ def replica_mesh(num_replicas: int, devices: list | None = None
   return None if d == 1 else Mesh(np.array(devices[:d]), (REPLICA_AXIS,))
 
 
+def devices_per_process(num_replicas: int, processes: int,
+                        local_devices: int) -> int:
+  """The most devices per process (<= ``local_devices``) over which
+  ``num_replicas`` split evenly, with every process taking part; 0 if the
+  replicas do not divide by ``processes``."""
+  return max((q for q in range(1, local_devices + 1)
+              if num_replicas % (q * processes) == 0), default=0)
+
+
+def host_spanning_mesh(num_replicas: int) -> Mesh:
+  """A 1-D mesh (axis ``replica``) over the same number q of devices of
+  *every* process, q the most that lets ``num_replicas`` split evenly over
+  them all (a host-spanning job, :func:`jaxticket.runtime.spans_hosts`)."""
+  by_process: dict[int, list] = {}
+  for d in jax.devices():
+    by_process.setdefault(d.process_index, []).append(d)
+  hosts = len(by_process)
+  q = devices_per_process(num_replicas, hosts,
+                          min(len(v) for v in by_process.values()))
+  if q == 0:
+    raise ValueError(
+        f"{num_replicas} replicas cannot be split evenly over the "
+        f"{hosts} processes of this host-spanning job. Make the replicas "
+        "(grid points on the replica axis x seeds) a multiple of the number "
+        "of processes, or run without --span-hosts (each process then runs "
+        "whole programs).")
+  return Mesh(np.array([d for p in sorted(by_process)
+                        for d in by_process[p][:q]]), (REPLICA_AXIS,))
+
+
+def _is_key(x: jax.Array) -> bool:
+  return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_global(tree: PyTree, mesh: Mesh, spec: P) -> PyTree:
+  """Host-local arrays (the same values in every process) as global arrays
+  laid out by ``spec`` over ``mesh``; each process places its own shards."""
+  sharding = NamedSharding(mesh, spec)
+
+  def put(x):
+    if _is_key(x):
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)),
+                                      impl=jax.random.key_impl(x))
+    host = np.asarray(jax.device_get(x))
+    return jax.make_array_from_callback(host.shape, sharding,
+                                        lambda index: host[index])
+
+  return jax.tree.map(put, tree)
+
+
+def to_host_local(tree: PyTree) -> PyTree:
+  """Global arrays gathered whole into every process (inverse of
+  :func:`to_global`; a collective every process must call)."""
+  leaves, treedef = jax.tree.flatten(tree)
+  impls = [jax.random.key_impl(x) if _is_key(x) else None for x in leaves]
+  data = [jax.random.key_data(x) if i else x for x, i in zip(leaves, impls)]
+  gathered = multihost_utils.process_allgather(data, tiled=True)
+  out = [jax.random.wrap_key_data(jnp.asarray(g), impl=i) if i else
+         jnp.asarray(g) for g, i in zip(gathered, impls)]
+  return jax.tree.unflatten(treedef, out)
+
+
 class Trainer:
   """Compiled, vmapped training and evaluation for one task.
 
@@ -395,7 +459,12 @@ class Trainer:
   With several local devices (GPUs, TPU cores, or simulated CPU devices,
   ``train.cpu_devices``) and ``shard``, training shards the replica axis over
   a :func:`replica_mesh` with ``jax.shard_map``: each device runs the scan
-  over its own replicas, with no communication inside the loop.
+  over its own replicas, with no communication inside the loop. In a
+  host-spanning job (``jaxticket sweep --distributed --span-hosts``) the
+  mesh holds devices of every process (:func:`host_spanning_mesh`):
+  inputs are placed as global arrays, training and evaluation run sharded,
+  and the results are gathered back whole into every process, so all
+  host-side code (pruning, logging, checkpoints) is unchanged.
   """
 
   def __init__(self, model: nn.Module, data: Dataset, recipe: Recipe,
@@ -424,10 +493,21 @@ class Trainer:
 
     self._run = jax.jit(run, static_argnums=(4, 5, 6), donate_argnums=0)
     ev = lambda p, b, x, y: evaluate(task, p, b, x, y, eval_batch_size)
-    self._eval = jax.jit(over_replicas(
+    ev_all = over_replicas(
         lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
                                    *ev(p, b, a.test_x, a.test_y)),
-        loop, (0, 0, None)))
+        loop, (0, 0, None))
+
+    def evaluate_all(p, b, a, mesh):
+      fn = ev_all
+      if mesh is not None:
+        rep = P(REPLICA_AXIS)
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep, rep, P()),
+                           out_specs=rep, check_vma=False)
+      return fn(p, b, a)
+
+    self._eval = jax.jit(evaluate_all, static_argnums=3)
+    self._global_arrays: dict[Mesh, DataArrays] = {}
 
   def init(self, keys: jax.Array) -> TrainState:
     """Stacked initial states, one per key (``jax.random.key`` per seed)."""
@@ -440,12 +520,34 @@ class Trainer:
     (state, losses[R, n]). The input state is donated (do not reuse it)."""
     chex.assert_equal_shape_prefix(
         [jax.tree.leaves(state.params)[0], hp.lr], 1)
-    mesh = replica_mesh(hp.lr.shape[0]) if self.shard else None
+    num_replicas = hp.lr.shape[0]
+    if self._spanning():
+      mesh = host_spanning_mesh(num_replicas)
+      state, mask, hp = to_global((state, mask, hp), mesh, P(REPLICA_AXIS))
+      return to_host_local(self._run(state, mask, hp, self._arrays_on(mesh),
+                                     int(num_steps), bool(staggered), mesh))
+    mesh = replica_mesh(num_replicas) if self.shard else None
     return self._run(state, mask, hp, self.arrays, int(num_steps),
                      bool(staggered), mesh)
 
   def evaluate(self, state: TrainState) -> Evaluation:
-    return self._eval(state.params, state.batch_stats, self.arrays)
+    """Validation and test loss/accuracy of every replica ([R] each)."""
+    if self._spanning():
+      mesh = host_spanning_mesh(jax.tree.leaves(state.params)[0].shape[0])
+      params, stats = to_global((state.params, state.batch_stats), mesh,
+                                P(REPLICA_AXIS))
+      return to_host_local(self._eval(params, stats, self._arrays_on(mesh),
+                                      mesh))
+    return self._eval(state.params, state.batch_stats, self.arrays, None)
+
+  def _spanning(self) -> bool:
+    return self.shard and runtime.spans_hosts()
+
+  def _arrays_on(self, mesh: Mesh) -> DataArrays:
+    """The data, replicated on every device of ``mesh`` (placed once)."""
+    if mesh not in self._global_arrays:
+      self._global_arrays[mesh] = to_global(self.arrays, mesh, P())
+    return self._global_arrays[mesh]
 
   def train(self, state: TrainState, mask: PyTree, hp: HParams, until: int,
             eval_every: int, *, stops: Iterable[int] = (),
@@ -514,4 +616,5 @@ __all__ = ["Recipe", "HParams", "TrainState", "Trainer", "Evaluation",
            "train_step",
            "epoch_permutation", "batch_indices",
            "run_steps", "evaluate", "stack_hparams", "replica_keys",
-           "tree_index", "steps_per_epoch"]
+           "tree_index", "steps_per_epoch", "replica_mesh",
+           "host_spanning_mesh", "to_global", "to_host_local"]

@@ -4,7 +4,9 @@
 (one JSON object per replica per evaluation), ``summary.json`` (per command),
 ``checkpoints/`` (orbax), ``report.md`` and PNG plots. Files are written
 atomically (write to a temporary name, then rename), so a crash never leaves a
-half-written summary.
+half-written summary. In a host-spanning multi-process job only process 0
+writes (:func:`jaxticket.runtime.writes_files`); the others compute the same
+results and read what process 0 wrote when they resume.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from jaxticket import config as config_lib
+from jaxticket import runtime
 
 
 class WorkdirError(RuntimeError):
@@ -36,6 +39,8 @@ def _default(o: Any) -> Any:
 
 def write_atomic(path: str, text: str) -> None:
   """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+  if not runtime.writes_files():
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -102,6 +107,8 @@ class Workdir:
 
   def restart_metrics(self) -> None:
     """A run that starts from scratch moves old metrics to metrics.jsonl.prev."""
+    if not runtime.writes_files():
+      return
     if os.path.exists(self.file("metrics.jsonl")):
       os.replace(self.file("metrics.jsonl"), self.file("metrics.jsonl.prev"))
 
@@ -124,6 +131,8 @@ class Workdir:
 
   def log_metrics(self, rows: list[dict]) -> None:
     """Append rows to metrics.jsonl (whole lines, flushed and fsynced)."""
+    if not runtime.writes_files():
+      return
     text = "".join(json.dumps(r, default=_default) + "\n" for r in rows)
     with open(self.file("metrics.jsonl"), "a") as f:
       f.write(text)

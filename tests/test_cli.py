@@ -113,3 +113,11 @@ def test_substring_suggestion_and_no_workdir_on_error(tmp_path, capsys):
                        "--config.sanity.lrs=0")
   assert code == 2 and "sanity.lrs" in out.err
   assert not wd.exists()
+
+
+def test_span_hosts_needs_distributed(tmp_path, capsys):
+  code, out = run_main(capsys, "sweep", "--config", TINY, "--workdir",
+                       str(tmp_path / "w"), "--grid", "train.lr=0.1,0.2",
+                       "--span-hosts")
+  assert code == 2 and "--span-hosts needs --distributed" in out.err
+  assert not (tmp_path / "w").exists()

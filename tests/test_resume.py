@@ -137,3 +137,22 @@ def test_divergent_replica_is_recorded_and_left_out(tmp_path):
   with pytest.raises(imp.DivergenceError, match="train.lr"):
     imp.train_level(s, wd, 0, s.trainer.init(train.replica_keys(s.seeds)),
                     ones, s.hparams, s.trainer, progress=False)
+
+
+def test_processes_that_do_not_write_leave_no_files(tmp_path, monkeypatch):
+  """In a host-spanning job only process 0 writes: the others' workdir,
+  metric and checkpoint writes are no-ops (they compute the same values)."""
+  from jaxticket import runtime
+  from jaxticket.workdir import Workdir
+  monkeypatch.setattr(runtime, "writes_files", lambda: False)
+  wd = Workdir(str(tmp_path / "w"), "imp")
+  wd.claim(config.default_config("tiny"))
+  wd.log_metrics([{"step": 1}])
+  wd.write_summary({"levels": []})
+  checkpoint.save_tree(wd.file("checkpoints", "init"), {"a": np.ones(3)})
+  ckpts = checkpoint.TrainCheckpoints(wd.file("checkpoints", "train"))
+  ckpts.save(1, {"a": np.ones(3)})
+  ckpts.close()
+  assert ckpts.positions() == []
+  files = [f for _, _, fs in os.walk(tmp_path) for f in fs]
+  assert files == [] and wd.finished_summary() is None

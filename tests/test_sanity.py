@@ -2,7 +2,6 @@
 whole command on a tiny config."""
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp

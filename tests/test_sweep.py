@@ -151,13 +151,7 @@ def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
           "--config.imp.levels=1", "--grid", "model.width=0.25,0.5",
           "--grid", "train.lr=0.05,0.2", "--no-progress"]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  port = free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
-       str(tmp_path / "multi"), "--distributed", "--coordinator",
-       f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True) for i in range(2)]
+  procs = _launch(args, tmp_path / "multi", free_port())
   outs = [p.communicate(timeout=900) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
@@ -172,6 +166,78 @@ def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
   one = json.load(open(tmp_path / "single" / "summary.json"))
   assert multi["rows"] == one["rows"]  # same programs, same device layout
   assert multi["programs"] == one["programs"]
+
+
+def _launch(args: list[str], workdir, port: int, processes: int = 2,
+            env: dict | None = None) -> list[subprocess.Popen]:
+  """Start the processes of one local ``--distributed`` job."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+  return [subprocess.Popen(
+      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
+       str(workdir), "--distributed", "--coordinator", f"127.0.0.1:{port}",
+       "--num-processes", str(processes), "--process-id", str(i)],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(processes)]
+
+
+@pytest.mark.slow
+def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
+  """--span-hosts: ONE program over the 2 x 2 devices of two processes
+  (a global mesh, gloo collectives on CPU) gives the rows of a one-process
+  run; only process 0 writes (no duplicated metric rows); a job killed
+  after a checkpoint resumes to exactly the uninterrupted result."""
+  args = ["sweep", "--config", "configs/mnist1d_lenet.py:tiny",
+          "--config.imp.levels=1", "--config.train.cpu_devices=2",
+          "--config.checkpoint.every_steps=10", "--grid",
+          "train.lr=0.05,0.2", "--no-progress", "--span-hosts"]
+  procs = _launch(args, tmp_path / "span", free_port())
+  outs = [p.communicate(timeout=900) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "process 1: done; process 0 wrote" in outs[1][0]
+  span = json.load(open(tmp_path / "span" / "summary.json"))
+  assert span["hosts"] == {"processes": 2, "layout": "span"}
+  assert span["programs"][0]["devices"] == 4  # 2 per process
+  single = subprocess.run(
+      [sys.executable, "-m", "jaxticket.cli", *args[:-1], "--workdir",
+       str(tmp_path / "single")], cwd=ROOT, capture_output=True, text=True,
+      timeout=900, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert single.returncode == 0, single.stderr[-3000:]
+  one = json.load(open(tmp_path / "single" / "summary.json"))
+  assert one["programs"][0]["devices"] == 2
+  for a, b in zip(span["rows"], one["rows"]):  # other layout: rounding
+    assert a["point"] == b["point"] and a["density"] == b["density"]
+    np.testing.assert_allclose(a["test_accuracy"]["per_seed"],
+                               b["test_accuracy"]["per_seed"], atol=3e-3)
+  lines = lambda d: open(d / "program_0" / "metrics.jsonl").readlines()
+  assert len(lines(tmp_path / "span")) == len(lines(tmp_path / "single"))
+
+  # Kill process 0 right after its 2nd checkpoint; its partner then waits in
+  # a collective and is stopped too (as a cluster stops a failed job).
+  procs = _launch(args, tmp_path / "killed", free_port(),
+                  env={"JAXTICKET_FAULT": "kill_after_save:2"})
+  procs[0].wait(timeout=900)
+  assert procs[0].returncode == -9
+  procs[1].kill()
+  procs[1].wait()
+  assert not (tmp_path / "killed" / "summary.json").exists()
+  procs = _launch(args, tmp_path / "killed", free_port())
+  outs = [p.communicate(timeout=900) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert "resuming" in outs[0][1]
+  resumed = json.load(open(tmp_path / "killed" / "summary.json"))
+  assert resumed["rows"] == span["rows"]  # same layout: bit-identical
+  assert lines(tmp_path / "killed") == lines(tmp_path / "span")
+
+
+def test_devices_per_process_splits_replicas_over_every_process():
+  from jaxticket import train
+  assert train.devices_per_process(8, 2, 4) == 4
+  assert train.devices_per_process(8, 2, 2) == 2
+  assert train.devices_per_process(6, 2, 4) == 3
+  assert train.devices_per_process(6, 2, 2) == 1  # 6 % 4 != 0
+  assert train.devices_per_process(3, 2, 8) == 0  # not every process
 
 
 def test_rewind_step_per_replica_equals_separate_runs(tmp_path):
