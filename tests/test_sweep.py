@@ -42,12 +42,15 @@ def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
     mask = imp.dense_masks(cfg, st.params)
     a = plain.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
     b = s.trainer.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
-    diff = max(float(jnp.abs(x - y).max()) for x, y in
-               zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+    gaps = np.concatenate([np.abs(np.asarray(x) - np.asarray(y)).ravel()
+                           for x, y in zip(jax.tree.leaves(a.params),
+                                           jax.tree.leaves(b.params))])
+    diff, off = float(gaps.max()), float((gaps > 1e-6).mean())
     kernel = b.params["Dense_0"]["kernel"]
     moved = [bool((np.asarray(kernel[i]) != np.asarray(st.params["Dense_0"]
               ["kernel"][i])).any()) for i in range(8)]
     print(json.dumps({"devices": jax.device_count(), "diff": diff,
+                      "off": off,
                       "spec": str(kernel.sharding.spec),
                       "num_devices": len(kernel.sharding.device_set),
                       "lrs": [float(x) for x in s.hparams.lr],
@@ -55,7 +58,12 @@ def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
   """)
   assert result["devices"] == 8
   assert result["num_devices"] == 8 and "replica" in result["spec"]
-  assert result["diff"] < 1e-5  # sharding only changes rounding
+  # Sharding only changes rounding (~1e-8 per step). A rounding flip at a
+  # ReLU kink switches one unit's gradient on or off, moving a few weights
+  # by up to lr x gradient (seen: 2e-4 on one replica after 10 steps on an
+  # AMD EPYC), so bound the largest gap loosely and the share of weights
+  # that moved at all tightly.
+  assert result["diff"] < 1e-3 and result["off"] < 0.01, result
   np.testing.assert_allclose(result["lrs"], [0, 0, .05, .05, .1, .1, .2, .2])
   assert result["moved"] == [False, False] + [True] * 6  # lr 0 keeps init
 
