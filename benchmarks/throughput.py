@@ -11,7 +11,12 @@ d. FLOP/s: a large float32 matmul's rate (the machine's practical peak for
    this dtype and precision) and the training's achieved rate (XLA's FLOP
    count of one vmapped step times steps per second).
 
-  python benchmarks/throughput.py [--steps 500] [--config FILE] [--out F]
+  python benchmarks/throughput.py [--steps 500] [--config FILE]
+      [--cpu-devices -1] [--out F]
+
+On a CPU, ``--cpu-devices`` splits the host into simulated devices as the
+``jaxticket`` command does (default -1: one per core, the command's
+default; 0: one device).
 
 All timings are warm (each program compiled by an untimed first call).
 """
@@ -28,7 +33,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from common import report, timed  # noqa: E402
-from jaxticket import config, imp, pruning, train  # noqa: E402
+from jaxticket import config, imp, pruning, runtime, train  # noqa: E402
 
 REPLICAS = (1, 2, 4, 8, 16, 32)
 
@@ -58,8 +63,10 @@ def main() -> None:
   parser.add_argument("--config", default="")
   parser.add_argument("--steps", type=int, default=500)
   parser.add_argument("--replicas", default=",".join(map(str, REPLICAS)))
+  parser.add_argument("--cpu-devices", type=int, default=-1)
   parser.add_argument("--out", default="")
   args = parser.parse_args()
+  runtime.set_cpu_devices(args.cpu_devices)  # before any computation
   cfg = config.load(args.config)
   s = imp.setup(cfg)
   tr, n = s.trainer, args.steps

@@ -7,7 +7,9 @@ Issue 7's benchmark (c). The reference is our own eager PyTorch loop in the
 style of OpenLTH: LeNet-300-100 on the same MNIST-1D arrays, batch 128, SGD
 (momentum 0.9, coupled weight decay 5e-4, cosine LR from 0.3), gradients and
 weights masked every step with a 20%-density mask, seeds one after another.
-jaxticket runs the same recipe with all seeds vmapped in one ``lax.scan``.
+jaxticket runs the same recipe with all seeds vmapped in one ``lax.scan``,
+on a CPU split into one simulated device per core as the ``jaxticket``
+command does by default (``train.cpu_devices=-1``).
 
 Reported, measured in one run:
 - in-loop: ms per replica-step, warm, for torch (1 seed) and jaxticket with
@@ -152,6 +154,9 @@ def jax_step_time(replicas: int, steps: int) -> float:
 
 
 def worker(kind: str, seeds: int, steps: int) -> None:
+  if kind == "jax":  # as the jaxticket command: one CPU device per core
+    from jaxticket import runtime
+    runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)
   if kind == "torch":
     import torch
     torch.set_num_threads(os.cpu_count())
@@ -183,6 +188,8 @@ def main() -> None:
   args = parser.parse_args()
   if args.worker:
     return worker(args.worker, args.seeds, args.steps)
+  from jaxticket import runtime
+  runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)  # as the command does
   import torch
   from common import report
   torch.set_num_threads(os.cpu_count())

@@ -107,8 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "devices of ALL processes (its replica axis "
                           "sharded over a global mesh) instead of splitting "
                           "programs between processes; for one big program "
-                          "on a pod. Replicas must be a multiple of the "
-                          "process count; process 0 writes the files.")
+                          "on a pod. Process 0 writes the files.")
       p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                      help="address of process 0's coordinator service.")
       p.add_argument("--num-processes", type=int, default=None, metavar="P",

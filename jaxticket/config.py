@@ -81,12 +81,14 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # (one after another inside it: less memory, sometimes faster on CPU).
   c.train.replica_loop = "auto"
   # Shard the replica axis over all local devices (jax.sharding Mesh +
-  # shard_map). On a CPU, cpu_devices > 0 splits it into that many simulated
-  # devices (jax_num_cpu_devices), which runs replicas in parallel threads.
+  # shard_map; uneven counts padded). On a CPU, cpu_devices splits it into
+  # that many simulated devices (jax_num_cpu_devices), which run replicas in
+  # parallel threads: -1 = one per core (at most 8), 0 = jax's default (one).
+  # Applied by the `jaxticket` command before jax starts.
   c.train.shard_replicas = True
+  c.train.cpu_devices = -1
   # bfloat16 forward/backward with float32 master weights (accelerators).
   c.train.compute_dtype = "float32"
-  c.train.cpu_devices = 0
   # NaN/Inf loss: a replica is marked diverged and left out of means; true
   # stops the whole run at the first divergence instead.
   c.train.stop_on_divergence = False
@@ -372,8 +374,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _range("train.steps", t.steps >= 1, t.steps, "must be >= 1")
   _range("train.batch_size", t.batch_size >= 1, t.batch_size, "must be >= 1")
   _range("train.eval_every", t.eval_every >= 1, t.eval_every, "must be >= 1")
-  _range("train.cpu_devices", t.cpu_devices >= 0, t.cpu_devices,
-         "must be >= 0 (0 = jax's default)")
+  _range("train.cpu_devices", t.cpu_devices >= -1, t.cpu_devices,
+         "must be >= -1 (-1 = one per core, 0 = jax's default)")
   _range("train.warmup_steps", 0 <= t.warmup_steps <= t.steps,
          t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
   _range("train.milestones", all(0 < m < 1 for m in t.milestones),

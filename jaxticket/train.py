@@ -380,41 +380,54 @@ REPLICA_AXIS = "replica"
 
 def replica_mesh(num_replicas: int, devices: list | None = None
                  ) -> Mesh | None:
-  """A 1-D mesh (axis ``replica``) over the most local devices that divide
-  ``num_replicas`` evenly; None when that is one device."""
+  """A 1-D mesh (axis ``replica``) over ``min(num_replicas, #devices)``
+  local devices; None when that is one. Replicas that do not divide evenly
+  over it are padded (:func:`pad_replicas`)."""
   devices = list(devices if devices is not None else jax.local_devices())
-  d = max(k for k in range(1, len(devices) + 1) if num_replicas % k == 0)
-  return None if d == 1 else Mesh(np.array(devices[:d]), (REPLICA_AXIS,))
+  d = min(num_replicas, len(devices))
+  return None if d <= 1 else Mesh(np.array(devices[:d]), (REPLICA_AXIS,))
 
 
 def devices_per_process(num_replicas: int, processes: int,
                         local_devices: int) -> int:
-  """The most devices per process (<= ``local_devices``) over which
-  ``num_replicas`` split evenly, with every process taking part; 0 if the
-  replicas do not divide by ``processes``."""
-  return max((q for q in range(1, local_devices + 1)
-              if num_replicas % (q * processes) == 0), default=0)
+  """Devices each process gives a host-spanning program: as many as the
+  replicas can use (``ceil(R / processes)``), at most ``local_devices``,
+  at least one (every process takes part)."""
+  return max(1, min(local_devices, -(-num_replicas // processes)))
 
 
 def host_spanning_mesh(num_replicas: int) -> Mesh:
-  """A 1-D mesh (axis ``replica``) over the same number q of devices of
-  *every* process, q the most that lets ``num_replicas`` split evenly over
-  them all (a host-spanning job, :func:`jaxticket.runtime.spans_hosts`)."""
+  """A 1-D mesh (axis ``replica``) over the same number of devices of
+  *every* process (:func:`devices_per_process`), for a host-spanning job
+  (:func:`jaxticket.runtime.spans_hosts`)."""
   by_process: dict[int, list] = {}
   for d in jax.devices():
     by_process.setdefault(d.process_index, []).append(d)
-  hosts = len(by_process)
-  q = devices_per_process(num_replicas, hosts,
+  q = devices_per_process(num_replicas, len(by_process),
                           min(len(v) for v in by_process.values()))
-  if q == 0:
-    raise ValueError(
-        f"{num_replicas} replicas cannot be split evenly over the "
-        f"{hosts} processes of this host-spanning job. Make the replicas "
-        "(grid points on the replica axis x seeds) a multiple of the number "
-        "of processes, or run without --span-hosts (each process then runs "
-        "whole programs).")
   return Mesh(np.array([d for p in sorted(by_process)
                         for d in by_process[p][:q]]), (REPLICA_AXIS,))
+
+
+def padded_count(num_replicas: int, mesh: Mesh) -> int:
+  """The replica count rounded up to a multiple of the mesh's size."""
+  return -(-num_replicas // mesh.size) * mesh.size
+
+
+def pad_replicas(tree: PyTree, count: int) -> PyTree:
+  """Stacked ``tree`` grown to ``count`` replicas by repeating the last one
+  (its copies train alongside and are dropped by :func:`take_replicas`), so
+  e.g. 9 replicas run as 5 + 5 on two devices instead of 9 on one."""
+  def grow(x):
+    extra = count - x.shape[0]
+    return x if extra == 0 else jnp.concatenate(
+        [x, jnp.repeat(x[-1:], extra, axis=0)])
+  return jax.tree.map(grow, tree)
+
+
+def take_replicas(tree: PyTree, count: int) -> PyTree:
+  """The first ``count`` replicas of a stacked tree."""
+  return jax.tree.map(lambda x: x if x.shape[0] == count else x[:count], tree)
 
 
 def _is_key(x: jax.Array) -> bool:
@@ -521,24 +534,40 @@ class Trainer:
     chex.assert_equal_shape_prefix(
         [jax.tree.leaves(state.params)[0], hp.lr], 1)
     num_replicas = hp.lr.shape[0]
+    mesh = self._mesh(num_replicas)
+    if mesh is None:
+      return self._run(state, mask, hp, self.arrays, int(num_steps),
+                       bool(staggered), None)
+    state, mask, hp = pad_replicas((state, mask, hp),
+                                   padded_count(num_replicas, mesh))
+    arrays = self.arrays
     if self._spanning():
-      mesh = host_spanning_mesh(num_replicas)
       state, mask, hp = to_global((state, mask, hp), mesh, P(REPLICA_AXIS))
-      return to_host_local(self._run(state, mask, hp, self._arrays_on(mesh),
-                                     int(num_steps), bool(staggered), mesh))
-    mesh = replica_mesh(num_replicas) if self.shard else None
-    return self._run(state, mask, hp, self.arrays, int(num_steps),
-                     bool(staggered), mesh)
+      arrays = self._arrays_on(mesh)
+    out = self._run(state, mask, hp, arrays, int(num_steps), bool(staggered),
+                    mesh)
+    if self._spanning():
+      out = to_host_local(out)
+    return take_replicas(out, num_replicas)
 
   def evaluate(self, state: TrainState) -> Evaluation:
     """Validation and test loss/accuracy of every replica ([R] each)."""
+    if not self._spanning():
+      return self._eval(state.params, state.batch_stats, self.arrays, None)
+    num_replicas = jax.tree.leaves(state.params)[0].shape[0]
+    mesh = self._mesh(num_replicas)
+    params, stats = pad_replicas((state.params, state.batch_stats),
+                                 padded_count(num_replicas, mesh))
+    params, stats = to_global((params, stats), mesh, P(REPLICA_AXIS))
+    return take_replicas(to_host_local(self._eval(
+        params, stats, self._arrays_on(mesh), mesh)), num_replicas)
+
+  def _mesh(self, num_replicas: int) -> Mesh | None:
+    if not self.shard:
+      return None
     if self._spanning():
-      mesh = host_spanning_mesh(jax.tree.leaves(state.params)[0].shape[0])
-      params, stats = to_global((state.params, state.batch_stats), mesh,
-                                P(REPLICA_AXIS))
-      return to_host_local(self._eval(params, stats, self._arrays_on(mesh),
-                                      mesh))
-    return self._eval(state.params, state.batch_stats, self.arrays, None)
+      return host_spanning_mesh(num_replicas)
+    return replica_mesh(num_replicas)
 
   def _spanning(self) -> bool:
     return self.shard and runtime.spans_hosts()
@@ -617,4 +646,5 @@ __all__ = ["Recipe", "HParams", "TrainState", "Trainer", "Evaluation",
            "epoch_permutation", "batch_indices",
            "run_steps", "evaluate", "stack_hparams", "replica_keys",
            "tree_index", "steps_per_epoch", "replica_mesh",
-           "host_spanning_mesh", "to_global", "to_host_local"]
+           "host_spanning_mesh", "padded_count", "pad_replicas",
+           "take_replicas", "to_global", "to_host_local"]

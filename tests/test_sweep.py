@@ -68,15 +68,38 @@ def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
   assert result["moved"] == [False, False] + [True] * 6  # lr 0 keeps init
 
 
-def test_replica_mesh_uses_devices_that_divide_the_replicas():
+def test_replica_mesh_and_padding_of_uneven_replica_counts():
+  """min(R, 8) devices; 12 replicas run padded to 16 (two per device) and
+  give back 12 replicas equal to unsharded training within rounding."""
   result = run_python("""
-    import json
-    from jaxticket import train
-    print(json.dumps({r: (None if train.replica_mesh(r) is None else
-                          train.replica_mesh(r).devices.size)
-                      for r in (1, 3, 4, 6, 8, 16)}))
+    import json, jax, jax.numpy as jnp, numpy as np
+    from jaxticket import config, imp, train
+    sizes = {r: (None if train.replica_mesh(r) is None else
+                 train.replica_mesh(r).devices.size)
+             for r in (1, 3, 4, 6, 8, 12, 16)}
+    cfg = config.default_config("tiny")
+    cfg.model.width = 0.25
+    points = [{"train.lr": 0.02 * (i + 1)} for i in range(6)]  # x 2 seeds
+    s = imp.setup(cfg, points=points)
+    plain = train.Trainer(s.model, s.data, s.trainer.recipe, shard=False)
+    st = plain.init(train.replica_keys(s.seeds))
+    mask = imp.dense_masks(cfg, st.params)
+    a, la = plain.run(imp.copy_tree(st), mask, s.hparams, 5)
+    b, lb = s.trainer.run(imp.copy_tree(st), mask, s.hparams, 5)
+    diff = max(float(jnp.abs(x - y).max()) for x, y in
+               zip(jax.tree.leaves(a), jax.tree.leaves(b))
+               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
+    print(json.dumps({"sizes": sizes, "diff": diff,
+                      "shapes": [list(lb.shape), list(b.step.shape)],
+                      "loss_diff": float(jnp.abs(la - lb).max()),
+                      "devices": len(b.params["Dense_0"]["kernel"]
+                                     .sharding.device_set)}))
   """)
-  assert result == {"1": None, "3": 3, "4": 4, "6": 6, "8": 8, "16": 8}
+  assert result["sizes"] == {"1": None, "3": 3, "4": 4, "6": 6, "8": 8,
+                             "12": 8, "16": 8}
+  assert result["shapes"] == [[12, 5], [12]]
+  assert result["diff"] < 1e-3 and result["loss_diff"] < 1e-4, result
+  assert result["devices"] == 8
 
 
 def test_programs_group_replica_keys():
@@ -190,14 +213,14 @@ def _launch(args: list[str], workdir, port: int, processes: int = 2,
 
 @pytest.mark.slow
 def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
-  """--span-hosts: ONE program over the 2 x 2 devices of two processes
-  (a global mesh, gloo collectives on CPU) gives the rows of a one-process
-  run; only process 0 writes (no duplicated metric rows); a job killed
+  """--span-hosts: ONE program (6 replicas, padded to 8) over the 2 x 2
+  devices of two processes (a global mesh, gloo collectives on CPU) gives
+  the rows of a one-process run; only process 0 writes (no duplicated metric rows); a job killed
   after a checkpoint resumes to exactly the uninterrupted result."""
   args = ["sweep", "--config", "configs/mnist1d_lenet.py:tiny",
           "--config.imp.levels=1", "--config.train.cpu_devices=2",
           "--config.checkpoint.every_steps=10", "--grid",
-          "train.lr=0.05,0.2", "--no-progress", "--span-hosts"]
+          "train.lr=0.05,0.1,0.2", "--no-progress", "--span-hosts"]
   procs = _launch(args, tmp_path / "span", free_port())
   outs = [p.communicate(timeout=900) for p in procs]
   for p, (out, err) in zip(procs, outs):
@@ -205,7 +228,7 @@ def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
   assert "process 1: done; process 0 wrote" in outs[1][0]
   span = json.load(open(tmp_path / "span" / "summary.json"))
   assert span["hosts"] == {"processes": 2, "layout": "span"}
-  assert span["programs"][0]["devices"] == 4  # 2 per process
+  assert span["programs"][0]["devices"] == 4  # 2 per process, 6 padded to 8
   single = subprocess.run(
       [sys.executable, "-m", "jaxticket.cli", *args[:-1], "--workdir",
        str(tmp_path / "single")], cwd=ROOT, capture_output=True, text=True,
@@ -239,13 +262,14 @@ def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
   assert lines(tmp_path / "killed") == lines(tmp_path / "span")
 
 
-def test_devices_per_process_splits_replicas_over_every_process():
+def test_devices_per_process_uses_every_process():
   from jaxticket import train
   assert train.devices_per_process(8, 2, 4) == 4
   assert train.devices_per_process(8, 2, 2) == 2
   assert train.devices_per_process(6, 2, 4) == 3
-  assert train.devices_per_process(6, 2, 2) == 1  # 6 % 4 != 0
-  assert train.devices_per_process(3, 2, 8) == 0  # not every process
+  assert train.devices_per_process(3, 2, 8) == 2  # padded to 4
+  assert train.devices_per_process(1, 2, 8) == 1  # every process takes part
+  assert train.devices_per_process(40, 4, 8) == 8
 
 
 def test_rewind_step_per_replica_equals_separate_runs(tmp_path):
