@@ -33,7 +33,7 @@ sys.path.insert(0, HERE)
 WORKER = """
 import json, jax
 jax.config.update("jax_num_cpu_devices", {devices})
-from common import timed
+from common import best_time
 from jaxticket import config, imp, train
 cfg = config.default_config()
 out = {{}}
@@ -42,10 +42,8 @@ for r in {replicas}:
   s = imp.setup(cfg)
   st = s.trainer.init(train.replica_keys(s.seeds))
   mask = imp.dense_masks(cfg, st.params)
-  s.trainer.run(imp.copy_tree(st), mask, s.hparams, {steps})
-  best = min(timed(lambda: s.trainer.run(imp.copy_tree(st), mask, s.hparams,
-                                         {steps})[0].params)[1]
-             for _ in range(2))
+  best = best_time(lambda: s.trainer.run(imp.copy_tree(st), mask, s.hparams,
+                                         {steps})[0].params)
   out[r] = 1e3 * best / (r * {steps})
 print(json.dumps({{"ms": out, "devices": jax.device_count()}}))
 """

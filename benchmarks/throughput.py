@@ -18,7 +18,7 @@ On a CPU, ``--cpu-devices`` splits the host into simulated devices as the
 ``jaxticket`` command does (default -1: one per core, the command's
 default; 0: one device).
 
-All timings are warm (each program compiled by an untimed first call).
+All timings are warm: the best of 3 after an untimed call that compiles.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from common import report, timed  # noqa: E402
+from common import best_time, report  # noqa: E402
 from jaxticket import config, imp, pruning, runtime, train  # noqa: E402
 
 REPLICAS = (1, 2, 4, 8, 16, 32)
@@ -43,9 +43,7 @@ def matmul_flops_per_s(n: int = 4096, repeat: int = 10) -> float:
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
   f = jax.jit(lambda a, b: a @ b)
-  timed(lambda: f(a, b))
-  best = min(timed(lambda: f(a, b))[1] for _ in range(repeat))
-  return 2 * n ** 3 / best
+  return 2 * n ** 3 / best_time(lambda: f(a, b), repeat)
 
 
 def step_flops(trainer: train.Trainer, state, mask, hp, perms) -> float:
@@ -85,8 +83,7 @@ def main() -> None:
   def run_time(r, mask_fn):
     st, hp = states(r)
     mask = mask_fn(st)
-    tr.run(imp.copy_tree(st), mask, hp, n)  # compile
-    return timed(lambda: tr.run(imp.copy_tree(st), mask, hp, n)[0].params)[1]
+    return best_time(lambda: tr.run(imp.copy_tree(st), mask, hp, n)[0].params)
 
   # (a) replicas: vmapped vs sequential.
   replicas = [int(r) for r in args.replicas.split(",")]

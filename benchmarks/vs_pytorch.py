@@ -12,8 +12,8 @@ on a CPU split into one simulated device per core as the ``jaxticket``
 command does by default (``train.cpu_devices=-1``).
 
 Reported, measured in one run:
-- in-loop: ms per replica-step, warm, for torch (1 seed) and jaxticket with
-  1 and with 8 replicas, and the speedups;
+- in-loop: ms per replica-step, warm (best of 3), for torch (1 seed) and
+  jaxticket with 1 and with 8 replicas, and the speedups;
 - whole process: wall time of a fresh process (imports, data, compilation,
   training, final test evaluation) for ``--seeds`` seeds x ``--steps``
   steps, each framework in its own subprocess, and the speedup;
@@ -140,17 +140,16 @@ def jax_train(seeds: int, steps: int):
 
 
 def jax_step_time(replicas: int, steps: int) -> float:
-  """Warm seconds per replica-step of ``replicas`` vmapped replicas."""
-  import jax
+  """Warm seconds per replica-step of ``replicas`` vmapped replicas (the
+  best of 3 timings)."""
+  from common import best_time
   from jaxticket import imp, train
   cfg, s = jax_setup(replicas, steps)
   state = s.trainer.init(train.replica_keys(s.seeds))
   mask = jax_masks(cfg, s, state)
-  s.trainer.run(imp.copy_tree(state), mask, s.hparams, steps)
-  t0 = time.perf_counter()
-  out, _ = s.trainer.run(imp.copy_tree(state), mask, s.hparams, steps)
-  jax.block_until_ready(out.params)
-  return (time.perf_counter() - t0) / (replicas * steps)
+  return best_time(lambda: s.trainer.run(
+      imp.copy_tree(state), mask, s.hparams, steps)[0].params) / (
+          replicas * steps)
 
 
 def worker(kind: str, seeds: int, steps: int) -> None:
@@ -194,7 +193,9 @@ def main() -> None:
   from common import report
   torch.set_num_threads(os.cpu_count())
   n = args.loop_steps
-  torch_step = torch_train(0, n + 100, load_arrays(), timing_from=100)[1]
+  arrays = load_arrays()  # best of 3, as for jax (after 100 warm steps)
+  torch_step = min(torch_train(0, n + 100, arrays, timing_from=100)[1]
+                   for _ in range(3))
   jax1, jax8 = jax_step_time(1, n), jax_step_time(8, n)
   torch_wall, torch_acc = whole_process("torch", args.seeds, args.steps)
   jax_wall, jax_acc = whole_process("jax", args.seeds, args.steps)
