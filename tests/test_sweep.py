@@ -174,6 +174,26 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+def _launch(args: list[str], workdir, port: int, processes: int = 2,
+            env: dict | None = None) -> list[subprocess.Popen]:
+  """Start the processes of one local ``--distributed`` job."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+  return [subprocess.Popen(
+      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
+       str(workdir), "--distributed", "--coordinator", f"127.0.0.1:{port}",
+       "--num-processes", str(processes), "--process-id", str(i)],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(processes)]
+
+
+def _succeed(procs: list[subprocess.Popen]) -> list[tuple[str, str]]:
+  """Wait for every process; each must exit 0. Returns (stdout, stderr)s."""
+  outs = [p.communicate(timeout=900) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  return outs
+
+
 @pytest.mark.slow
 def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
   """jax.distributed with a local coordinator: process 0 runs program 0,
@@ -183,9 +203,7 @@ def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
           "--grid", "train.lr=0.05,0.2", "--no-progress"]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   procs = _launch(args, tmp_path / "multi", free_port())
-  outs = [p.communicate(timeout=900) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  outs = _succeed(procs)
   assert "process 1: its programs are done" in outs[1][0]
   assert "(process 1)" in outs[1][1] and "program_1" in outs[1][1]
   single = subprocess.run(
@@ -199,18 +217,6 @@ def test_two_process_sweep_on_localhost_equals_one_process(tmp_path):
   assert multi["programs"] == one["programs"]
 
 
-def _launch(args: list[str], workdir, port: int, processes: int = 2,
-            env: dict | None = None) -> list[subprocess.Popen]:
-  """Start the processes of one local ``--distributed`` job."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
-  return [subprocess.Popen(
-      [sys.executable, "-m", "jaxticket.cli", *args, "--workdir",
-       str(workdir), "--distributed", "--coordinator", f"127.0.0.1:{port}",
-       "--num-processes", str(processes), "--process-id", str(i)],
-      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True) for i in range(processes)]
-
-
 @pytest.mark.slow
 def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
   """--span-hosts: ONE program (6 replicas, padded to 8) over the 2 x 2
@@ -222,9 +228,7 @@ def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
           "--config.checkpoint.every_steps=10", "--grid",
           "train.lr=0.05,0.1,0.2", "--no-progress", "--span-hosts"]
   procs = _launch(args, tmp_path / "span", free_port())
-  outs = [p.communicate(timeout=900) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  outs = _succeed(procs)
   assert "process 1: done; process 0 wrote" in outs[1][0]
   span = json.load(open(tmp_path / "span" / "summary.json"))
   assert span["hosts"] == {"processes": 2, "layout": "span"}
@@ -253,9 +257,7 @@ def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
   procs[1].wait()
   assert not (tmp_path / "killed" / "summary.json").exists()
   procs = _launch(args, tmp_path / "killed", free_port())
-  outs = [p.communicate(timeout=900) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  outs = _succeed(procs)
   assert "resuming" in outs[0][1]
   resumed = json.load(open(tmp_path / "killed" / "summary.json"))
   assert resumed["rows"] == span["rows"]  # same layout: bit-identical
