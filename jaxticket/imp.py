@@ -232,7 +232,7 @@ def train_level(s: Setup, workdir: Workdir, level: int,
   """
   seeds = s.seeds if seeds is None else seeds
   lrs = s.lrs if lrs is None else lrs
-  density = np.asarray(jax.vmap(masks_lib.density)(mask))
+  density = masks_lib.replica_densities(mask)
   start = int(np.asarray(state.step).min())
   desc = desc or f"level {level} (density {density.mean():.3f})"
   with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,

@@ -120,6 +120,15 @@ def density(mask: PyTree) -> jax.Array:
   return kept / total
 
 
+def replica_densities(stacked_mask: PyTree) -> np.ndarray:
+  """Density of every replica of a stacked mask, as float64 from exact
+  integer counts (the same value whatever devices the mask lives on; a
+  float32 division on device can differ in the last bit between layouts)."""
+  kept = np.asarray(jax.vmap(lambda m: count(m)[0])(stacked_mask))
+  total = sum(int(np.prod(m.shape[1:])) for m in prunable_leaves(stacked_mask))
+  return kept.astype(np.float64) / total
+
+
 def per_layer_density(mask: PyTree) -> dict[str, jax.Array]:
   """``{path: fraction kept}`` for every prunable leaf."""
   flat = jax.tree_util.tree_flatten_with_path(

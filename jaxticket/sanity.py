@@ -192,7 +192,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   widths = {}
   for level in checked_levels(cfg):
     ticket = jax.device_put(outcome.masks[level])
-    density = float(np.mean(jax.vmap(masks_lib.density)(ticket)))
+    density = float(np.mean(masks_lib.replica_densities(ticket)))
     key = jax.random.fold_in(jax.random.key(cfg.seed), level)
     controls = control_masks(s, ticket, key, density)
     omp_fraction, omp_special = imp.level_fractions(cfg, level, "oneshot")

@@ -538,29 +538,34 @@ class Trainer:
     if mesh is None:
       return self._run(state, mask, hp, self.arrays, int(num_steps),
                        bool(staggered), None)
-    state, mask, hp = pad_replicas((state, mask, hp),
-                                   padded_count(num_replicas, mesh))
+    return self._on_mesh(self._run, (state, mask, hp), num_replicas, mesh,
+                         int(num_steps), bool(staggered))
+
+  def evaluate(self, state: TrainState) -> Evaluation:
+    """Validation and test loss/accuracy of every replica ([R] each), on
+    the same replica mesh as training, so that the result does not depend
+    on where the state happens to live (e.g. restored from a checkpoint)."""
+    num_replicas = jax.tree.leaves(state.params)[0].shape[0]
+    mesh = self._mesh(num_replicas)
+    if mesh is None:
+      return self._eval(state.params, state.batch_stats, self.arrays, None)
+    return self._on_mesh(self._eval, (state.params, state.batch_stats),
+                         num_replicas, mesh)
+
+  def _on_mesh(self, compiled: Callable, per_replica: tuple,
+               num_replicas: int, mesh: Mesh, *static) -> Any:
+    """``compiled(*per_replica, data, *static, mesh)`` with the replica
+    axis padded to the mesh (and, spanning hosts, placed as global arrays
+    and gathered back); returns the outputs of the real replicas."""
+    args = pad_replicas(per_replica, padded_count(num_replicas, mesh))
     arrays = self.arrays
     if self._spanning():
-      state, mask, hp = to_global((state, mask, hp), mesh, P(REPLICA_AXIS))
+      args = to_global(args, mesh, P(REPLICA_AXIS))
       arrays = self._arrays_on(mesh)
-    out = self._run(state, mask, hp, arrays, int(num_steps), bool(staggered),
-                    mesh)
+    out = compiled(*args, arrays, *static, mesh)
     if self._spanning():
       out = to_host_local(out)
     return take_replicas(out, num_replicas)
-
-  def evaluate(self, state: TrainState) -> Evaluation:
-    """Validation and test loss/accuracy of every replica ([R] each)."""
-    if not self._spanning():
-      return self._eval(state.params, state.batch_stats, self.arrays, None)
-    num_replicas = jax.tree.leaves(state.params)[0].shape[0]
-    mesh = self._mesh(num_replicas)
-    params, stats = pad_replicas((state.params, state.batch_stats),
-                                 padded_count(num_replicas, mesh))
-    params, stats = to_global((params, stats), mesh, P(REPLICA_AXIS))
-    return take_replicas(to_host_local(self._eval(
-        params, stats, self._arrays_on(mesh), mesh)), num_replicas)
 
   def _mesh(self, num_replicas: int) -> Mesh | None:
     if not self.shard:

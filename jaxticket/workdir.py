@@ -100,9 +100,12 @@ class Workdir:
       if old_cmd != self.command or changes:
         what = (f"command {old_cmd!r}" if old_cmd != self.command else
                 "a different config: " + "; ".join(changes[:8]))
+        fix = ("" if old_cmd != self.command else
+               " to start another run, or give the old values "
+               "(--config.KEY=OLD) to resume that one")
         raise WorkdirError(
             f"{self.path} already holds a run with {what}. Use a new "
-            "--workdir (nothing there was changed).")
+            f"--workdir{fix} (nothing there was changed).")
     write_json(path, {**new, "_command": self.command})
 
   def restart_metrics(self) -> None:

@@ -102,6 +102,7 @@ def test_finished_run_is_not_redone_and_other_config_refused(tmp_path, capsys):
   assert os.path.getmtime(os.path.join(wd, "summary.json")) == mtime
   code, out = run_main(capsys, *args, "--config.train.lr=0.01")
   assert code == 2 and "different config" in out.err and "train.lr" in out.err
+  assert "--config.KEY=OLD" in out.err  # how to resume that run instead
 
 
 def test_substring_suggestion_and_no_workdir_on_error(tmp_path, capsys):

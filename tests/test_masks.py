@@ -55,6 +55,8 @@ def test_density_per_replica_under_vmap():
   m["head"]["kernel"] = m["head"]["kernel"].at[1].set(False)
   d = jax.vmap(masks.density)(m)
   np.testing.assert_allclose(d, [1.0, 6 / 12])
+  exact = masks.replica_densities(m)  # host float64 from integer counts
+  assert exact.dtype == np.float64 and exact.tolist() == [1.0, 6 / 12]
 
 
 def test_intersect():
