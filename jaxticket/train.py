@@ -382,7 +382,7 @@ def replica_mesh(num_replicas: int, devices: list | None = None
                  ) -> Mesh | None:
   """A 1-D mesh (axis ``replica``) over ``min(num_replicas, #devices)``
   local devices; None when that is one. Replicas that do not divide evenly
-  over it are padded (:func:`pad_replicas`)."""
+  over it are padded (:func:`to_global`)."""
   devices = list(devices if devices is not None else jax.local_devices())
   d = min(num_replicas, len(devices))
   return None if d <= 1 else Mesh(np.array(devices[:d]), (REPLICA_AXIS,))
@@ -414,29 +414,18 @@ def padded_count(num_replicas: int, mesh: Mesh) -> int:
   return -(-num_replicas // mesh.size) * mesh.size
 
 
-def pad_replicas(tree: PyTree, count: int) -> PyTree:
-  """Stacked ``tree`` grown to ``count`` replicas by repeating the last one
-  (its copies train alongside and are dropped by :func:`take_replicas`), so
-  e.g. 9 replicas run as 5 + 5 on two devices instead of 9 on one."""
-  def grow(x):
-    extra = count - x.shape[0]
-    return x if extra == 0 else jnp.concatenate(
-        [x, jnp.repeat(x[-1:], extra, axis=0)])
-  return jax.tree.map(grow, tree)
-
-
-def take_replicas(tree: PyTree, count: int) -> PyTree:
-  """The first ``count`` replicas of a stacked tree."""
-  return jax.tree.map(lambda x: x if x.shape[0] == count else x[:count], tree)
-
-
 def _is_key(x: jax.Array) -> bool:
   return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def to_global(tree: PyTree, mesh: Mesh, spec: P) -> PyTree:
-  """Host-local arrays (the same values in every process) as global arrays
-  laid out by ``spec`` over ``mesh``; each process places its own shards."""
+def to_global(tree: PyTree, mesh: Mesh, spec: P,
+              replicas: int | None = None) -> PyTree:
+  """Arrays (the same values in every process) placed on ``mesh`` as laid
+  out by ``spec``, each process filling its own devices' shards from host
+  memory: plain transfers, never a collective. ``replicas``: first grow the
+  leading axis to that size by repeating the last replica (padding to a
+  multiple of the mesh; the copies are dropped by :func:`to_host_local`),
+  so e.g. 9 replicas run as 5 + 5 on two devices instead of 9 on one."""
   sharding = NamedSharding(mesh, spec)
 
   def put(x):
@@ -444,21 +433,32 @@ def to_global(tree: PyTree, mesh: Mesh, spec: P) -> PyTree:
       return jax.random.wrap_key_data(put(jax.random.key_data(x)),
                                       impl=jax.random.key_impl(x))
     host = np.asarray(jax.device_get(x))
+    if replicas is not None and replicas > host.shape[0]:
+      host = np.concatenate(
+          [host, np.repeat(host[-1:], replicas - host.shape[0], axis=0)])
     return jax.make_array_from_callback(host.shape, sharding,
                                         lambda index: host[index])
 
   return jax.tree.map(put, tree)
 
 
-def to_host_local(tree: PyTree) -> PyTree:
-  """Global arrays gathered whole into every process (inverse of
-  :func:`to_global`; a collective every process must call)."""
+def to_host_local(tree: PyTree, replicas: int | None = None) -> PyTree:
+  """Arrays laid out over a mesh, fetched whole into this process (shard
+  by shard; across processes with ``process_allgather``, a collective every
+  process must call), keeping the first ``replicas`` (inverse of
+  :func:`to_global`). The results live on the default device, so whatever
+  runs on them next needs no cross-device communication."""
   leaves, treedef = jax.tree.flatten(tree)
   impls = [jax.random.key_impl(x) if _is_key(x) else None for x in leaves]
   data = [jax.random.key_data(x) if i else x for x, i in zip(leaves, impls)]
-  gathered = multihost_utils.process_allgather(data, tiled=True)
-  out = [jax.random.wrap_key_data(jnp.asarray(g), impl=i) if i else
-         jnp.asarray(g) for g, i in zip(gathered, impls)]
+  if all(x.is_fully_addressable for x in data):
+    gathered = jax.device_get(data)
+  else:
+    gathered = multihost_utils.process_allgather(data, tiled=True)
+  cut = slice(None) if replicas is None else slice(0, replicas)
+  out = [jnp.asarray(np.asarray(g)[cut]) for g in gathered]
+  out = [jax.random.wrap_key_data(g, impl=i) if i else g
+         for g, i in zip(out, impls)]
   return jax.tree.unflatten(treedef, out)
 
 
@@ -494,8 +494,9 @@ class Trainer:
     self.shard = shard
     self._init = jax.jit(jax.vmap(init_one))
 
-    def run(s, m, h, a, n, staggered, mesh):
-      clock = jnp.min(s.step)  # global, before any sharding
+    def run(s, m, h, a, clock, n, staggered, mesh):
+      # ``clock``: the earliest replica's step, computed by the caller so
+      # that the sharded program holds no collective at all.
       fn = lambda s, m, h, a, c: run_steps(task, s, m, h, a, n, loop,
                                           staggered, c)
       if mesh is not None:  # each device scans its own replicas
@@ -504,7 +505,7 @@ class Trainer:
                            out_specs=(rep, rep), check_vma=False)
       return fn(s, m, h, a, clock)
 
-    self._run = jax.jit(run, static_argnums=(4, 5, 6), donate_argnums=0)
+    self._run = jax.jit(run, static_argnums=(5, 6, 7), donate_argnums=0)
     ev = lambda p, b, x, y: evaluate(task, p, b, x, y, eval_batch_size)
     ev_all = over_replicas(
         lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
@@ -536,10 +537,11 @@ class Trainer:
     num_replicas = hp.lr.shape[0]
     mesh = self._mesh(num_replicas)
     if mesh is None:
-      return self._run(state, mask, hp, self.arrays, int(num_steps),
-                       bool(staggered), None)
+      return self._run(state, mask, hp, self.arrays, jnp.min(state.step),
+                       int(num_steps), bool(staggered), None)
+    clock = np.int32(np.min(jax.device_get(state.step)))
     return self._on_mesh(self._run, (state, mask, hp), num_replicas, mesh,
-                         int(num_steps), bool(staggered))
+                         (clock,), (int(num_steps), bool(staggered)))
 
   def evaluate(self, state: TrainState) -> Evaluation:
     """Validation and test loss/accuracy of every replica ([R] each), on
@@ -553,19 +555,22 @@ class Trainer:
                          num_replicas, mesh)
 
   def _on_mesh(self, compiled: Callable, per_replica: tuple,
-               num_replicas: int, mesh: Mesh, *static) -> Any:
-    """``compiled(*per_replica, data, *static, mesh)`` with the replica
-    axis padded to the mesh (and, spanning hosts, placed as global arrays
-    and gathered back); returns the outputs of the real replicas."""
-    args = pad_replicas(per_replica, padded_count(num_replicas, mesh))
-    arrays = self.arrays
-    if self._spanning():
-      args = to_global(args, mesh, P(REPLICA_AXIS))
-      arrays = self._arrays_on(mesh)
-    out = compiled(*args, arrays, *static, mesh)
-    if self._spanning():
-      out = to_host_local(out)
-    return take_replicas(out, num_replicas)
+               num_replicas: int, mesh: Mesh, shared: tuple = (),
+               static: tuple = ()) -> Any:
+    """``compiled(*per_replica, data, *shared, *static, mesh)`` on ``mesh``.
+
+    Inputs are placed by host transfers (replica axis padded to the mesh,
+    :func:`to_global`) and outputs fetched back to the default device
+    (:func:`to_host_local`): the only cross-device work is these transfers,
+    never an XLA collective (on simulated CPU devices a collective can
+    stall when the shared thread pool is busy), and whatever runs next
+    sees ordinary single-device arrays, exactly as without a mesh.
+    """
+    args = to_global(per_replica, mesh, P(REPLICA_AXIS),
+                     replicas=padded_count(num_replicas, mesh))
+    out = compiled(*args, self._arrays_on(mesh),
+                   *to_global(shared, mesh, P()), *static, mesh)
+    return to_host_local(out, num_replicas)
 
   def _mesh(self, num_replicas: int) -> Mesh | None:
     if not self.shard:
@@ -651,5 +656,5 @@ __all__ = ["Recipe", "HParams", "TrainState", "Trainer", "Evaluation",
            "epoch_permutation", "batch_indices",
            "run_steps", "evaluate", "stack_hparams", "replica_keys",
            "tree_index", "steps_per_epoch", "replica_mesh",
-           "host_spanning_mesh", "padded_count", "pad_replicas",
-           "take_replicas", "to_global", "to_host_local"]
+           "host_spanning_mesh", "padded_count", "to_global",
+           "to_host_local"]
