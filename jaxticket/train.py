@@ -472,12 +472,12 @@ class Trainer:
   With several local devices (GPUs, TPU cores, or simulated CPU devices,
   ``train.cpu_devices``) and ``shard``, training shards the replica axis over
   a :func:`replica_mesh` with ``jax.shard_map``: each device runs the scan
-  over its own replicas, with no communication inside the loop. In a
-  host-spanning job (``jaxticket sweep --distributed --span-hosts``) the
-  mesh holds devices of every process (:func:`host_spanning_mesh`):
-  inputs are placed as global arrays, training and evaluation run sharded,
-  and the results are gathered back whole into every process, so all
-  host-side code (pruning, logging, checkpoints) is unchanged.
+  over its own replicas, with no communication inside the loop; inputs are
+  placed and results fetched back by transfers (:meth:`_on_mesh`), so all
+  host-side code (pruning, logging, checkpoints) sees single-device arrays.
+  In a host-spanning job (``jaxticket sweep --distributed --span-hosts``)
+  the mesh holds devices of every process (:func:`host_spanning_mesh`) and
+  the results are gathered whole into every process.
   """
 
   def __init__(self, model: nn.Module, data: Dataset, recipe: Recipe,
@@ -575,12 +575,9 @@ class Trainer:
   def _mesh(self, num_replicas: int) -> Mesh | None:
     if not self.shard:
       return None
-    if self._spanning():
+    if runtime.spans_hosts():
       return host_spanning_mesh(num_replicas)
     return replica_mesh(num_replicas)
-
-  def _spanning(self) -> bool:
-    return self.shard and runtime.spans_hosts()
 
   def _arrays_on(self, mesh: Mesh) -> DataArrays:
     """The data, replicated on every device of ``mesh`` (placed once)."""
