@@ -129,10 +129,16 @@ class TrainCheckpoints:
     self.directory = os.path.abspath(directory)
     self._saves = 0
     os.makedirs(self.directory, exist_ok=True)
+    # Async writes (so that a kill can land mid-write, as the fault tests
+    # need) only in a one-process job: in a multi-process job orbax's async
+    # commit signalling goes through the shared jax.distributed key-value
+    # store and once hung a process of a two-process split sweep (every
+    # save is waited for at once anyway, so nothing is lost).
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=False, enable_async_checkpointing=True,
+            max_to_keep=keep, create=False,
+            enable_async_checkpointing=jax.process_count() == 1,
             multiprocessing_options=_this_process_only()))
 
   def save(self, position: int, tree: PyTree) -> None:
