@@ -34,15 +34,17 @@ WORKER = """
 import json, jax
 jax.config.update("jax_num_cpu_devices", {devices})
 from common import best_time
-from jaxticket import config, imp, train
+from jaxticket import config
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import loop as loop_lib
 cfg = config.default_config()
 out = {{}}
 for r in {replicas}:
   cfg.seeds = r
-  s = imp.setup(cfg)
-  st = s.trainer.init(train.replica_keys(s.seeds))
-  mask = imp.dense_masks(cfg, st.params)
-  best = best_time(lambda: s.trainer.run(imp.copy_tree(st), mask, s.hparams,
+  s = common.setup(cfg)
+  st = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  best = best_time(lambda: s.trainer.run(common.copy_tree(st), s.hparams,
                                          {steps})[0].params)
   out[r] = 1e3 * best / (r * {steps})
 print(json.dumps({{"ms": out, "devices": jax.device_count()}}))
@@ -80,7 +82,7 @@ def main() -> None:
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   from common import report
-  from jaxticket import runtime
+  from jaxticket.core import runtime
   replicas = [int(x) for x in args.replicas.split(",")]
   base = loop_times(1, replicas, args.steps)
   rows = [{"devices": 1, "ms_per_replica_step": {r: round(base[str(r)], 4)

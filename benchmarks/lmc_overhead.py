@@ -25,8 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 from common import report, timed  # noqa: E402
-from jaxticket import config, imp, lmc, train  # noqa: E402
-from jaxticket.workdir import Workdir  # noqa: E402
+from jaxticket import config  # noqa: E402
+from jaxticket.experiments import common  # noqa: E402
+from jaxticket.experiments.lmc import lmc  # noqa: E402
+from jaxticket.core.workdir import Workdir  # noqa: E402
+from jaxticket.core import loop as loop_lib
 
 
 def main() -> None:
@@ -40,14 +43,13 @@ def main() -> None:
   cfg.lmc.rewind_steps = (0, 25, 100, 500) if cfg.train.steps > 500 else \
       cfg.lmc.rewind_steps
   cfg.lmc.alphas = 31
-  s = imp.setup(cfg)
+  s = common.setup(cfg)
   conn = lmc.make_connectivity(s)
   steps = cfg.train.steps
 
   def one_child():
-    state = s.trainer.init(train.replica_keys(s.seeds))
-    mask = imp.dense_masks(cfg, state.params)
-    return s.trainer.train(state, mask, s.hparams, steps,
+    state = s.trainer.init(loop_lib.replica_keys(s.seeds))
+    return s.trainer.train(state, s.hparams, steps,
                            cfg.train.eval_every).params
 
   def analysis():

@@ -18,7 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 from common import report, timed  # noqa: E402
-from jaxticket import config, imp, train  # noqa: E402
+from jaxticket import config  # noqa: E402
+from jaxticket.experiments import common  # noqa: E402
+from jaxticket.core import loop as loop_lib
 
 
 def main() -> None:
@@ -33,12 +35,11 @@ def main() -> None:
     cfg = config.load(args.config)
     cfg.seeds = args.replicas
     cfg.train.compute_dtype = dtype
-    s = imp.setup(cfg)
-    st = s.trainer.init(train.replica_keys(s.seeds))
-    mask = imp.dense_masks(cfg, st.params)
-    s.trainer.run(imp.copy_tree(st), mask, s.hparams, args.steps)
+    s = common.setup(cfg)
+    st = s.trainer.init(loop_lib.replica_keys(s.seeds))
+    s.trainer.run(common.copy_tree(st), s.hparams, args.steps)
     (state, losses), t = timed(lambda: s.trainer.run(
-        imp.copy_tree(st), mask, s.hparams, args.steps))
+        common.copy_tree(st), s.hparams, args.steps))
     out[dtype] = {"seconds": round(t, 4),
                   "ms_per_replica_step": round(
                       1e3 * t / (args.replicas * args.steps), 4),

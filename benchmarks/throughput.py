@@ -33,7 +33,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from common import best_time, report  # noqa: E402
-from jaxticket import config, imp, pruning, runtime, train  # noqa: E402
+from jaxticket import config, pruning  # noqa: E402
+from jaxticket.core import runtime  # noqa: E402
+from jaxticket.experiments import common  # noqa: E402
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import optim
+from jaxticket.core import step as step_lib
 
 REPLICAS = (1, 2, 4, 8, 16, 32)
 
@@ -46,11 +51,11 @@ def matmul_flops_per_s(n: int = 4096, repeat: int = 10) -> float:
   return 2 * n ** 3 / best_time(lambda: f(a, b), repeat)
 
 
-def step_flops(trainer: train.Trainer, state, mask, hp, perms) -> float:
+def step_flops(trainer: loop_lib.Trainer, state, mask, hp, perms) -> float:
   """XLA's FLOP count of one vmapped training step (all replicas)."""
-  fn = jax.vmap(lambda s, m, h, p: train.train_step(
-      trainer.task, s, m, h, trainer.arrays, p))
-  compiled = jax.jit(fn).lower(state, mask, hp, perms).compile()
+  fn = jax.vmap(lambda s, h, p: step_lib.train_step(
+      trainer.prog, s, h, trainer.arrays, p))
+  compiled = jax.jit(fn).lower(state.replace(mask=mask), hp, perms).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", float("nan")))
@@ -66,16 +71,16 @@ def main() -> None:
   args = parser.parse_args()
   runtime.set_cpu_devices(args.cpu_devices)  # before any computation
   cfg = config.load(args.config)
-  s = imp.setup(cfg)
+  s = common.setup(cfg)
   tr, n = s.trainer, args.steps
 
   def states(r):
-    st = tr.init(train.replica_keys(range(r)))
-    hp = train.stack_hparams([cfg.train.lr] * r, [cfg.train.weight_decay] * r)
+    st = tr.init(loop_lib.replica_keys(range(r)))
+    hp = optim.stack_hparams([cfg.train.lr] * r, [cfg.train.weight_decay] * r)
     return st, hp
 
   def pruned(st, density=0.2):
-    ones = imp.dense_masks(cfg, st.params)
+    ones = common.dense_masks(cfg, st.params)
     keys = jax.random.split(jax.random.key(0), len(st.step))
     return jax.vmap(lambda p, m, k: pruning.prune(
         p, m, 1 - density, scorer="random", key=k))(st.params, ones, keys)
@@ -83,7 +88,8 @@ def main() -> None:
   def run_time(r, mask_fn):
     st, hp = states(r)
     mask = mask_fn(st)
-    return best_time(lambda: tr.run(imp.copy_tree(st), mask, hp, n)[0].params)
+    st = st.replace(mask=mask)
+    return best_time(lambda: tr.run(common.copy_tree(st), hp, n)[0].params)
 
   # (a) replicas: vmapped vs sequential.
   replicas = [int(r) for r in args.replicas.split(",")]
@@ -105,7 +111,7 @@ def main() -> None:
 
   # (d) FLOP/s of the training vs a large matmul.
   st, hp = states(8)
-  perms = jax.vmap(lambda k: train.epoch_permutation(
+  perms = jax.vmap(lambda k: step_lib.epoch_permutation(
       k, 0, tr.arrays.train_x.shape[0]))(st.data_key)
   flops8 = step_flops(tr, st, pruned(st), hp, perms)
   peak = matmul_flops_per_s()

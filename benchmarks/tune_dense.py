@@ -17,8 +17,9 @@ import time
 import jax
 
 from jaxticket import config as config_lib
-from jaxticket import imp
-from jaxticket import train as train_lib
+from jaxticket.experiments import common
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import optim
 
 
 def floats(text: str) -> list[float]:
@@ -42,13 +43,12 @@ def main() -> None:
     cfg.train.steps = steps
     cfg.train.eval_every = steps
     cfg.seeds = args.seeds
-    s = imp.setup(cfg)
+    s = common.setup(cfg)
     grid = list(itertools.product(args.lrs, args.wds, range(args.seeds)))
-    hp = train_lib.stack_hparams([g[0] for g in grid], [g[1] for g in grid])
-    state = s.trainer.init(train_lib.replica_keys([cfg.seed + g[2] for g in grid]))
-    mask = imp.dense_masks(cfg, state.params)
+    hp = optim.stack_hparams([g[0] for g in grid], [g[1] for g in grid])
+    state = s.trainer.init(loop_lib.replica_keys([cfg.seed + g[2] for g in grid]))
     t0 = time.time()
-    state = s.trainer.train(state, mask, hp, steps, steps)
+    state = s.trainer.train(state, hp, steps, steps)
     ev = jax.device_get(s.trainer.evaluate(state))
     for i, (lr, wd) in enumerate(itertools.product(args.lrs, args.wds)):
       sl = slice(i * args.seeds, (i + 1) * args.seeds)

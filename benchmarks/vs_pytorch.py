@@ -109,16 +109,18 @@ def torch_train(seed: int, steps: int, arrays, lr=0.3, wd=5e-4,
 
 
 def jax_setup(seeds: int, steps: int):
-  from jaxticket import config, imp
+  from jaxticket import config
+  from jaxticket.experiments import common
   cfg = config.default_config()
   cfg.seeds, cfg.train.steps, cfg.train.eval_every = seeds, steps, steps
-  return cfg, imp.setup(cfg)
+  return cfg, common.setup(cfg)
 
 
 def jax_masks(cfg, s, state):
   import jax
-  from jaxticket import imp, pruning
-  ones = imp.dense_masks(cfg, state.params)
+  from jaxticket import pruning
+  from jaxticket.experiments import common
+  ones = common.dense_masks(cfg, state.params)
   keys = jax.random.split(jax.random.key(1), len(s.seeds))
   return jax.vmap(lambda p, m, k: pruning.prune(
       p, m, 1 - DENSITY, scorer="random", key=k))(state.params, ones, keys)
@@ -128,13 +130,15 @@ def jax_train(seeds: int, steps: int):
   """Fresh setup, train, evaluate; returns mean test accuracy."""
   import jax
   import numpy as np
-  from jaxticket import train
+
+  from jaxticket.core import loop as loop_lib
   cfg, s = jax_setup(seeds, steps)
-  state = s.trainer.init(train.replica_keys(s.seeds))
+  state = s.trainer.init(loop_lib.replica_keys(s.seeds))
   mask = jax_masks(cfg, s, state)
   state = state.replace(params=jax.vmap(__import__(
-      "jaxticket.masks", fromlist=["apply"]).apply)(state.params, mask))
-  state = s.trainer.train(state, mask, s.hparams, steps, steps)
+      "jaxticket.core.masks", fromlist=["apply"]).apply)(state.params, mask),
+      mask=mask)
+  state = s.trainer.train(state, s.hparams, steps, steps)
   return float(np.mean(jax.device_get(s.trainer.evaluate(state)
                                       ).test_accuracy))
 
@@ -143,18 +147,20 @@ def jax_step_time(replicas: int, steps: int) -> float:
   """Warm seconds per replica-step of ``replicas`` vmapped replicas (the
   best of 3 timings)."""
   from common import best_time
-  from jaxticket import imp, train
+  from jaxticket.experiments import common
+  from jaxticket.core import loop as loop_lib
   cfg, s = jax_setup(replicas, steps)
-  state = s.trainer.init(train.replica_keys(s.seeds))
+  state = s.trainer.init(loop_lib.replica_keys(s.seeds))
   mask = jax_masks(cfg, s, state)
+  state = state.replace(mask=mask)
   return best_time(lambda: s.trainer.run(
-      imp.copy_tree(state), mask, s.hparams, steps)[0].params) / (
+      common.copy_tree(state), s.hparams, steps)[0].params) / (
           replicas * steps)
 
 
 def worker(kind: str, seeds: int, steps: int) -> None:
   if kind == "jax":  # as the jaxticket command: one CPU device per core
-    from jaxticket import runtime
+    from jaxticket.core import runtime
     runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)
   if kind == "torch":
     import torch
@@ -187,7 +193,7 @@ def main() -> None:
   args = parser.parse_args()
   if args.worker:
     return worker(args.worker, args.seeds, args.steps)
-  from jaxticket import runtime
+  from jaxticket.core import runtime
   runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)  # as the command does
   import torch
   from common import report

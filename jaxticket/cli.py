@@ -1,7 +1,11 @@
-"""The ``jaxticket`` command: thin parsing, one function call per subcommand.
+"""The ``jaxticket`` command, generated from the experiment registry.
 
-    jaxticket imp   [--config FILE[:SIZE]] [--config.KEY=VALUE ...] [--workdir DIR]
-    jaxticket train [--config FILE[:SIZE]] [--config.KEY=VALUE ...] [--workdir DIR]
+    jaxticket list
+    jaxticket COMMAND [--config FILE[:SIZE]] [--config.KEY=VALUE ...] [--workdir DIR]
+
+Each subcommand is an entry of :mod:`jaxticket.experiments.registry`; its
+module's ``command(cfg, args)`` runs it and ``console(summary)`` says what
+to print.
 
 With no ``--config`` the embedded default runs (LeNet-300-100 on MNIST-1D,
 offline). Overrides use the config's dotted keys, e.g. ``--config.train.lr=0.05``.
@@ -21,25 +25,6 @@ Every command reads an ml_collections config (--config FILE.py[:SIZE]; none =
 the embedded offline default, LeNet-300-100 on MNIST-1D with 4 seeds),
 applies --config.KEY=VALUE overrides, and writes config.json, metrics.jsonl,
 summary.json, report.md, plots and checkpoints/ to --workdir."""
-
-COMMANDS = {
-    "sanity": "Ma et al. (2021) sanity checks: IMP at every LR of "
-              "sanity.lrs, the standard controls, and the jackpot / "
-              "secondary-prize verdict.",
-    "study": "Factor study: the full sanity check per value of one config "
-             "key (--factor model.width=0.5,1,2), with a summary table.",
-    "imp": "Iterative (or one-shot) magnitude pruning with rewinding; "
-           "all seeds in one compiled program.",
-    "train": "Train the dense network (all seeds vmapped); IMP with 0 levels.",
-    "sweep": "IMP over a grid of config values (--grid KEY=V1,V2 ...), as "
-             "few programs as possible: LR / weight-decay / prune-fraction "
-             "points x seeds on one replica axis, sharded over the local "
-             "devices.",
-    "lmc": "Linear mode connectivity / instability analysis (Frankle et al. "
-           "2020): children of theta_k at each k of lmc.rewind_steps, error "
-           "barriers along linear paths; for lmc.level=L also ticket-to-"
-           "solution connectivity (Evci et al. 2022).",
-}
 
 EPILOG = """\
 examples:
@@ -61,26 +46,32 @@ config keys (see configs/ and jaxticket/config.py for meanings):
 
 def _config_keys_help() -> str:
   from jaxticket import config as config_lib
-  keys = config_lib._all_keys(config_lib.default_config())
+  keys = config_lib.all_keys(config_lib.default_config())
   return textwrap.fill(", ".join(keys), width=78, initial_indent="  ",
                        subsequent_indent="  ")
 
 
 def build_parser() -> argparse.ArgumentParser:
+  """One subcommand per registry entry (no jax import: --help is instant),
+  plus ``list``."""
+  from jaxticket.experiments import registry
   parser = argparse.ArgumentParser(
       prog="jaxticket", description=DESCRIPTION,
       formatter_class=argparse.RawDescriptionHelpFormatter,
-      epilog="Run `jaxticket COMMAND --help` for a command's options.")
+      epilog="Run `jaxticket list` for what each experiment does and "
+             "`jaxticket COMMAND --help` for its options.")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-  for name, text in COMMANDS.items():
-    p = sub.add_parser(name, help=text, description=text,
+  sub.add_parser("list", help="name every experiment and what it does.",
+                 description="Name every experiment and what it does.")
+  for exp in registry.EXPERIMENTS.values():
+    p = sub.add_parser(exp.name, help=exp.help, description=exp.help,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=EPILOG + _config_keys_help())
     p.add_argument("--config", default="", metavar="FILE[:SIZE]",
                    help="config file defining get_config(arg); SIZE (e.g. "
                         "'tiny') is passed as arg. Default: the embedded "
                         "offline default.")
-    p.add_argument("--workdir", default=os.path.join("runs", name),
+    p.add_argument("--workdir", default=os.path.join("runs", exp.name),
                    help="run directory (default: %(default)s).")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars.")
@@ -89,38 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "second identical run loads its programs instead of "
                         "compiling (default: $JAXTICKET_COMPILE_CACHE, "
                         "else off).")
-    if name == "sweep":
-      p.add_argument("--grid", action="append", default=[],
-                     metavar="KEY=V1,V2,...",
-                     help="a grid axis (repeatable); learning rate, weight "
-                          "decay, prune fraction and rewind step points share "
-                          "one program on the replica axis, other keys make "
-                          "separate programs.")
-      p.add_argument("--distributed", action="store_true",
-                     help="multi-host: call jax.distributed.initialize "
-                          "(auto-detected on TPU pods / SLURM, or from the "
-                          "three options below); each process runs every "
-                          "P-th program on its own devices, process 0 merges "
-                          "(--workdir on a shared filesystem).")
-      p.add_argument("--span-hosts", action="store_true",
-                     help="with --distributed: run every program on the "
-                          "devices of ALL processes (its replica axis "
-                          "sharded over a global mesh) instead of splitting "
-                          "programs between processes; for one big program "
-                          "on a pod. Process 0 writes the files.")
-      p.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                     help="address of process 0's coordinator service.")
-      p.add_argument("--num-processes", type=int, default=None, metavar="P",
-                     help="number of processes in the job.")
-      p.add_argument("--process-id", type=int, default=None, metavar="I",
-                     help="this process's index, 0..P-1.")
-    if name == "study":
-      p.add_argument("--factor", required=True, metavar="KEY=V1,V2,...",
-                     help="config key and values to study, e.g. "
-                          "model.width=0.5,1,2 or model.residual=true,false; "
-                          "separate tuple values by ';' "
-                          "(sanity.lrs=0.01,0.03;0.1,0.3).")
+    for argument in exp.arguments:
+      argument.add_to(p)
   return parser
+
+
+def experiment_list() -> str:
+  """``jaxticket list``: every experiment, one line each."""
+  from jaxticket.experiments import registry
+  width = max(len(n) for n in registry.names())
+  lines = [f"  {e.name:<{width}}  {e.summary}"
+           for e in registry.EXPERIMENTS.values()]
+  return "experiments (jaxticket COMMAND --help for options):\n" + \
+      "\n".join(lines)
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -147,78 +119,33 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
   args, overrides = parse(sys.argv[1:] if argv is None else argv)
+  if args.command == "list":
+    print(experiment_list())
+    return 0
   # Heavy imports after parsing so that --help is instant.
   from jaxticket import config as config_lib
-  from jaxticket import imp
-  from jaxticket import lmc
-  from jaxticket import report
-  from jaxticket import sanity
-  from jaxticket import runtime
-  from jaxticket import study
-  from jaxticket import sweep
-  from jaxticket.checkpoint import CheckpointError
-  from jaxticket.workdir import WorkdirError
+  from jaxticket.core import runtime
+  from jaxticket.core.checkpoint import CheckpointError
+  from jaxticket.core.workdir import WorkdirError
+  from jaxticket.experiments import registry
+  from jaxticket.experiments.common import DivergenceError
+  exp = registry.get(args.command)
   try:
     cfg = config_lib.apply_overrides(config_lib.load(args.config), overrides)
-    if args.command == "train":
-      cfg.imp.levels = 0
     config_lib.validate(cfg)
     runtime.enable_compile_cache(args.compile_cache)
     runtime.set_cpu_devices(cfg.train.cpu_devices)
-    if args.command == "sanity":
-      summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)
-    elif args.command == "lmc":
-      summary = lmc.run(cfg, args.workdir, progress=not args.no_progress)
-    elif args.command == "sweep":
-      index, count = 0, 1
-      if args.span_hosts and not args.distributed:
-        raise config_lib.ConfigError(
-            "--span-hosts needs --distributed (a multi-process job).")
-      if args.distributed:
-        index, count = runtime.init_distributed(
-            args.coordinator, args.num_processes, args.process_id,
-            span_hosts=args.span_hosts)
-      summary = sweep.run(cfg, args.grid, args.workdir,
-                          progress=not args.no_progress,
-                          process_index=index, process_count=count)
-      if summary is None:
-        print(f"process {index}: " + (
-            "done; process 0 wrote" if runtime.spans_hosts() else
-            "its programs are done; process 0 merges") +
-              f" the results into {os.path.abspath(args.workdir)}.")
-        return 0
-    elif args.command == "study":
-      summary = study.run(cfg, args.factor, args.workdir,
-                          progress=not args.no_progress)
-    else:
-      summary = imp.run(cfg, args.workdir, command=args.command,
-                        progress=not args.no_progress)
+    module = registry.load(args.command)
+    summary = module.command(cfg, args)
   except (config_lib.ConfigError, WorkdirError, CheckpointError,
-          imp.DivergenceError, ValueError, FileNotFoundError) as e:
+          DivergenceError, ValueError, FileNotFoundError) as e:
     print(f"jaxticket {args.command}: error: {e}", file=sys.stderr)
     return 2
+  if summary is None:  # a process that leaves the writing to process 0
+    return 0
   print()
-  if args.command == "study":
-    print(report.study_table(summary))
-  elif args.command == "sanity":
-    print(report.verdict_table(summary["verdicts"]))
-    print("\n" + summary["conclusion"])
-  elif args.command == "sweep":
-    print(report.sweep_table(summary))
-  elif args.command == "lmc":
-    print(report.lmc_table(summary["rows"]))
-    print(f"\nstable from rewind step: {summary['stable_rewind_step']}")
-  else:
-    print(report.imp_table(summary["levels"]))
-  contents = {
-      "study": "summary.json, report.md, study.png; one sanity workdir per "
-               "value",
-      "lmc": "summary.json, report.md, lmc_paths.png, instability.png, "
-             "metrics.jsonl",
-      "sweep": "summary.json, report.md, sweep.png; one IMP workdir per "
-               "program"}.get(
-          args.command, "summary.json, report.md, metrics.jsonl, checkpoints/")
-  print(f"\nResults in {os.path.abspath(args.workdir)} ({contents}).")
+  print(module.console(summary))
+  print(f"\nResults in {os.path.abspath(args.workdir)} ({exp.outputs}).")
   return 0
 
 

@@ -15,17 +15,18 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
-import json
 import os
 from typing import Any, Iterable
 
 import ml_collections
 
 from jaxticket import data as data_lib
-from jaxticket.choices import check_choice
+from jaxticket.core.choices import check_choice
+from jaxticket.core.workdir import config_json
 from jaxticket import models as models_lib
-from jaxticket import train as train_lib
 from jaxticket.pruning import STRATEGIES, SCORERS
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import optim
 
 REWIND_MODES = ("init", "step", "lr", "finetune")
 IMP_SCHEDULES = ("iterative", "oneshot")
@@ -262,11 +263,11 @@ def _check_schema(cfg, reference, prefix: str) -> None:
       _check_schema(cfg[key], reference[key], f"{prefix}{key}.")
 
 
-def _all_keys(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+def all_keys(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
   keys = []
   for k, v in cfg.items():
     if isinstance(v, ml_collections.ConfigDict):
-      keys += _all_keys(v, f"{prefix}{k}.")
+      keys += all_keys(v, f"{prefix}{k}.")
     else:
       keys.append(f"{prefix}{k}")
   return keys
@@ -310,7 +311,7 @@ def set_values(cfg: ml_collections.ConfigDict, values: dict[str, Any]
                ) -> ml_collections.ConfigDict:
   """Set ``{"a.b": value}`` entries (Python values, type-checked by
   ml_collections); unknown keys are refused like command-line overrides."""
-  keys = _all_keys(cfg)
+  keys = all_keys(cfg)
   for key, value in values.items():
     if key not in keys:
       raise ConfigError(f"Unknown config key {key!r}.")
@@ -325,7 +326,7 @@ def set_values(cfg: ml_collections.ConfigDict, values: dict[str, Any]
 def apply_overrides(cfg: ml_collections.ConfigDict,
                     overrides: Iterable[str]) -> ml_collections.ConfigDict:
   """Apply ``a.b=value`` overrides (without the ``--config.`` prefix)."""
-  keys = _all_keys(cfg)
+  keys = all_keys(cfg)
   for item in overrides:
     key, sep, text = item.partition("=")
     if not sep:
@@ -340,72 +341,72 @@ def apply_overrides(cfg: ml_collections.ConfigDict,
   return cfg
 
 
-def _choice(key: str, value: str, allowed: Iterable[str]) -> None:
+def check_key(key: str, value: str, allowed: Iterable[str]) -> None:
   try:
     check_choice(key, value, allowed)
   except ValueError as e:
     raise ConfigError(str(e)) from None
 
 
-def _range(key: str, ok: bool, value: Any, allowed: str) -> None:
+def check_range(key: str, ok: bool, value: Any, allowed: str) -> None:
   if not ok:
     raise ConfigError(f"{key}={value!r} is out of range: {allowed}.")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Check names and ranges before any compute; raise :class:`ConfigError`."""
-  _choice("data.name", cfg.data.name, data_lib.DATASETS)
-  _choice("data.augment", cfg.data.augment, ("auto", "on", "off"))
-  _range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
+  check_key("data.name", cfg.data.name, data_lib.DATASETS)
+  check_key("data.augment", cfg.data.augment, ("auto", "on", "off"))
+  check_range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
          cfg.data.val_fraction, "must be in (0, 1)")
-  _choice("model.name", cfg.model.name, models_lib.REGISTRY)
-  _range("model.width", cfg.model.width > 0, cfg.model.width, "must be > 0")
-  _range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
+  check_key("model.name", cfg.model.name, models_lib.REGISTRY)
+  check_range("model.width", cfg.model.width > 0, cfg.model.width, "must be > 0")
+  check_range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
          "must be >= 0 (0 = model default)")
   t = cfg.train
-  _choice("train.optimizer", t.optimizer, train_lib.OPTIMIZERS)
-  _choice("train.schedule", t.schedule, train_lib.SCHEDULES)
-  _choice("train.replica_loop", t.replica_loop, train_lib.REPLICA_LOOPS)
-  _choice("train.compute_dtype", t.compute_dtype, train_lib.COMPUTE_DTYPES)
-  _range("train.lr", t.lr > 0, t.lr, "must be > 0")
-  _range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
-  _range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
+  check_key("train.optimizer", t.optimizer, optim.OPTIMIZERS)
+  check_key("train.schedule", t.schedule, optim.SCHEDULES)
+  check_key("train.replica_loop", t.replica_loop, loop_lib.REPLICA_LOOPS)
+  check_key("train.compute_dtype", t.compute_dtype, optim.COMPUTE_DTYPES)
+  check_range("train.lr", t.lr > 0, t.lr, "must be > 0")
+  check_range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
+  check_range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
          "must be >= 0")
-  _range("train.steps", t.steps >= 1, t.steps, "must be >= 1")
-  _range("train.batch_size", t.batch_size >= 1, t.batch_size, "must be >= 1")
-  _range("train.eval_every", t.eval_every >= 1, t.eval_every, "must be >= 1")
-  _range("train.cpu_devices", t.cpu_devices >= -1, t.cpu_devices,
+  check_range("train.steps", t.steps >= 1, t.steps, "must be >= 1")
+  check_range("train.batch_size", t.batch_size >= 1, t.batch_size, "must be >= 1")
+  check_range("train.eval_every", t.eval_every >= 1, t.eval_every, "must be >= 1")
+  check_range("train.cpu_devices", t.cpu_devices >= -1, t.cpu_devices,
          "must be >= -1 (-1 = one per core, 0 = jax's default)")
-  _range("train.warmup_steps", 0 <= t.warmup_steps <= t.steps,
+  check_range("train.warmup_steps", 0 <= t.warmup_steps <= t.steps,
          t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
-  _range("train.milestones", all(0 < m < 1 for m in t.milestones),
+  check_range("train.milestones", all(0 < m < 1 for m in t.milestones),
          t.milestones, "fractions of train.steps, each in (0, 1)")
-  _range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
+  check_range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
   i = cfg.imp
-  _range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
-  _range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,
+  check_range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
+  check_range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,
          "must be in (0, 1), the fraction of remaining weights pruned per "
          "level (0.2 is standard)")
-  _range("imp.output_prune_fraction", i.output_prune_fraction < 1,
+  check_range("imp.output_prune_fraction", i.output_prune_fraction < 1,
          i.output_prune_fraction,
          "must be < 1 (negative: prune with the rest; 0: never)")
-  _choice("imp.strategy", i.strategy, STRATEGIES)
-  _choice("imp.schedule", i.schedule, IMP_SCHEDULES)
-  _choice("imp.rewind", i.rewind, REWIND_MODES)
-  _choice("imp.scorer", i.scorer, SCORERS)
-  _range("imp.rewind_step", 0 <= i.rewind_step < t.steps or (
+  check_key("imp.strategy", i.strategy, STRATEGIES)
+  check_key("imp.schedule", i.schedule, IMP_SCHEDULES)
+  check_key("imp.rewind", i.rewind, REWIND_MODES)
+  check_key("imp.scorer", i.scorer, SCORERS)
+  check_range("imp.rewind_step", 0 <= i.rewind_step < t.steps or (
       i.rewind_step == AUTO_REWIND and i.rewind in ("step", "lr")),
          i.rewind_step, f"must be in [0, train.steps={t.steps}), or -1 "
          "(automatic, with imp.rewind=step or lr)")
   if i.rewind_step == AUTO_REWIND:
     validate_lmc(cfg)
-  _range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,
+  check_range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,
          cfg.checkpoint.every_steps, "must be >= 0 (0 = only at level ends)")
-  _range("sweep.max_replicas", cfg.sweep.max_replicas >= 0,
+  check_range("sweep.max_replicas", cfg.sweep.max_replicas >= 0,
          cfg.sweep.max_replicas, "must be >= 0 (0 = from a memory estimate)")
-  _range("checkpoint.keep", cfg.checkpoint.keep >= 1, cfg.checkpoint.keep,
+  check_range("checkpoint.keep", cfg.checkpoint.keep >= 1, cfg.checkpoint.keep,
          "must be >= 1")
-  _range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
+  check_range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
   return cfg
 
 
@@ -413,29 +414,29 @@ def validate_lmc(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Check the ``lmc`` section (for ``jaxticket lmc`` and the automatic
   rewind step; other commands ignore it)."""
   m, steps = cfg.lmc, cfg.train.steps
-  _range("lmc.rewind_steps", len(m.rewind_steps) >= 1 and all(
+  check_range("lmc.rewind_steps", len(m.rewind_steps) >= 1 and all(
       0 <= k < steps for k in m.rewind_steps), m.rewind_steps,
          f"one or more steps in [0, train.steps={steps})")
-  _range("lmc.children", m.children >= 2, m.children, "must be >= 2")
-  _range("lmc.alphas", m.alphas >= 3, m.alphas,
+  check_range("lmc.children", m.children >= 2, m.children, "must be >= 2")
+  check_range("lmc.alphas", m.alphas >= 3, m.alphas,
          "must be >= 3 (0 and 1 are the endpoints)")
-  _range("lmc.bn_batches", m.bn_batches >= 1, m.bn_batches, "must be >= 1")
-  _range("lmc.train_examples", m.train_examples >= 0, m.train_examples,
+  check_range("lmc.bn_batches", m.bn_batches >= 1, m.bn_batches, "must be >= 1")
+  check_range("lmc.train_examples", m.train_examples >= 0, m.train_examples,
          "must be >= 0 (0 = all)")
-  _range("lmc.level", m.level >= 0, m.level,
+  check_range("lmc.level", m.level >= 0, m.level,
          "must be >= 0 (0 = dense, L = IMP level L)")
-  _range("lmc.stable_barrier", m.stable_barrier > 0, m.stable_barrier,
+  check_range("lmc.stable_barrier", m.stable_barrier > 0, m.stable_barrier,
          "must be > 0 (an error fraction, e.g. 0.02)")
   return cfg
 
 
 def recipe(cfg: ml_collections.ConfigDict, augment_default: bool
-           ) -> train_lib.Recipe:
-  """The static :class:`~jaxticket.train.Recipe` of ``cfg.train``."""
+           ) -> optim.Recipe:
+  """The static :class:`~jaxticket.core.optim.Recipe` of ``cfg.train``."""
   t = cfg.train
   augment = {"auto": augment_default, "on": True, "off": False}[
       cfg.data.augment]
-  return train_lib.Recipe(
+  return optim.Recipe(
       steps=t.steps, batch_size=t.batch_size, optimizer=t.optimizer,
       momentum=t.momentum, nesterov=t.nesterov, schedule=t.schedule,
       milestones=tuple(t.milestones), gamma=t.gamma,
@@ -444,16 +445,4 @@ def recipe(cfg: ml_collections.ConfigDict, augment_default: bool
 
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:
-  return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=list)
-
-
-def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-  """Keys whose values differ between two config dicts."""
-  out = []
-  for k in sorted(set(a) | set(b)):
-    va, vb = a.get(k), b.get(k)
-    if isinstance(va, dict) and isinstance(vb, dict):
-      out += diff(va, vb, f"{prefix}{k}.")
-    elif va != vb:
-      out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-  return out
+  return config_json(cfg)

@@ -9,7 +9,7 @@ import pytest
 def compile_cache(tmp_path_factory):
   """One persistent compilation cache for the session (and the CLI
   subprocesses it starts): identical programs compile once."""
-  from jaxticket import runtime
+  from jaxticket.core import runtime
   path = os.environ.get("JAXTICKET_TEST_COMPILE_CACHE") or str(
       tmp_path_factory.mktemp("jax_cache"))
   os.environ[runtime.CACHE_ENV] = path

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxticket import diagnostics
+from jaxticket.experiments.sanity import diagnostics
 
 
 def test_correlation_and_overlap_reference():

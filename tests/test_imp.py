@@ -8,7 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import checkpoint, config, imp, masks, train
+from jaxticket import config
+from jaxticket.core import checkpoint, masks
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import loop as loop_lib
 
 
 def tiny(**overrides):
@@ -47,11 +51,11 @@ def test_iterative_masks_are_nested_and_output_rate(tmp_path):
 
 
 def make_states(cfg):
-  s = imp.setup(cfg)
-  init = s.trainer.init(train.replica_keys(s.seeds))
+  s = common.setup(cfg)
+  init = s.trainer.init(loop_lib.replica_keys(s.seeds))
   mask = jax.vmap(masks.ones)(init.params)
-  at_k, _ = s.trainer.run(imp.copy_tree(init), mask, s.hparams, 5)
-  trained, _ = s.trainer.run(imp.copy_tree(at_k), mask, s.hparams, 10)
+  at_k, _ = s.trainer.run(common.copy_tree(init), s.hparams, 5)
+  trained, _ = s.trainer.run(common.copy_tree(at_k), s.hparams, 10)
   mask = imp.prune_masks(s, trained.params, mask, 0.5, None)
   return s, init, at_k, trained, mask
 
@@ -61,7 +65,7 @@ def test_rewind_restores_exact_values(mode):
   cfg = tiny(**{"imp.rewind": mode, "imp.rewind_step": 5})
   s, init, at_k, trained, mask = make_states(cfg)
   expected_source = {"init": init, "step": at_k}.get(mode, trained)
-  state = imp.rewind(cfg, trained, init, at_k, mask, s.trainer.recipe)
+  state = imp.rewind(cfg, trained, init, at_k, mask, s.trainer)
   survivors = 0
   for p, src, m in zip(jax.tree.leaves(state.params),
                        jax.tree.leaves(expected_source.params),
@@ -85,10 +89,9 @@ def test_rewind_point_is_the_dense_run_at_step_k(tmp_path):
   cfg = tiny(**{"imp.levels": 1, "imp.rewind": "step", "imp.rewind_step": 7})
   imp.run(cfg, str(tmp_path), progress=False)
   saved = checkpoint.load_tree(os.path.join(tmp_path, "checkpoints", "rewind"))
-  s = imp.setup(cfg)
-  state = s.trainer.init(train.replica_keys(s.seeds))
-  state, _ = s.trainer.run(state, jax.vmap(masks.ones)(state.params),
-                           s.hparams, 7)
+  s = common.setup(cfg)
+  state = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  state, _ = s.trainer.run(state, s.hparams, 7)
   for a, b in zip(jax.tree.leaves(saved["params"]),
                   jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(a, b)

@@ -9,15 +9,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import cli, config, imp, lmc, masks, train
+from jaxticket import cli, config
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments.lmc import lmc
+from jaxticket.core import masks
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import optim
+from jaxticket.core import step as step_lib
 from tests.test_train import make_trainer
 
 
 def trained_pair(trainer, seeds=(0, 1), steps=30):
   """Two replicas trained from different seeds, as (params, stats) stacks."""
-  state = trainer.init(train.replica_keys(list(seeds)))
-  hp = train.stack_hparams([0.1] * len(seeds), [1e-4] * len(seeds))
-  state, _ = trainer.run(state, jax.vmap(masks.ones)(state.params), hp, steps)
+  state = trainer.init(loop_lib.replica_keys(list(seeds)))
+  hp = optim.stack_hparams([0.1] * len(seeds), [1e-4] * len(seeds))
+  state, _ = trainer.run(state, hp, steps)
   return state
 
 
@@ -90,13 +96,13 @@ def test_vmapped_alpha_sweep_equals_python_loop(mnist1d, resnet):
   data = small_path_data(mnist1d)
   a, b = [jax.tree.map(lambda x: x[0], endpoints(state, i)) for i in (0, 1)]
   alphas = jnp.linspace(0, 1, 5)
-  swept = jax.jit(lambda: lmc.path(tr.task, a, b, alphas, data, True))()
+  swept = jax.jit(lambda: lmc.path(tr.prog, a, b, alphas, data, True))()
 
   @jax.jit
   def one(alpha):
     params = jax.tree.map(lambda x, y: (1 - alpha) * x + alpha * y, a[0], b[0])
-    stats = lmc.reestimate_batch_stats(tr.task, params, a[1], data.bn_x)
-    return train.evaluate(tr.task, params, stats, data.test_x, data.test_y)
+    stats = lmc.reestimate_batch_stats(tr.prog, params, a[1], data.bn_x)
+    return loop_lib.evaluate(tr.prog, params, stats, data.test_x, data.test_y)
 
   for i, alpha in enumerate(np.asarray(alphas)):
     loss, acc = one(alpha)
@@ -110,7 +116,7 @@ def test_bn_reestimation_reference_and_training_data_only(mnist1d, resnet,
   params, stats = jax.tree.map(lambda x: x[0], endpoints(state, 0))
   x = jnp.asarray(mnist1d.train_x[:64])
   reestimate = jax.jit(lambda xs: lmc.reestimate_batch_stats(
-      tr.task, params, stats, xs))
+      tr.prog, params, stats, xs))
   new = reestimate(x[None])
   # It changes the statistics ...
   diffs = [float(jnp.abs(u - v).max()) for u, v in
@@ -119,9 +125,9 @@ def test_bn_reestimation_reference_and_training_data_only(mnist1d, resnet,
   # ... to exactly what training mode normalizes with on that batch: the
   # eval-mode output with re-estimated statistics equals the train-mode
   # output on the same batch (one batch, every BN layer).
-  xn = tr.task.normalize(x)
-  train_out, _ = train._apply(tr.task, params, stats, xn, True)
-  eval_out, _ = train._apply(tr.task, params, new, xn, False)
+  xn = tr.prog.normalize(x)
+  train_out, _ = step_lib.apply_model(tr.prog.model, params, stats, xn, True)
+  eval_out, _ = step_lib.apply_model(tr.prog.model, params, new, xn, False)
   np.testing.assert_allclose(eval_out, train_out, rtol=1e-4, atol=1e-4)
   # Several batches: the equal-weight mean of per-batch statistics.
   two = reestimate(x.reshape(2, 32, *x.shape[1:]))
@@ -147,14 +153,13 @@ def test_reestimation_matters_for_interpolated_batchnorm(resnet, resnet_paths):
 
 def test_children_differ_only_by_noise_seed(mnist1d):
   tr = make_trainer(mnist1d)
-  parent = tr.init(train.replica_keys([0]))
+  parent = tr.init(loop_lib.replica_keys([0]))
   kids = lmc.spawn(parent, [1, 1, 2])
   # Same weights and step; data keys by noise seed.
   for leaf in jax.tree.leaves(kids.params):
     np.testing.assert_array_equal(leaf[0], leaf[2])
-  mask = jax.vmap(masks.ones)(kids.params)
-  hp = train.stack_hparams([0.1] * 3, [0.0] * 3)
-  kids, _ = tr.run(kids, mask, hp, 15)
+  hp = optim.stack_hparams([0.1] * 3, [0.0] * 3)
+  kids, _ = tr.run(kids, hp, 15)
   for leaf in jax.tree.leaves(kids.params):
     leaf = np.asarray(leaf)
     np.testing.assert_array_equal(leaf[0], leaf[1])
@@ -164,14 +169,14 @@ def test_children_differ_only_by_noise_seed(mnist1d):
 
 def test_ticket_children_are_masked_with_fresh_optimizer(mnist1d):
   tr = make_trainer(mnist1d)
-  parent = tr.init(train.replica_keys([0, 1]))
+  parent = tr.init(loop_lib.replica_keys([0, 1]))
   mask = jax.vmap(masks.ones)(parent.params)
-  parent, _ = tr.run(parent, mask, train.stack_hparams([0.1] * 2, [0.0] * 2), 5)
+  parent, _ = tr.run(parent, optim.stack_hparams([0.1] * 2, [0.0] * 2), 5)
   keys = jax.random.split(jax.random.key(1), 2)
   from jaxticket import pruning
   ticket = jax.vmap(lambda p, m, k: pruning.prune(
       p, m, 0.5, scorer="random", key=k))(parent.params, mask, keys)
-  kids = lmc.spawn(parent, [1, 2], ticket, tr.recipe)
+  kids = lmc.spawn(parent, [1, 2], ticket, tr)
   kmask = jax.tree.map(lambda m: None if m is None else np.repeat(m, 2, 0),
                        ticket, is_leaf=lambda x: x is None)
   remasked = jax.vmap(masks.apply)(kids.params, kmask)
@@ -187,16 +192,14 @@ def test_staggered_replicas_equal_separate_runs(mnist1d):
   """Children of different rewind steps train in one call; each ends at
   `until` exactly as if trained alone from its own step."""
   tr = make_trainer(mnist1d, steps=20)
-  s0 = tr.init(train.replica_keys([0]))
-  ones = jax.vmap(masks.ones)(s0.params)
-  hp1 = train.stack_hparams([0.1], [1e-4])
-  s6, _ = tr.run(jax.tree.map(jnp.copy, s0), ones, hp1, 6)
+  s0 = tr.init(loop_lib.replica_keys([0]))
+  hp1 = optim.stack_hparams([0.1], [1e-4])
+  s6, _ = tr.run(jax.tree.map(jnp.copy, s0), hp1, 6)
   both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), s0, s6)
-  hp2 = train.stack_hparams([0.1] * 2, [1e-4] * 2)
-  ones2 = jax.vmap(masks.ones)(both.params)
-  both = tr.train(both, ones2, hp2, until=20, eval_every=7)
+  hp2 = optim.stack_hparams([0.1] * 2, [1e-4] * 2)
+  both = tr.train(both, hp2, until=20, eval_every=7)
   np.testing.assert_array_equal(np.asarray(both.step), [20, 20])
-  alone = tr.train(jax.tree.map(jnp.copy, s6), ones, hp1, until=20,
+  alone = tr.train(jax.tree.map(jnp.copy, s6), hp1, until=20,
                    eval_every=7)
   for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(both.params)):
     np.testing.assert_allclose(a[0], b[1], rtol=1e-5, atol=1e-6)

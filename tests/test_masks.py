@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import masks
+from jaxticket.core import masks
 
 
 def params():

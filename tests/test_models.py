@@ -3,7 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import masks, models
+from jaxticket import models
+from jaxticket.core import masks
 
 IMAGE = (32, 32, 3)
 SIGNAL = (40, 1)

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import masks, pruning
+from jaxticket import pruning
+from jaxticket.core import masks
 
 
 def np_prune(leaves, alive, fraction):

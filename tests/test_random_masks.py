@@ -3,8 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import masks, pruning
-from jaxticket.pruning import random_masks
+from jaxticket import pruning
+from jaxticket.core import masks
+from jaxticket.pruning import controls as random_masks
 
 
 def ticket():

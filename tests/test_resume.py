@@ -18,7 +18,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxticket import checkpoint, config, imp
+from jaxticket import config
+from jaxticket.core import checkpoint
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import loop as loop_lib
 
 ARGS = ["imp", "--config", "configs/mnist1d_lenet.py:tiny",
         "--config.model.width=0.25", "--config.train.steps=40",
@@ -115,15 +119,15 @@ def test_divergent_replica_is_recorded_and_left_out(tmp_path):
   cfg = config.default_config("tiny")
   cfg.model.width = 0.25
   cfg.imp.levels = 0
-  s = imp.setup(cfg)
+  s = common.setup(cfg)
   s.hparams = s.hparams._replace(lr=s.hparams.lr.at[1].set(1e6))
   s.lrs = [float(x) for x in s.hparams.lr]
-  from jaxticket import train
-  from jaxticket.workdir import Workdir
+
+  from jaxticket.core.workdir import Workdir
   wd = Workdir(str(tmp_path), "imp")
-  init = s.trainer.init(train.replica_keys(s.seeds))
-  ones = imp.dense_masks(cfg, init.params)
-  _, row = imp.train_level(s, wd, 0, init, ones, s.hparams, s.trainer,
+  init = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  ones = common.dense_masks(cfg, init.params)
+  _, row = common.train_level(s, wd, 0, init, ones, s.hparams, s.trainer,
                            progress=False)
   assert [d["seed"] for d in row["diverged"]] == [s.seeds[1]]
   assert 0 <= row["diverged"][0]["step"] < cfg.train.steps
@@ -134,16 +138,16 @@ def test_divergent_replica_is_recorded_and_left_out(tmp_path):
   assert any(r["diverged"] and r["diverged_at"] is not None for r in rows)
   # With stop_on_divergence the run stops with a message naming the fix.
   cfg.train.stop_on_divergence = True
-  with pytest.raises(imp.DivergenceError, match="train.lr"):
-    imp.train_level(s, wd, 0, s.trainer.init(train.replica_keys(s.seeds)),
+  with pytest.raises(common.DivergenceError, match="train.lr"):
+    common.train_level(s, wd, 0, s.trainer.init(loop_lib.replica_keys(s.seeds)),
                     ones, s.hparams, s.trainer, progress=False)
 
 
 def test_processes_that_do_not_write_leave_no_files(tmp_path, monkeypatch):
   """In a host-spanning job only process 0 writes: the others' workdir,
   metric and checkpoint writes are no-ops (they compute the same values)."""
-  from jaxticket import runtime
-  from jaxticket.workdir import Workdir
+  from jaxticket.core import runtime
+  from jaxticket.core.workdir import Workdir
   monkeypatch.setattr(runtime, "writes_files", lambda: False)
   wd = Workdir(str(tmp_path / "w"), "imp")
   wd.claim(config.default_config("tiny"))

@@ -8,8 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxticket import config, imp, masks, sanity, train
-from jaxticket.workdir import Workdir
+from jaxticket import config
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import masks
+from jaxticket.experiments.sanity import sanity
+from jaxticket.core.workdir import Workdir
+from jaxticket.core import loop as loop_lib
 
 
 def tiny(**kw):
@@ -22,8 +27,8 @@ def tiny(**kw):
 @pytest.fixture(scope="module")
 def setup_and_ticket():
   cfg = tiny()
-  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
-  init = s.trainer.init(train.replica_keys(s.seeds))
+  s = common.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  init = s.trainer.init(loop_lib.replica_keys(s.seeds))
   ones = jax.vmap(masks.ones)(init.params)
   ticket = imp.prune_masks(s, init.params, ones, 0.6, 0.1)
   return cfg, s, init, ticket
@@ -52,8 +57,8 @@ def test_controls_keep_what_they_must(setup_and_ticket):
 def test_random_reinit_changes_weights_not_mask(setup_and_ticket):
   cfg, s, init, ticket = setup_and_ticket
   rr = sanity.start_state(sanity.reinit_state(s, init), ticket,
-                          s.trainer.recipe)
-  lt = sanity.start_state(init, ticket, s.trainer.recipe)
+                          s.trainer)
+  lt = sanity.start_state(init, ticket, s.trainer)
   for p_rr, p_lt, m in zip(jax.tree.leaves(rr.params),
                            jax.tree.leaves(lt.params),
                            jax.tree.leaves(jax.tree.map(
@@ -71,8 +76,8 @@ def test_random_reinit_changes_weights_not_mask(setup_and_ticket):
 @pytest.mark.parametrize("density", [0.5, 0.2, 0.1])
 def test_small_dense_matches_ticket_count(mnist1d, density):
   cfg = config.default_config()
-  total = masks.count(masks.ones(imp.setup(cfg).trainer.init(
-      train.replica_keys([0])).params))[1]
+  total = masks.count(masks.ones(common.setup(cfg).trainer.init(
+      loop_lib.replica_keys([0])).params))[1]
   target = int(density * total)
   width, count = sanity.small_dense_width(cfg, mnist1d, target)
   assert width < 1 and abs(count - target) / target < 0.02
@@ -83,13 +88,13 @@ def test_settings_on_replica_axis_equal_one_by_one(setup_and_ticket, tmp_path):
   cfg = cfg.copy_and_resolve_references()
   cfg.train.steps = 10
   cfg.train.eval_every = 10
-  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  s = common.setup(cfg, lrs=tuple(cfg.sanity.lrs))
   wd = Workdir(str(tmp_path), "sanity")
   shuffled = sanity.control_masks(s, ticket, jax.random.key(3), 0.4)["shuffle"]
   group = lambda: [("ticket", ticket, sanity.start_state(init, ticket,
-                                                         s.trainer.recipe)),
+                                                         s.trainer)),
                    ("shuffle", shuffled, sanity.start_state(
-                       init, shuffled, s.trainer.recipe))]
+                       init, shuffled, s.trainer))]
   together, alone = {}, {}
   sanity.train_group(s, wd, 1, group(), together, progress=False)
   for item in group():

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from jaxticket import config, study
+from jaxticket import config
+from jaxticket.experiments import study
 
 
 def test_parse_factor_types_and_tuples():

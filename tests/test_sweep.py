@@ -12,7 +12,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from jaxticket import config, sweep
+from jaxticket import config
+from jaxticket.experiments import sweep
+from jaxticket.core import mesh as mesh_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_python(code: str) -> dict:
   """Run ``code`` with 8 simulated CPU devices; it prints one JSON line."""
   prelude = ("import jax\njax.config.update('jax_num_cpu_devices', 8)\n"
-             "from jaxticket import runtime\nruntime.enable_compile_cache()\n")
+             "from jaxticket.core import runtime\nruntime.enable_compile_cache()\n")
   out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                        cwd=ROOT, capture_output=True, text=True, timeout=900,
                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -31,17 +33,20 @@ def run_python(code: str) -> dict:
 def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
   result = run_python("""
     import json, jax, jax.numpy as jnp, numpy as np
-    from jaxticket import config, imp, train
+    from jaxticket import config
+    from jaxticket.experiments import common
+    from jaxticket.core import loop as loop_lib
+    from jaxticket.core import mesh as mesh_lib
     cfg = config.default_config("tiny")
     cfg.model.width = 0.25
     # 4 grid points x 2 seeds = 8 replicas; the first point has lr 0.
     points = [{"train.lr": lr} for lr in (0.0, 0.05, 0.1, 0.2)]
-    s = imp.setup(cfg, points=points)
-    plain = train.Trainer(s.model, s.data, s.trainer.recipe, shard=False)
-    st = plain.init(train.replica_keys(s.seeds))
-    mask = imp.dense_masks(cfg, st.params)
-    a = plain.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
-    b = s.trainer.train(imp.copy_tree(st), mask, s.hparams, 10, 5)
+    s = common.setup(cfg, points=points)
+    plain = loop_lib.Trainer(s.trainer.prog, s.data, shard=False)
+    st = plain.init(loop_lib.replica_keys(s.seeds))
+    mask = common.dense_masks(cfg, st.params)
+    a = plain.train(common.copy_tree(st), s.hparams, 10, 5)
+    b = s.trainer.train(common.copy_tree(st), s.hparams, 10, 5)
     gaps = np.concatenate([np.abs(np.asarray(x) - np.asarray(y)).ravel()
                            for x, y in zip(jax.tree.leaves(a.params),
                                            jax.tree.leaves(b.params))])
@@ -51,7 +56,7 @@ def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
               ["kernel"][i])).any()) for i in range(8)]
     print(json.dumps({"devices": jax.device_count(), "diff": diff,
                       "off": off,
-                      "num_devices": train.replica_mesh(8).devices.size,
+                      "num_devices": mesh_lib.replica_mesh(8).devices.size,
                       "lrs": [float(x) for x in s.hparams.lr],
                       "moved": moved}))
   """)
@@ -72,22 +77,29 @@ def test_replica_mesh_and_padding_of_uneven_replica_counts():
   give back 12 replicas equal to unsharded training within rounding."""
   result = run_python("""
     import json, jax, jax.numpy as jnp, numpy as np
-    from jaxticket import config, imp, train
-    sizes = {r: (None if train.replica_mesh(r) is None else
-                 train.replica_mesh(r).devices.size)
+    from jaxticket import config
+    from jaxticket.experiments import common
+    from jaxticket.core import loop as loop_lib
+    from jaxticket.core import mesh as mesh_lib
+    sizes = {r: (None if mesh_lib.replica_mesh(r) is None else
+                 mesh_lib.replica_mesh(r).devices.size)
              for r in (1, 3, 4, 6, 8, 12, 16)}
     cfg = config.default_config("tiny")
     cfg.model.width = 0.25
     points = [{"train.lr": 0.02 * (i + 1)} for i in range(6)]  # x 2 seeds
-    s = imp.setup(cfg, points=points)
-    plain = train.Trainer(s.model, s.data, s.trainer.recipe, shard=False)
-    st = plain.init(train.replica_keys(s.seeds))
-    mask = imp.dense_masks(cfg, st.params)
-    a, la = plain.run(imp.copy_tree(st), mask, s.hparams, 5)
-    b, lb = s.trainer.run(imp.copy_tree(st), mask, s.hparams, 5)
+    s = common.setup(cfg, points=points)
+    plain = loop_lib.Trainer(s.trainer.prog, s.data, shard=False)
+    st = plain.init(loop_lib.replica_keys(s.seeds))
+    mask = common.dense_masks(cfg, st.params)
+    a, la = plain.run(common.copy_tree(st), s.hparams, 5)
+    b, lb = s.trainer.run(common.copy_tree(st), s.hparams, 5)
     diff = max(float(jnp.abs(x - y).max()) for x, y in
                zip(jax.tree.leaves(a), jax.tree.leaves(b))
-               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
+               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+               and x.dtype != bool)
+    same_masks = all(bool((x == y).all()) for x, y in
+                     zip(jax.tree.leaves(a.mask), jax.tree.leaves(b.mask)))
+    assert same_masks
     print(json.dumps({"sizes": sizes, "diff": diff,
                       "shapes": [list(lb.shape), list(b.step.shape)],
                       "loss_diff": float(jnp.abs(la - lb).max()),
@@ -265,33 +277,34 @@ def test_host_spanning_sweep_equals_one_process_and_resumes(tmp_path):
 
 
 def test_devices_per_process_uses_every_process():
-  from jaxticket import train
-  assert train.devices_per_process(8, 2, 4) == 4
-  assert train.devices_per_process(8, 2, 2) == 2
-  assert train.devices_per_process(6, 2, 4) == 3
-  assert train.devices_per_process(3, 2, 8) == 2  # padded to 4
-  assert train.devices_per_process(1, 2, 8) == 1  # every process takes part
-  assert train.devices_per_process(40, 4, 8) == 8
+
+  assert mesh_lib.devices_per_process(8, 2, 4) == 4
+  assert mesh_lib.devices_per_process(8, 2, 2) == 2
+  assert mesh_lib.devices_per_process(6, 2, 4) == 3
+  assert mesh_lib.devices_per_process(3, 2, 8) == 2  # padded to 4
+  assert mesh_lib.devices_per_process(1, 2, 8) == 1  # every process takes part
+  assert mesh_lib.devices_per_process(40, 4, 8) == 8
 
 
 def test_rewind_step_per_replica_equals_separate_runs(tmp_path):
   """Two rewind steps on one replica axis (staggered) give the runs that
   each rewind step gives alone."""
-  from jaxticket import imp
-  from jaxticket.workdir import Workdir
+  from jaxticket.experiments.imp import imp
+  from jaxticket.experiments import common
+  from jaxticket.core.workdir import Workdir
   cfg = config.default_config("tiny")
   cfg.model.width = 0.25
   cfg.imp.levels = 1
   cfg.imp.rewind = "step"
   cfg.seeds = 1
   together = imp.run_levels(
-      imp.setup(cfg, points=[{"imp.rewind_step": 5},
+      common.setup(cfg, points=[{"imp.rewind_step": 5},
                              {"imp.rewind_step": 10}]),
       Workdir(str(tmp_path / "both"), "imp"), progress=False)
   np.testing.assert_array_equal(np.asarray(together.at_k.step), [5, 10])
   for i, k in enumerate((5, 10)):
     cfg.imp.rewind_step = k
-    alone = imp.run_levels(imp.setup(cfg), Workdir(str(tmp_path / f"k{k}"),
+    alone = imp.run_levels(common.setup(cfg), Workdir(str(tmp_path / f"k{k}"),
                                                    "imp"), progress=False)
     np.testing.assert_allclose(
         together.rows[1]["evaluation"].test_loss[i],

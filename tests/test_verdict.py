@@ -4,7 +4,7 @@ condition (Ma et al. 2021, Sec. 3)."""
 import numpy as np
 import pytest
 
-from jaxticket import verdict
+from jaxticket.experiments.sanity import verdict
 
 LRS = (0.01, 0.1)
 CRIT = verdict.Criteria(tolerance=0.005, margin=0.005, min_sparsity=0.6)

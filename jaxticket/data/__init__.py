@@ -2,7 +2,7 @@
 
 ``load(name)`` returns a :class:`Dataset` with train/validation/test arrays.
 Small datasets live on the device; batches are drawn inside the compiled
-training step (see :mod:`jaxticket.train`). The validation split is carved
+training step (see :mod:`jaxticket.core.step`). The validation split is carved
 from the training split with a fixed seed, so selection (best LR, best
 checkpoint) never looks at the test set.
 """
@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from jaxticket.choices import check_choice
-from jaxticket.data.augment import random_crop_flip
+from jaxticket.core.choices import check_choice
+from jaxticket.core.augment import random_crop_flip
 
 #: name -> (image key, normalization mean, std, scale applied first, augment).
 #: Mean/std None = computed from the training split.
@@ -50,6 +50,7 @@ class Dataset:
   mean: np.ndarray
   std: np.ndarray
   augment: bool
+  task: str = "classification"  # a name in jaxticket.tasks.TASKS
 
   @property
   def input_shape(self) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ output layer at its own rate), allocate. Pure and vmappable.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import jax
 
@@ -14,7 +14,7 @@ from jaxticket.pruning import allocators, scorers
 from jaxticket.pruning.allocators import (STRATEGIES, fraction_for_density,
                                           fraction_table, group_leaves,
                                           prune_groups)
-from jaxticket.pruning.scorers import SCORERS
+from jaxticket.pruning.scorers import SCORERS, ScoreContext
 
 PyTree = Any
 
@@ -23,7 +23,9 @@ def prune(params: PyTree, mask: PyTree, fraction: jax.Array, *,
           scorer: str = "magnitude", strategy: str = "global",
           special: PyTree | None = None,
           special_fraction: jax.Array | None = None,
-          key: jax.Array | None = None, **context: Any) -> PyTree:
+          key: jax.Array | None = None,
+          loss_fn: Callable[[PyTree, Any], jax.Array] | None = None,
+          batches: Sequence[Any] = ()) -> PyTree:
   """Prune ``fraction`` of the remaining prunable weights of ``params``.
 
   Args:
@@ -36,15 +38,17 @@ def prune(params: PyTree, mask: PyTree, fraction: jax.Array, *,
       (the output layer in Frankle & Carbin 2019). None: no special leaves.
     special_fraction: their fraction of remaining weights; None = ``fraction``.
     key: PRNG key for random scorers.
+    loss_fn, batches: for data-dependent scorers (:class:`ScoreContext`).
   Returns:
     The new mask.
   """
-  scores = scorers.get(scorer)(params, mask, key, **context)
+  ctx = scorers.ScoreContext(params, mask, key, loss_fn, tuple(batches))
+  scores = scorers.get(scorer)(ctx)
   groups = group_leaves(mask, strategy, special)
   return prune_groups(scores, mask, groups,
                       fraction_table(groups, fraction, special_fraction))
 
 
 __all__ = ["prune", "prune_groups", "group_leaves", "fraction_table",
-           "fraction_for_density", "STRATEGIES", "SCORERS", "allocators",
+           "fraction_for_density", "STRATEGIES", "SCORERS", "ScoreContext", "allocators",
            "scorers"]

@@ -2,14 +2,14 @@
 
 ``jaxticket sweep --grid train.lr=0.01,0.1 --grid imp.prune_fraction=0.2,0.5``
 runs IMP at every grid point (times ``seeds``). Grid keys that are
-per-replica values (:data:`jaxticket.imp.REPLICA_KEYS`: learning rate and
+per-replica values (:data:`jaxticket.experiments.common.REPLICA_KEYS`: learning rate and
 weight decay, traced in the step; the IMP prune fraction, traced in the
 vmapped pruning; the rewind step, as staggered starts) go on the replica
 axis: all their points x seeds are ONE program. Every other key (model
 width, depth, batch size, schedule, ...)
 changes the program, so each of its values is a separate program, run one
 after another. Replicas are sharded over the local devices
-(:func:`jaxticket.train.replica_mesh`), and a program with more replicas than
+(:func:`jaxticket.core.mesh.replica_mesh`), and a program with more replicas than
 ``sweep.max_replicas`` (0: from :func:`memory_estimate`) is split into
 chunks of that size. Each program (and chunk) is an IMP run in its own
 sub-workdir, so a killed sweep resumes where it stopped.
@@ -17,9 +17,9 @@ sub-workdir, so a killed sweep resumes where it stopped.
 Across hosts (``jax.distributed``) there are two layouts. *Split* (the
 default): each process runs every P-th unit on its local devices and
 process 0 merges; no communication at all. *Spanning* (``--span-hosts``,
-:func:`jaxticket.runtime.spans_hosts`): every process runs every unit
+:func:`jaxticket.core.runtime.spans_hosts`): every process runs every unit
 together, the replica axis sharded over the devices of all processes
-(:func:`jaxticket.train.host_spanning_mesh`), so one program can use a
+(:func:`jaxticket.core.mesh.host_spanning_mesh`), so one program can use a
 whole pod; process 0 writes the files.
 """
 
@@ -38,13 +38,14 @@ from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
 from jaxticket import data as data_lib
-from jaxticket import imp
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
 from jaxticket import models as models_lib
-from jaxticket import report
-from jaxticket import runtime
-from jaxticket import train as train_lib
-from jaxticket.study import parse_factor
-from jaxticket.workdir import Workdir
+from jaxticket.experiments import report
+from jaxticket.core import runtime
+from jaxticket.experiments.study import parse_factor
+from jaxticket.core.workdir import Workdir
+from jaxticket.core import mesh as mesh_lib
 
 
 def parse_grid(cfg: ml_collections.ConfigDict, specs: list[str]
@@ -68,8 +69,8 @@ def programs(grid: dict[str, list[Any]]
              ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
   """Group grid points into programs: (shape-changing values, replica
   points), in grid order."""
-  shape_keys = [k for k in grid if k not in imp.REPLICA_KEYS]
-  replica_keys = [k for k in grid if k in imp.REPLICA_KEYS]
+  shape_keys = [k for k in grid if k not in common.REPLICA_KEYS]
+  replica_keys = [k for k in grid if k in common.REPLICA_KEYS]
   replica_points = [dict(zip(replica_keys, v)) for v in
                     itertools.product(*(grid[k] for k in replica_keys))]
   return [(dict(zip(shape_keys, v)), replica_points)
@@ -126,8 +127,8 @@ def devices_used(num_replicas: int, shard: bool) -> int:
   if not shard:
     return 1
   if runtime.spans_hosts():
-    return train_lib.host_spanning_mesh(num_replicas).size
-  mesh = train_lib.replica_mesh(num_replicas)
+    return mesh_lib.host_spanning_mesh(num_replicas).size
+  mesh = mesh_lib.replica_mesh(num_replicas)
   return 1 if mesh is None else mesh.size
 
 
@@ -170,7 +171,7 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
   the units i, i + P, ... on its own devices and writes their sub-workdirs;
   process 0 then waits for every unit's summary and merges them into the
   same summary a single process would write. In a host-spanning job
-  (:func:`jaxticket.runtime.spans_hosts`) every process runs every unit
+  (:func:`jaxticket.core.runtime.spans_hosts`) every process runs every unit
   over the devices of all of them and process 0 writes. Processes other
   than 0 return None.
   """
@@ -249,7 +250,7 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
 def _slice_stats(stat: dict, sl: slice) -> dict:
   vals = stat["per_seed"][sl]
   ok = np.array([v is not None for v in vals])
-  return imp.stats(np.array([np.nan if v is None else v for v in vals]), ok)
+  return common.stats(np.array([np.nan if v is None else v for v in vals]), ok)
 
 
 def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
@@ -260,7 +261,7 @@ def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
   wd.claim(cfg)
   if done is not None and done.get("points") == points:
     return done
-  s = imp.setup(cfg, points=points)
+  s = common.setup(cfg, points=points)
   outcome = imp.run_levels(s, wd, progress)
   levels = [{k: v for k, v in r.items() if k != "evaluation"}
             for r in outcome.rows]
@@ -269,3 +270,28 @@ def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
                  len(s.seeds), cfg.train.shard_replicas)}
   wd.write_summary(summary)
   return wd.finished_summary()
+
+
+def command(cfg: ml_collections.ConfigDict, args: Any) -> dict | None:
+  """``jaxticket sweep --grid KEY=V1,V2 ...`` (multi-host with
+  ``--distributed``); None in processes that leave the writing to process 0."""
+  index, count = 0, 1
+  if args.span_hosts and not args.distributed:
+    raise config_lib.ConfigError(
+        "--span-hosts needs --distributed (a multi-process job).")
+  if args.distributed:
+    index, count = runtime.init_distributed(
+        args.coordinator, args.num_processes, args.process_id,
+        span_hosts=args.span_hosts)
+  summary = run(cfg, args.grid, args.workdir, progress=not args.no_progress,
+                process_index=index, process_count=count)
+  if summary is None:
+    print(f"process {index}: " + (
+        "done; process 0 wrote" if runtime.spans_hosts() else
+        "its programs are done; process 0 merges") +
+          f" the results into {os.path.abspath(args.workdir)}.")
+  return summary
+
+
+def console(summary: dict) -> str:
+  return report.sweep_table(summary)

@@ -15,7 +15,7 @@ of the pruned solution it came from (low barrier between them), a random
 re-initialization of the same mask does not.
 
 Everything is on array axes: children x rewind steps x seeds train as one
-program (:class:`~jaxticket.train.Trainer` with staggered starts), and the
+program (:class:`~jaxticket.core.loop.Trainer` with staggered starts), and the
 paths of all pairs are evaluated in one program with the interpolation
 coefficient alpha vmapped. Interpolated networks with BatchNorm get their
 statistics re-estimated on training batches at every alpha (the running
@@ -38,15 +38,17 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxticket import checkpoint
+from jaxticket.core import checkpoint
 from jaxticket import config as config_lib
-from jaxticket import imp
-from jaxticket import masks as masks_lib
-from jaxticket import report
-from jaxticket import train as train_lib
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import masks as masks_lib
+from jaxticket.experiments import report
 from jaxticket.data import Dataset
 from jaxticket.models.layers import BN_MOMENTUM
-from jaxticket.workdir import Workdir, read_json
+from jaxticket.core.workdir import Workdir, config_json, diff, read_json
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import step as step_lib
 
 PyTree = Any
 
@@ -84,7 +86,7 @@ def interpolate(a: PyTree, b: PyTree, alpha: jax.Array) -> PyTree:
   return jax.tree.map(lambda x, y: (1 - alpha) * x + alpha * y, a, b)
 
 
-def reestimate_batch_stats(task: train_lib.Task, params: PyTree,
+def reestimate_batch_stats(prog: step_lib.Program, params: PyTree,
                            batch_stats: PyTree, xs: jax.Array) -> PyTree:
   """BatchNorm statistics of ``params`` re-estimated on training batches.
 
@@ -100,14 +102,15 @@ def reestimate_batch_stats(task: train_lib.Task, params: PyTree,
 
   def one(xb):
     # From zero running statistics one update leaves (1 - m) * batch_stat.
-    _, updated = train_lib._apply(task, params, zeros, task.normalize(xb), True)
+    _, updated = step_lib.apply_model(prog.model, params, zeros,
+                                        prog.normalize(xb), True)
     return updated
 
   per_batch = jax.lax.map(one, xs)
   return jax.tree.map(lambda s: s.mean(0) / (1.0 - BN_MOMENTUM), per_batch)
 
 
-def path(task: train_lib.Task, a: tuple[PyTree, PyTree],
+def path(prog: step_lib.Program, a: tuple[PyTree, PyTree],
          b: tuple[PyTree, PyTree], alphas: jax.Array, data: PathData,
          reestimate: bool, eval_batch_size: int = 1000) -> PathMetrics:
   """Metrics of the networks on the line from ``a`` to ``b`` at ``alphas``.
@@ -122,11 +125,11 @@ def path(task: train_lib.Task, a: tuple[PyTree, PyTree],
     params = interpolate(a[0], b[0], alpha)
     stats = interpolate(a[1], b[1], alpha)
     if reestimate:
-      stats = reestimate_batch_stats(task, params, stats, data.bn_x)
-    train_loss, train_acc = train_lib.evaluate(
-        task, params, stats, data.train_x, data.train_y, eval_batch_size)
-    test_loss, test_acc = train_lib.evaluate(
-        task, params, stats, data.test_x, data.test_y, eval_batch_size)
+      stats = reestimate_batch_stats(prog, params, stats, data.bn_x)
+    train_loss, train_acc = loop_lib.evaluate(
+        prog, params, stats, data.train_x, data.train_y, eval_batch_size)
+    test_loss, test_acc = loop_lib.evaluate(
+        prog, params, stats, data.test_x, data.test_y, eval_batch_size)
     return PathMetrics(1 - train_acc, train_loss, 1 - test_acc, test_loss)
 
   return jax.vmap(at)(alphas)
@@ -167,14 +170,14 @@ class Connectivity:
   vmapped (or ``lax.map``-ped, the Trainer's replica loop), alphas vmapped.
   """
 
-  def __init__(self, trainer: train_lib.Trainer, data: PathData,
+  def __init__(self, trainer: loop_lib.Trainer, data: PathData,
                num_alphas: int, reestimate: bool, eval_batch_size: int = 1000):
     self.alphas = jnp.linspace(0.0, 1.0, num_alphas)
     self.data = data
-    task, alphas = trainer.task, self.alphas
-    one = lambda a, b, d: path(task, a, b, alphas, d, reestimate,
+    prog, alphas = trainer.prog, self.alphas
+    one = lambda a, b, d: path(prog, a, b, alphas, d, reestimate,
                                eval_batch_size)
-    self._paths = jax.jit(train_lib.over_replicas(
+    self._paths = jax.jit(loop_lib.over_replicas(
         one, trainer.replica_loop, (0, 0, None)))
 
   def __call__(self, a: tuple[PyTree, PyTree], b: tuple[PyTree, PyTree],
@@ -189,9 +192,9 @@ class Connectivity:
 # Children: copies of theta_k that differ only in SGD noise.
 
 
-def spawn(parent: train_lib.TrainState, noise_seeds: list[int],
+def spawn(parent: step_lib.TrainState, noise_seeds: list[int],
           mask: PyTree | None = None,
-          recipe: train_lib.Recipe | None = None) -> train_lib.TrainState:
+          trainer: loop_lib.Trainer | None = None) -> step_lib.TrainState:
   """``len(noise_seeds)`` children of every parent replica (parent-major).
 
   A child keeps the parent's weights, BatchNorm statistics, optimizer state
@@ -210,8 +213,8 @@ def spawn(parent: train_lib.TrainState, noise_seeds: list[int],
   if mask is not None:
     mask = jax.tree.map(lambda x: jnp.repeat(x, c, axis=0), mask)
     children = children.replace(
-        params=jax.vmap(masks_lib.apply)(children.params, mask))
-    children = train_lib.fresh_optimizer_stacked(children, recipe)
+        params=jax.vmap(masks_lib.apply)(children.params, mask), mask=mask)
+    children = trainer.restart(children)
   return children
 
 
@@ -277,13 +280,13 @@ def check_source(cfg: ml_collections.ConfigDict, source_dir: str) -> dict:
     raise config_lib.ConfigError(
         f"lmc.imp_workdir={source_dir!r} holds a `{source.get('_command')}` "
         "run; an `imp` or `sanity` run is needed.")
-  mine = json.loads(config_lib.to_json(cfg))
+  mine = json.loads(config_json(cfg))
   changes = []
   for section in _MATCHING_SECTIONS:
     a, b = dict(source[section]), dict(mine[section])
     if source["_command"] == "sanity" and section == "train":
       a.pop("lr"), b.pop("lr")
-    changes += config_lib.diff(a, b, f"{section}.")
+    changes += diff(a, b, f"{section}.")
   if changes:
     raise config_lib.ConfigError(
         f"lmc.imp_workdir={source_dir!r} was run with a different setup: "
@@ -346,14 +349,14 @@ def _source_seeds(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def _barrier_stats(barriers: dict, rows: np.ndarray | slice) -> dict:
   """``{"test_barrier", "train_barrier", ...}`` stats over ``rows``."""
-  return {f"{prefix}barrier": imp.stats(barriers[name][rows])
+  return {f"{prefix}barrier": common.stats(barriers[name][rows])
           for name, prefix in (("test_error", "test_"),
                                ("train_error", "train_"),
                                ("test_loss", "test_loss_"),
                                ("train_loss", "train_loss_"))}
 
 
-def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
+def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
                 progress: bool = True,
                 connectivity: Connectivity | None = None) -> dict:
   """Barriers between children of theta_k for every k of
@@ -371,14 +374,14 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
 
   # theta_k along the dense trajectory of each seed (IMP's level 0).
   t0 = time.time()
-  init = trainer.init(train_lib.replica_keys(s.seeds))
-  ones = imp.dense_masks(cfg, init.params)
-  saved = {0: imp.copy_tree(init)}
+  init = trainer.init(loop_lib.replica_keys(s.seeds))
+  ones = common.dense_masks(cfg, init.params)
+  saved = {0: common.copy_tree(init)}
   if ks[-1] > 0:
-    keep = lambda step, st: saved.__setitem__(step, imp.copy_tree(st))
+    keep = lambda step, st: saved.__setitem__(step, common.copy_tree(st))
     with tqdm(total=ks[-1], disable=not progress, unit="step",
               desc="parent: dense run to the last rewind step") as bar:
-      trainer.train(imp.copy_tree(init), ones, s.hparams, ks[-1], ks[-1],
+      trainer.train(common.copy_tree(init), s.hparams, ks[-1], ks[-1],
                     stops=ks, on_stop=keep, progress=bar)
   jax.block_until_ready(saved[ks[-1]].params)
   timings["parent_s"] = time.time() - t0
@@ -388,17 +391,17 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
   noise = list(range(1, num_children + 1))
   sparse = ticket is not None and ticket.level > 0
   mask = ticket.mask if sparse else ones
-  states = [spawn(saved[k], noise, mask if sparse else None, trainer.recipe)
+  states = [spawn(saved[k], noise, mask if sparse else None, trainer)
             for k in ks]
   masks = [_repeat(mask, num_children)] * len(ks)
   labels = [(k, sd, c) for k in ks for sd in s.seeds for c in noise]
   if sparse:
-    scratch = trainer.init(train_lib.replica_keys(
+    scratch = trainer.init(loop_lib.replica_keys(
         [sd + SCRATCH_SEED_OFFSET for sd in s.seeds]))
     scratch = scratch.replace(
         data_key=init.data_key,
-        params=jax.vmap(masks_lib.apply)(scratch.params, mask))
-    states.append(train_lib.fresh_optimizer_stacked(scratch, trainer.recipe))
+        params=jax.vmap(masks_lib.apply)(scratch.params, mask), mask=mask)
+    states.append(trainer.restart(scratch))
     masks.append(mask)
     labels += [("scratch", sd, 0) for sd in s.seeds]
   state, mask_all = _concat(states), _concat(masks)
@@ -406,7 +409,7 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
   hp = jax.tree.map(lambda x: jnp.concatenate(
       [jnp.tile(jnp.repeat(x, num_children), len(ks))] + ([x] if sparse else [])),
       s.hparams)
-  trained, row = imp.train_level(
+  trained, row = common.train_level(
       s, wd, ticket.level if ticket else 0, state, mask_all, hp, trainer,
       progress=progress, seeds=[l[1] for l in labels], lrs=list(
           np.asarray(hp.lr)), desc=f"{n} children (k x seed x child)",
@@ -452,7 +455,7 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
         "rewind_step": k,
         **_barrier_stats({name: per_seed(v) for name, v in barriers.items()},
                          slice(None)),
-        "child_test_error": imp.stats(child_err[sel]),
+        "child_test_error": common.stats(child_err[sel]),
         "curve": {name: np.asarray(getattr(curves, name))[:num_child_pairs][
             in_k].mean(0).tolist() for name in PathMetrics._fields},
     })
@@ -476,7 +479,7 @@ def instability(s: imp.Setup, wd: Workdir, ticket: Ticket | None,
   return summary
 
 
-def make_connectivity(s: imp.Setup) -> Connectivity:
+def make_connectivity(s: common.Setup) -> Connectivity:
   """The :class:`Connectivity` of a setup's ``lmc`` config."""
   cfg = s.cfg
   data = path_data(s.data, cfg.lmc.train_examples, cfg.lmc.bn_batches,
@@ -513,13 +516,23 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   wd.restart_metrics()
   t0 = time.time()
   ticket = load_ticket(cfg, wd, progress) if cfg.lmc.level else None
-  s = imp.setup(cfg)
+  s = common.setup(cfg)
   summary = instability(s, wd, ticket, progress)
   summary.update(model=cfg.model.name, dataset=cfg.data.name,
                  wall_time_s=round(time.time() - t0, 2))
   report.write_lmc_report(wd, summary)
   wd.write_summary(summary)
   return wd.finished_summary()
+
+
+def command(cfg: ml_collections.ConfigDict, args: Any) -> dict:
+  """``jaxticket lmc``."""
+  return run(cfg, args.workdir, progress=not args.no_progress)
+
+
+def console(summary: dict) -> str:
+  return (report.lmc_table(summary["rows"]) + "\n\nstable from rewind step: "
+          f"{summary['stable_rewind_step']}")
 
 
 def choose_rewind_step(cfg: ml_collections.ConfigDict, workdir: str,

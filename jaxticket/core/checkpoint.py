@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxticket import runtime
-from jaxticket.masks import path_str
+from jaxticket.core import runtime
+from jaxticket.core.masks import path_str
 
 PyTree = Any
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxticket.workdir import Workdir, write_atomic  # noqa: E402
+from jaxticket.core.workdir import Workdir, write_atomic  # noqa: E402
 
 
 def density_axis(ax) -> None:

@@ -19,8 +19,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxticket import config as config_lib
-from jaxticket import runtime
+from jaxticket.core import runtime
 
 
 class WorkdirError(RuntimeError):
@@ -60,6 +59,23 @@ def read_json(path: str) -> Any:
     return json.load(f)
 
 
+def config_json(cfg: ml_collections.ConfigDict) -> str:
+  """A config as the JSON written to ``config.json`` (sorted keys)."""
+  return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+  """Keys whose values differ between two config dicts."""
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k), b.get(k)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += diff(va, vb, f"{prefix}{k}.")
+    elif va != vb:
+      out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+  return out
+
+
 class Workdir:
   """One run's directory for one command (``imp``, ``train``, ...)."""
 
@@ -85,7 +101,7 @@ class Workdir:
 
   def claim(self, cfg: ml_collections.ConfigDict) -> None:
     """Record the config, refusing a workdir that holds a different run."""
-    new = json.loads(config_lib.to_json(cfg))
+    new = json.loads(config_json(cfg))
     path = self.file("config.json")
     if os.path.exists(path):
       try:
@@ -96,7 +112,7 @@ class Workdir:
             "the file if you are sure the run there used this config."
         ) from None
       old_cmd = old.pop("_command", self.command)
-      changes = config_lib.diff(old, new)
+      changes = diff(old, new)
       if old_cmd != self.command or changes:
         what = (f"command {old_cmd!r}" if old_cmd != self.command else
                 "a different config: " + "; ".join(changes[:8]))

@@ -1,7 +1,7 @@
 """Factor study: *when* do tickets win? (Ma et al. 2021, Sec. 5.)
 
 ``jaxticket study --factor model.width=0.5,1,2`` runs the full sanity check
-(:mod:`jaxticket.sanity`) once per value of one config key, each in its own
+(:mod:`jaxticket.experiments.sanity.sanity`) once per value of one config key, each in its own
 sub-workdir (so finished values are reused), and tabulates per value: best
 dense accuracy, best ticket accuracy, the ticket's gaps to its random
 re-initialization (LT-RR) and to one-shot pruning (IMP-OMP), and the largest
@@ -23,9 +23,9 @@ from typing import Any
 import ml_collections
 
 from jaxticket import config as config_lib
-from jaxticket import report
-from jaxticket import sanity
-from jaxticket.workdir import Workdir
+from jaxticket.experiments import report
+from jaxticket.experiments.sanity import sanity
+from jaxticket.core.workdir import Workdir
 
 
 def parse_factor(cfg: ml_collections.ConfigDict, spec: str
@@ -98,3 +98,12 @@ def run(cfg: ml_collections.ConfigDict, factor: str, workdir: str,
   report.write_study_report(wd, result)
   wd.write_summary(result)
   return result
+
+
+def command(cfg: ml_collections.ConfigDict, args: Any) -> dict:
+  """``jaxticket study --factor KEY=V1,V2``."""
+  return run(cfg, args.factor, args.workdir, progress=not args.no_progress)
+
+
+def console(summary: dict) -> str:
+  return report.study_table(summary)

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxticket import masks as masks_lib
+from jaxticket.core import masks as masks_lib
 
 PyTree = Any
 

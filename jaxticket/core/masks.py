@@ -82,7 +82,7 @@ def ones(params: PyTree, prunable: str = DEFAULT_PRUNABLE) -> PyTree:
   return mask
 
 
-def _map(fn: Callable, mask: PyTree, *trees: PyTree) -> PyTree:
+def map_prunable(fn: Callable, mask: PyTree, *trees: PyTree) -> PyTree:
   """Map ``fn(m, *leaves)`` over prunable leaves; None leaves stay None."""
   return jax.tree.map(
       lambda m, *xs: None if m is None else fn(m, *xs), mask, *trees,
@@ -100,9 +100,12 @@ def prunable_leaves(mask: PyTree) -> list:
 
 
 def apply(params: PyTree, mask: PyTree) -> PyTree:
-  """Zero the pruned entries of ``params``; non-prunable leaves pass through."""
+  """Zero the pruned entries of ``params``; non-prunable leaves pass
+  through, and so do None leaves of ``params`` (frozen parts of a split,
+  :mod:`jaxticket.core.parametrization`)."""
   return jax.tree.map(
-      lambda p, m: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
+      lambda p, m: p if m is None or p is None else jnp.where(
+          m, p, jnp.zeros_like(p)),
       params, mask, is_leaf=lambda x: x is None)
 
 
@@ -139,4 +142,4 @@ def per_layer_density(mask: PyTree) -> dict[str, jax.Array]:
 
 def intersect(a: PyTree, b: PyTree) -> PyTree:
   """Elementwise AND of two masks of the same structure."""
-  return _map(jnp.logical_and, a, b)
+  return map_prunable(jnp.logical_and, a, b)

@@ -20,7 +20,7 @@ All same-shaped settings share one compiled program per sparsity (settings x
 LRs x seeds on the replica axis). The controls train the full schedule from
 step 0 (they have no theta_k of their own), except ``omp``, which rewinds like
 the ticket. Selection (best LR) uses the validation split; the verdict
-(:mod:`jaxticket.verdict`) compares test accuracies.
+(:mod:`jaxticket.experiments.sanity.verdict`) compares test accuracies.
 """
 
 from __future__ import annotations
@@ -37,15 +37,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
-from jaxticket import diagnostics
-from jaxticket import imp
-from jaxticket import masks as masks_lib
+from jaxticket.experiments.sanity import diagnostics
+from jaxticket.experiments.imp import imp
+from jaxticket.experiments import common
+from jaxticket.core import masks as masks_lib
 from jaxticket import models as models_lib
-from jaxticket import report
-from jaxticket import train as train_lib
-from jaxticket import verdict as verdict_lib
-from jaxticket.pruning import random_masks
-from jaxticket.workdir import Workdir
+from jaxticket.experiments import report
+from jaxticket.experiments.sanity import verdict as verdict_lib
+from jaxticket.pruning import controls as random_masks
+from jaxticket.core.workdir import Workdir
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import step as step_lib
 
 PyTree = Any
 
@@ -82,14 +84,14 @@ def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
   return jax.jit(jax.vmap(fn))(keys, mask)
 
 
-def forward_order(s: imp.Setup) -> list[str]:
+def forward_order(s: common.Setup) -> list[str]:
   """Paths of the model's parameters from input to output."""
   variables = s.model.init(jax.random.key(0),
                            jnp.zeros((1, *s.data.input_shape)), train=False)
   return masks_lib.creation_order(variables["params"])
 
 
-def smart_ratio_layer_counts(s: imp.Setup, ticket: PyTree, density: float
+def smart_ratio_layer_counts(s: common.Setup, ticket: PyTree, density: float
                              ) -> list[int]:
   """Su et al.'s smart-ratio kept counts per prunable leaf, in tree order
   (the ratios themselves follow the layers' forward order)."""
@@ -103,7 +105,7 @@ def smart_ratio_layer_counts(s: imp.Setup, ticket: PyTree, density: float
   return [by_path[p] for p in paths]
 
 
-def control_masks(s: imp.Setup, ticket: PyTree, key: jax.Array,
+def control_masks(s: common.Setup, ticket: PyTree, key: jax.Array,
                   density: float) -> dict[str, PyTree]:
   """Random control masks for one sparsity (each with the replica axis)."""
   k1, k2, k3 = jax.random.split(key, 3)
@@ -139,21 +141,21 @@ def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
   return best, count(best)
 
 
-def reinit_state(s: imp.Setup, init: train_lib.TrainState
-                 ) -> train_lib.TrainState:
+def reinit_state(s: common.Setup, init: step_lib.TrainState
+                 ) -> step_lib.TrainState:
   """Fresh initializations (seed + REINIT_SEED_OFFSET) that keep the
   ticket's data order, so RR differs from the ticket only in theta_0."""
-  fresh = s.trainer.init(train_lib.replica_keys(
+  fresh = s.trainer.init(loop_lib.replica_keys(
       [sd + REINIT_SEED_OFFSET for sd in s.seeds]))
   return fresh.replace(data_key=init.data_key)
 
 
-def start_state(state: train_lib.TrainState, mask: PyTree,
-                recipe: train_lib.Recipe) -> train_lib.TrainState:
+def start_state(state: step_lib.TrainState, mask: PyTree,
+                trainer: loop_lib.Trainer) -> step_lib.TrainState:
   """``state`` masked, at step 0, with a fresh optimizer."""
   state = state.replace(params=jax.vmap(masks_lib.apply)(state.params, mask),
-                        step=jnp.zeros_like(state.step))
-  return train_lib.fresh_optimizer_stacked(imp.copy_tree(state), recipe)
+                        step=jnp.zeros_like(state.step), mask=mask)
+  return trainer.restart(common.copy_tree(state))
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
@@ -175,7 +177,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
   # Stage 1: IMP at every LR x seed, one program. Level 0 is the dense net.
   cfg, auto = imp.resolve_rewind_step(cfg, wd, progress)
-  s = imp.setup(cfg, lrs=tuple(cfg.sanity.lrs))
+  s = common.setup(cfg, lrs=tuple(cfg.sanity.lrs))
   outcome = imp.run_levels(s, wd, progress)
   evals = {"ticket": {}, "dense": {}}
   for level, row in enumerate(outcome.rows):
@@ -185,10 +187,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
 
   # Stage 2: controls at each checked sparsity, same recipe, replica axis.
   init, dense = outcome.init, outcome.dense
-  recipe = s.trainer.recipe
   fresh = reinit_state(s, init)
-  from_init = lambda m: start_state(init, m, recipe)
-  ones = imp.dense_masks(cfg, init.params)
+  from_init = lambda m: start_state(init, m, s.trainer)
+  ones = common.dense_masks(cfg, init.params)
   widths = {}
   for level in checked_levels(cfg):
     ticket = jax.device_put(outcome.masks[level])
@@ -198,8 +199,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     omp_fraction, omp_special = imp.level_fractions(cfg, level, "oneshot")
     omp_mask = imp.prune_masks(s, dense.params, ones, omp_fraction,
                                omp_special)
-    omp_state = imp.rewind(cfg, dense, init, outcome.at_k, omp_mask, recipe)
-    groups = [("random_reinit", ticket, start_state(fresh, ticket, recipe))]
+    omp_state = imp.rewind(cfg, dense, init, outcome.at_k, omp_mask,
+                           s.trainer)
+    groups = [("random_reinit", ticket, start_state(fresh, ticket, s.trainer))]
     groups += [(name, m, from_init(m)) for name, m in controls.items()]
     if int(np.asarray(omp_state.step)[0]) == 0:
       groups.append(("omp", omp_mask, omp_state))
@@ -227,8 +229,18 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   return wd.finished_summary()
 
 
-def train_group(s: imp.Setup, wd: Workdir, level: int,
-                group: list[tuple[str, PyTree, train_lib.TrainState]],
+def command(cfg: ml_collections.ConfigDict, args) -> dict:
+  """``jaxticket sanity``."""
+  return run(cfg, args.workdir, progress=not args.no_progress)
+
+
+def console(summary: dict) -> str:
+  return (report.verdict_table(summary["verdicts"]) + "\n\n"
+          + summary["conclusion"])
+
+
+def train_group(s: common.Setup, wd: Workdir, level: int,
+                group: list[tuple[str, PyTree, step_lib.TrainState]],
                 evals: dict, progress: bool) -> None:
   """Train several settings as one program (settings x LRs x seeds)."""
   names = [g[0] for g in group]
@@ -236,7 +248,7 @@ def train_group(s: imp.Setup, wd: Workdir, level: int,
   masks = _stack([g[1] for g in group])
   state = _stack([g[2] for g in group])
   hp = jax.tree.map(lambda x: jnp.tile(x, len(group)), s.hparams)
-  _, row = imp.train_level(
+  _, row = common.train_level(
       s, wd, level, state, masks, hp, s.trainer, progress=progress,
       seeds=s.seeds * len(group), lrs=s.lrs * len(group),
       desc=f"level {level} controls ({', '.join(names)})",
@@ -253,10 +265,10 @@ def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
   """Train the small-dense network of one sparsity at every LR x seed."""
   narrow = cfg.copy_and_resolve_references()
   narrow.model.width = width
-  s = imp.setup(narrow, lrs=tuple(cfg.sanity.lrs))
-  state = s.trainer.init(train_lib.replica_keys(s.seeds))
-  mask = imp.dense_masks(cfg, state.params)
-  _, row = imp.train_level(s, wd, level, state, mask, s.hparams, s.trainer,
+  s = common.setup(narrow, lrs=tuple(cfg.sanity.lrs))
+  state = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  mask = common.dense_masks(cfg, state.params)
+  _, row = common.train_level(s, wd, level, state, mask, s.hparams, s.trainer,
                            progress=progress,
                            desc=f"level {level} small dense (width {width:.3f})",
                            extra={"settings": "small_dense"})
@@ -279,7 +291,7 @@ def _tables(evals: dict, level: int, lrs: list[float], seeds_per_lr: int
   return out
 
 
-def summarize(cfg, s: imp.Setup, outcome: imp.Outcome, evals: dict,
+def summarize(cfg, s: common.Setup, outcome: imp.Outcome, evals: dict,
               widths: dict, crit: verdict_lib.Criteria) -> dict:
   """summary.json of ``sanity`` (schema in the README)."""
   lrs = [float(x) for x in cfg.sanity.lrs]
@@ -291,8 +303,8 @@ def summarize(cfg, s: imp.Setup, outcome: imp.Outcome, evals: dict,
       row = {"lr": lr, "level": level, "density": density}
       for name in SETTINGS:
         if name in tables:
-          row[name] = imp.stats(tables[name][lr]["test"])
-          row[name + "_val"] = imp.stats(tables[name][lr]["val"])
+          row[name] = common.stats(tables[name][lr]["test"])
+          row[name + "_val"] = common.stats(tables[name][lr]["val"])
       rows.append(row)
     if level in widths:
       v = verdict_lib.judge(tables, 1 - density, crit)
@@ -311,7 +323,7 @@ def summarize(cfg, s: imp.Setup, outcome: imp.Outcome, evals: dict,
           "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}
 
 
-def why_it_wins(cfg: ml_collections.ConfigDict, s: imp.Setup, wd: Workdir,
+def why_it_wins(cfg: ml_collections.ConfigDict, s: common.Setup, wd: Workdir,
                 outcome: imp.Outcome) -> list[dict]:
   """Init/final correlation (Liu et al. 2021) and top-p% overlap (Ma et al.
   2021, App. G) per layer, for the dense net and the ticket at each checked
@@ -325,22 +337,22 @@ def why_it_wins(cfg: ml_collections.ConfigDict, s: imp.Setup, wd: Workdir,
     trained = imp.load_level(wd.path, level)
     mask = outcome.masks[level]
     per_replica = [diagnostics.layer_diagnostics(
-        train_lib.tree_index(start, r), train_lib.tree_index(
-            trained["params"], r), train_lib.tree_index(mask, r),
+        loop_lib.tree_index(start, r), loop_lib.tree_index(
+            trained["params"], r), loop_lib.tree_index(mask, r),
         cfg.sanity.overlap_top) for r in range(len(s.seeds))]
     for j, lr in enumerate(cfg.sanity.lrs):
       reps = per_replica[j * n:(j + 1) * n]
-      layers = {name: {k: imp.stats([r[name][k] for r in reps])
+      layers = {name: {k: common.stats([r[name][k] for r in reps])
                        for k in ("correlation", "overlap")}
                 for name in reps[0]}
       out.append({
           "lr": float(lr), "level": level,
           "setting": "dense" if level == 0 else "ticket",
           "density": outcome.rows[level]["density"], "layers": layers,
-          "mean_correlation": imp.stats(
+          "mean_correlation": common.stats(
               [np.nanmean([v["correlation"] for v in r.values()])
                for r in reps]),
-          "mean_overlap": imp.stats(
+          "mean_overlap": common.stats(
               [np.nanmean([v["overlap"] for v in r.values()]) for r in reps]),
       })
   return out
@@ -360,10 +372,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "to init or to step k; use imp.rewind=init or imp.rewind=step.")
   if cfg.imp.levels < 1:
     raise config_lib.ConfigError("imp.levels must be >= 1 for a sanity check.")
-  config_lib._range("sanity.seeds", sc.seeds >= 0, sc.seeds,
+  config_lib.check_range("sanity.seeds", sc.seeds >= 0, sc.seeds,
                     "must be >= 0 (0 = use `seeds`)")
-  config_lib._choice("sanity.test", sc.test, ("welch", "none"))
-  config_lib._range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
+  config_lib.check_key("sanity.test", sc.test, ("welch", "none"))
+  config_lib.check_range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
                     "must be in (0, 1)")
-  config_lib._range("sanity.overlap_top", 0 < sc.overlap_top <= 1,
+  config_lib.check_range("sanity.overlap_top", 0 < sc.overlap_top <= 1,
                     sc.overlap_top, "must be in (0, 1]")

@@ -1,0 +1,236 @@
+"""What every experiment shares: setup from a config, training one stage
+of replicas with logging, divergence handling.
+
+``setup`` validates a config, loads the data, builds the model, the task and
+the compiled :class:`~jaxticket.core.loop.Trainer`, and lays out the
+replica axis (grid point x seed). ``train_level`` trains one stage (an IMP
+level, a group of controls, LMC children) and writes its metric rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxticket import config as config_lib
+from jaxticket import data as data_lib
+from jaxticket import models as models_lib
+from jaxticket import tasks
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import masks as masks_lib
+from jaxticket.core import optim
+from jaxticket.core import step as step_lib
+from jaxticket.core.stats import stats
+from jaxticket.core.workdir import Workdir
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class Setup:
+  """What every command builds from a config before training.
+
+  Replica r trains with seed ``seeds[r]`` at learning rate ``lrs[r]``; a plain
+  IMP run has one LR, a sanity check puts its LR grid on the replica axis.
+  """
+  cfg: ml_collections.ConfigDict
+  data: data_lib.Dataset
+  model: Any
+  trainer: loop_lib.Trainer
+  seeds: list[int]
+  lrs: list[float]
+  hparams: optim.HParams
+  prune_fractions: np.ndarray | None = None  # per replica; None: the config's
+  rewind_steps: np.ndarray | None = None  # per replica; None: the config's
+
+
+#: Config keys a grid point may set per replica within one program.
+REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction",
+                "imp.rewind_step")
+
+
+def setup(cfg: ml_collections.ConfigDict,
+          lrs: tuple[float, ...] | None = None,
+          points: list[dict] | None = None) -> Setup:
+  """Validate ``cfg``, load data, build the model and the compiled trainer.
+
+  Replicas are the product (grid point, seed), point-major. ``points`` are
+  dicts over :data:`REPLICA_KEYS` (e.g. ``{"train.lr": 0.1}``); ``lrs`` is
+  short for one point per learning rate. Without either: one point, the
+  config's own values.
+  """
+  config_lib.validate(cfg)
+  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
+                       cfg.data.val_fraction)
+  if cfg.train.batch_size > len(data.train_y):
+    raise config_lib.ConfigError(
+        f"train.batch_size={cfg.train.batch_size} exceeds the "
+        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
+                           cfg.model.depth or None, cfg.model.residual,
+                           input_shape=data.input_shape)
+  prog = step_lib.Program(
+      model=model, task=tasks.get(data.task),
+      recipe=config_lib.recipe(cfg, data.augment), normalize=data.normalize,
+      prunable=cfg.masks.prunable)
+  trainer = loop_lib.Trainer(prog, data, replica_loop=cfg.train.replica_loop,
+                             shard=cfg.train.shard_replicas)
+  if points is None:
+    points = [{"train.lr": float(lr)} for lr in lrs] if lrs else [{}]
+  for point in points:
+    unknown = set(point) - set(REPLICA_KEYS)
+    if unknown:
+      raise config_lib.ConfigError(
+          f"{sorted(unknown)} cannot vary within one program; per-replica "
+          f"keys are {list(REPLICA_KEYS)}.")
+  value = lambda point, key: float(point.get(key, config_lib.get_value(cfg,
+                                                                      key)))
+  seeds = [cfg.seed + i for _ in points for i in range(cfg.seeds)]
+  replica_lrs = [value(p, "train.lr") for p in points for _ in range(cfg.seeds)]
+  wds = [value(p, "train.weight_decay") for p in points
+         for _ in range(cfg.seeds)]
+  hparams = optim.stack_hparams(replica_lrs, wds)
+  fractions = np.array([value(p, "imp.prune_fraction") for p in points
+                        for _ in range(cfg.seeds)], np.float32)
+  for f in fractions:
+    if not 0 < f < 1:
+      raise config_lib.ConfigError(
+          f"imp.prune_fraction={f} is out of range: must be in (0, 1).")
+  rewinds = np.array([int(value(p, "imp.rewind_step")) for p in points
+                      for _ in range(cfg.seeds)], np.int32)
+  for k in rewinds:
+    if not 0 <= k < cfg.train.steps:
+      raise config_lib.ConfigError(
+          f"imp.rewind_step={k} is out of range: must be in [0, "
+          f"train.steps={cfg.train.steps}).")
+  return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
+               fractions, rewinds)
+
+
+def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:
+  """The all-kept mask of stacked (replica-axis) params, per ``masks.prunable``."""
+  return jax.vmap(lambda p: masks_lib.ones(p, cfg.masks.prunable))(params)
+
+
+def copy_tree(tree: PyTree) -> PyTree:
+  """A copy that survives donation of the original's buffers."""
+  return jax.tree.map(jnp.copy, tree)
+
+
+class LevelLogger:
+  """Writes one metrics.jsonl row per replica per evaluation, drives the
+  progress bar of one level and watches for divergence."""
+
+  def __init__(self, workdir: Workdir, level: int, seeds: list[int],
+               lrs: list[float], density: np.ndarray, bar: Any,
+               extra: dict | None = None, stop_on_divergence: bool = False):
+    self.workdir, self.level, self.seeds, self.lrs = workdir, level, seeds, lrs
+    self.extra = extra or {}
+    self.density, self.bar = density, bar
+    self.stop_on_divergence = stop_on_divergence
+    self.last: loop_lib.Evaluation | None = None
+    self.last_loss: np.ndarray | None = None
+    self.diverged_at: np.ndarray | None = None
+
+  def __call__(self, state: step_lib.TrainState,
+               ev: loop_lib.Evaluation, losses: np.ndarray) -> None:
+    ev = jax.device_get(ev)
+    steps = np.asarray(jax.device_get(state.step))
+    diverged_at = np.asarray(jax.device_get(state.diverged_at))
+    # Negative entries are steps a staggered replica waited.
+    recent = losses[:, -min(50, losses.shape[1]):]
+    recent = np.where(recent < 0, np.nan, recent)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", RuntimeWarning)
+      train_loss = np.nanmean(recent, axis=1)
+    train_loss = np.where(diverged_at >= 0, np.nan, train_loss)
+    self.last, self.last_loss, self.diverged_at = ev, train_loss, diverged_at
+    self.workdir.log_metrics([
+        {**self.extra, "level": self.level, "replica": r, "seed": s,
+         "lr": self.lrs[r], "step": int(steps[r]),
+         "density": float(self.density[r]),
+         "train_loss": _finite_or_none(train_loss[r]),
+         "val_loss": _finite_or_none(ev.val_loss[r]),
+         "val_accuracy": float(ev.val_accuracy[r]),
+         "test_loss": _finite_or_none(ev.test_loss[r]),
+         "test_accuracy": float(ev.test_accuracy[r]),
+         "diverged": bool(diverged_at[r] >= 0),
+         "diverged_at": int(diverged_at[r]) if diverged_at[r] >= 0 else None}
+        for r, s in enumerate(self.seeds)])
+    ok = diverged_at < 0
+    self.bar.set_postfix(
+        loss=f"{np.mean(train_loss[ok]):.3f}" if ok.any() else "nan",
+        val_acc=f"{np.mean(ev.val_accuracy[ok]):.3f}" if ok.any() else "-",
+        **({"diverged": int((~ok).sum())} if not ok.all() else {}))
+    if self.stop_on_divergence and not ok.all():
+      r = int(np.flatnonzero(~ok)[0])
+      raise DivergenceError(
+          f"level {self.level}: the loss of replica {r} (seed "
+          f"{self.seeds[r]}, lr {self.lrs[r]}) became NaN/Inf at step "
+          f"{int(diverged_at[r])}; stopped because "
+          "train.stop_on_divergence=true. Lower train.lr (or add "
+          "train.warmup_steps) and run again in a new --workdir; metrics so "
+          "far are in metrics.jsonl.")
+
+
+class DivergenceError(RuntimeError):
+  """A replica's loss became NaN/Inf and the run was asked to stop."""
+
+
+def _finite_or_none(x: float) -> float | None:
+  return float(x) if np.isfinite(x) else None
+
+
+def train_level(s: Setup, workdir: Workdir, level: int,
+                state: step_lib.TrainState, mask: PyTree,
+                hparams: optim.HParams, trainer: loop_lib.Trainer,
+                stops: tuple[int, ...] = (), on_stop=None,
+                progress: bool = True, seeds: list[int] | None = None,
+                lrs: list[float] | None = None, desc: str | None = None,
+                extra: dict | None = None
+                ) -> tuple[step_lib.TrainState, dict]:
+  """Train one level to ``train.steps``; returns (trained state, its row).
+
+  The row aggregates over all replicas and keeps the per-replica final
+  evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
+  the replicas (default: the Setup's), ``extra`` is added to metric rows.
+  """
+  seeds = s.seeds if seeds is None else seeds
+  lrs = s.lrs if lrs is None else lrs
+  density = masks_lib.replica_densities(mask)
+  start = int(np.asarray(state.step).min())
+  desc = desc or f"level {level} (density {density.mean():.3f})"
+  with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
+            unit="step", leave=True, dynamic_ncols=True) as bar:
+    logger = LevelLogger(workdir, level, seeds, lrs, density, bar, extra,
+                         s.cfg.train.stop_on_divergence)
+    state = trainer.train(state.replace(mask=mask), hparams, s.cfg.train.steps,
+                          s.cfg.train.eval_every, stops=stops,
+                          on_eval=logger, on_stop=on_stop, progress=bar)
+  ev, at = logger.last, logger.diverged_at
+  ok = at < 0
+  row = {"level": level, "density": float(density.mean()),
+         "density_per_seed": [float(d) for d in density],
+         "test_accuracy": stats(ev.test_accuracy, ok),
+         "val_accuracy": stats(ev.val_accuracy, ok),
+         "test_loss": stats(ev.test_loss, ok),
+         "train_loss": stats(logger.last_loss, ok),
+         "diverged_seeds": [sd for sd, good in zip(seeds, ok) if not good],
+         "diverged": [{"replica": r, "seed": seeds[r], "lr": float(lrs[r]),
+                       "step": int(at[r])} for r in np.flatnonzero(~ok)],
+         "evaluation": ev}
+  if row["diverged"]:
+    tqdm.write(f"warning: level {level}: the loss became NaN/Inf for "
+               + ", ".join(f"seed {d['seed']} (lr {d['lr']:g}) at step "
+                           f"{d['step']}" for d in row["diverged"])
+               + "; those replicas are left out of means. Lower train.lr "
+               "or add warm-up.", file=sys.stderr)
+  return state, row

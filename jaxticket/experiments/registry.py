@@ -1,0 +1,138 @@
+"""The experiment registry: name -> experiment, imported lazily.
+
+The ``jaxticket`` command is generated from this table (a subcommand per
+entry, ``jaxticket list``), and experiments that build on each other call
+through :func:`load` instead of importing each other (no import cycles).
+Entries hold only text and argument specs, so ``--help`` and ``list`` never
+import jax.
+
+An experiment module (``Experiment.module``) provides
+
+    command(cfg, args) -> summary | None    run it (args: the parsed CLI
+                                            namespace, incl. workdir and
+                                            no_progress); None: nothing to
+                                            print (a non-writing process)
+    console(summary) -> str                 what the command prints
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from types import ModuleType
+
+from jaxticket.core.choices import check_choice
+
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+  """One command-line option of an experiment (argparse keywords)."""
+  flags: tuple[str, ...]
+  kwargs: tuple[tuple[str, object], ...] = ()
+
+  def add_to(self, parser) -> None:
+    parser.add_argument(*self.flags, **dict(self.kwargs))
+
+
+def arg(*flags: str, **kwargs) -> Argument:
+  return Argument(tuple(flags), tuple(kwargs.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A registry entry: the subcommand ``name``, a one-line ``summary`` for
+  ``jaxticket list``, a longer ``help``, the module that runs it, its
+  extra options, and what its workdir holds."""
+  name: str
+  summary: str
+  help: str
+  module: str
+  arguments: tuple[Argument, ...] = ()
+  outputs: str = "summary.json, report.md, metrics.jsonl, checkpoints/"
+
+
+_DISTRIBUTED = (
+    arg("--distributed", action="store_true",
+        help="multi-host: call jax.distributed.initialize (auto-detected on "
+             "TPU pods / SLURM, or from the three options below); each "
+             "process runs every P-th program on its own devices, process 0 "
+             "merges (--workdir on a shared filesystem)."),
+    arg("--span-hosts", action="store_true",
+        help="with --distributed: run every program on the devices of ALL "
+             "processes (its replica axis sharded over a global mesh) "
+             "instead of splitting programs between processes; for one big "
+             "program on a pod. Process 0 writes the files."),
+    arg("--coordinator", default=None, metavar="HOST:PORT",
+        help="address of process 0's coordinator service."),
+    arg("--num-processes", type=int, default=None, metavar="P",
+        help="number of processes in the job."),
+    arg("--process-id", type=int, default=None, metavar="I",
+        help="this process's index, 0..P-1."),
+)
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment(
+        "sanity", "Ma et al. (2021) sanity check: jackpot or secondary prize?",
+        "Ma et al. (2021) sanity checks: IMP at every LR of sanity.lrs, the "
+        "standard controls, and the jackpot / secondary-prize verdict.",
+        "jaxticket.experiments.sanity.sanity"),
+    Experiment(
+        "study", "The sanity check per value of one config key.",
+        "Factor study: the full sanity check per value of one config key "
+        "(--factor model.width=0.5,1,2), with a summary table.",
+        "jaxticket.experiments.study",
+        (arg("--factor", required=True, metavar="KEY=V1,V2,...",
+             help="config key and values to study, e.g. model.width=0.5,1,2 "
+                  "or model.residual=true,false; separate tuple values by ';' "
+                  "(sanity.lrs=0.01,0.03;0.1,0.3)."),),
+        "summary.json, report.md, study.png; one sanity workdir per value"),
+    Experiment(
+        "imp", "Iterative magnitude pruning with rewinding, all seeds at once.",
+        "Iterative (or one-shot) magnitude pruning with rewinding; all seeds "
+        "in one compiled program.",
+        "jaxticket.experiments.imp.imp"),
+    Experiment(
+        "train", "Dense training of every seed (IMP with 0 levels).",
+        "Train the dense network (all seeds vmapped); IMP with 0 levels.",
+        "jaxticket.experiments.imp.train"),
+    Experiment(
+        "sweep", "IMP over a grid of config values, as few programs as possible.",
+        "IMP over a grid of config values (--grid KEY=V1,V2 ...), as few "
+        "programs as possible: LR / weight-decay / prune-fraction points x "
+        "seeds on one replica axis, sharded over the local devices.",
+        "jaxticket.experiments.sweep",
+        (arg("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+             help="a grid axis (repeatable); learning rate, weight decay, "
+                  "prune fraction and rewind step points share one program "
+                  "on the replica axis, other keys make separate programs."),
+         *_DISTRIBUTED),
+        "summary.json, report.md, sweep.png; one IMP workdir per program"),
+    Experiment(
+        "lmc", "Linear mode connectivity / instability analysis.",
+        "Linear mode connectivity / instability analysis (Frankle et al. "
+        "2020): children of theta_k at each k of lmc.rewind_steps, error "
+        "barriers along linear paths; for lmc.level=L also ticket-to-"
+        "solution connectivity (Evci et al. 2022).",
+        "jaxticket.experiments.lmc.lmc", (),
+        "summary.json, report.md, lmc_paths.png, instability.png, "
+        "metrics.jsonl"),
+)}
+
+
+def names() -> list[str]:
+  return list(EXPERIMENTS)
+
+
+def get(name: str) -> Experiment:
+  """The registry entry ``name`` (a clear error lists the valid names)."""
+  check_choice("command", name, EXPERIMENTS, "experiment")
+  return EXPERIMENTS[name]
+
+
+def load(name: str) -> ModuleType:
+  """The module of experiment ``name``, imported now."""
+  return importlib.import_module(get(name).module)
+
+
+__all__ = ["Experiment", "Argument", "arg", "EXPERIMENTS", "names", "get",
+           "load"]

@@ -1,0 +1,24 @@
+"""Tasks: what a network learns (loss and metrics), one file each.
+
+Every task implements :class:`jaxticket.core.task.Task`. ``get(name)``
+builds one by its registry name; datasets say which task they serve
+(``Dataset.task``).
+"""
+
+from __future__ import annotations
+
+from jaxticket.core.choices import check_choice
+from jaxticket.core.task import Task
+from jaxticket.tasks.classification import Classification
+from jaxticket.tasks.regression import Regression
+
+TASKS = {"classification": Classification, "regression": Regression}
+
+
+def get(name: str) -> Task:
+  """The task registered as ``name``."""
+  check_choice("task", name, TASKS, "task")
+  return TASKS[name]()
+
+
+__all__ = ["Task", "Classification", "Regression", "TASKS", "get"]

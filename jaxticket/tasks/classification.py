@@ -1,0 +1,22 @@
+"""Classification with softmax cross-entropy; the score is accuracy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+  """Integer labels; logits [B, classes]. Loss: softmax cross-entropy
+  (what OpenLTH and Ma et al. train with); score: top-1 accuracy."""
+  score_name: str = "accuracy"
+
+  def per_example(self, outputs: jax.Array, targets: jax.Array
+                  ) -> tuple[jax.Array, jax.Array]:
+    losses = optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
+    correct = (jnp.argmax(outputs, -1) == targets).astype(jnp.float32)
+    return losses, correct
