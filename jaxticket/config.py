@@ -56,6 +56,10 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist1d"
   c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  # A folder of the raw files, for fashion_mnist: its four IDX files (.gz or
+  # not). "" = Debian's /usr/share/datasets/fashion-mnist if installed, else
+  # tfds's download. Prepared once into data_dir, then only read.
+  c.data.dir = ""
   c.data.val_fraction = 0.1
   c.data.augment = "auto"  # auto | on | off
 
@@ -357,6 +361,10 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Check names and ranges before any compute; raise :class:`ConfigError`."""
   check_key("data.name", cfg.data.name, data_lib.DATASETS)
   check_key("data.augment", cfg.data.augment, ("auto", "on", "off"))
+  check_range("data.dir", not cfg.data.dir or
+              cfg.data.name in data_lib.LOCAL_DIR_DATASETS, cfg.data.dir,
+              f"only data.name in {', '.join(data_lib.LOCAL_DIR_DATASETS)} "
+              "reads a folder of raw files; leave it empty")
   check_range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
          cfg.data.val_fraction, "must be in (0, 1)")
   check_key("model.name", cfg.model.name, models_lib.REGISTRY)

@@ -60,6 +60,7 @@ def run_main(capsys, *argv):
     ("--config.checkpoint.keep=0", "checkpoint.keep=0"),
     ("--config.checkpoint.every_steps=-5", "checkpoint.every_steps"),
     ("--config.data.val_fraction=1.0", "data.val_fraction"),
+    ("--config.data.dir=/tmp", "only data.name in fashion_mnist"),
     ("--config.train.steps=0", "train.steps=0"),
     ("--config.train.batch_size=100000", "train.batch_size=100000"),
     ("--config.train.stop_on_divergence=maybe", "expected a value of type bool"),

@@ -12,7 +12,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 def test_configs_exist():
   names = {os.path.basename(p) for p in CONFIGS}
   assert {"mnist1d_lenet.py", "mnist_lenet.py", "cifar10_resnet20.py",
-          "cifar10_vgg16.py"} <= names
+          "cifar10_vgg16.py", "fashion_mnist_lenet.py"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
@@ -33,6 +33,16 @@ def test_overrides_parse_by_type():
     config.apply_overrides(cfg, ["seedz=3"])
   with pytest.raises(config.ConfigError, match="needs a value"):
     config.apply_overrides(cfg, ["seeds"])
+
+
+def test_data_dir_only_for_datasets_read_from_a_folder():
+  cfg = config.default_config()
+  assert cfg.data.dir == ""
+  config.apply_overrides(cfg, ["data.dir=/somewhere"])
+  with pytest.raises(config.ConfigError, match="data.dir='/somewhere'"):
+    config.validate(cfg)
+  config.apply_overrides(cfg, ["data.name=fashion_mnist"])
+  config.validate(cfg)  # the folder is checked when data are loaded
 
 
 def test_unknown_size():

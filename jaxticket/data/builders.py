@@ -1,12 +1,18 @@
-"""Offline TFDS builders: MNIST-1D and scikit-learn's digits.
+"""Offline TFDS builders: MNIST-1D, scikit-learn's digits, local Fashion-MNIST.
 
-Both generate their data locally (no download), so the whole library runs on
-a machine without network access, through the same tensorflow-datasets path
-that serves mnist/cifar10/cifar100 elsewhere. They write ArrayRecord files and
-are read with ``builder.as_data_source()``, which needs no TensorFlow.
+MNIST-1D and digits generate their data locally; Fashion-MNIST is read from
+IDX files in a local folder (``manual_dir``). No download, so the whole
+library runs on a machine without network access, through the same
+tensorflow-datasets path that serves mnist/cifar10/cifar100 elsewhere. They
+write ArrayRecord files and are read with ``builder.as_data_source()``, which
+needs no TensorFlow.
 """
 
 from __future__ import annotations
+
+import gzip
+import hashlib
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -82,6 +88,115 @@ class Digits(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, images, labels, idx):
     for i in idx:
       yield int(i), {"image": images[i], "label": int(labels[i])}
+
+
+#: IDX file stems of the MNIST family per split: (images, labels).
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+#: Class names of Fashion-MNIST, in label order (as tfds's fashion_mnist).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def idx_path(folder: str, stem: str) -> str | None:
+  """The file ``stem`` or ``stem.gz`` in ``folder`` (gzipped first), or None."""
+  for name in (stem + ".gz", stem):
+    path = os.path.join(folder, name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def missing_idx_files(folder: str) -> list[str]:
+  """The IDX stems of :data:`IDX_FILES` that ``folder`` lacks (all if it
+  is not a folder)."""
+  stems = [s for pair in IDX_FILES.values() for s in pair]
+  if not os.path.isdir(folder):
+    return stems
+  return [s for s in stems if idx_path(folder, s) is None]
+
+
+def idx_digest(folder: str) -> str:
+  """A short SHA-256 of the four IDX files' bytes: names the prepared copy,
+  so different folder contents never share one."""
+  h = hashlib.sha256()
+  for stems in IDX_FILES.values():
+    for stem in stems:
+      with open(idx_path(folder, stem), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          h.update(block)
+  return h.hexdigest()[:16]
+
+
+def read_idx(path: str) -> np.ndarray:
+  """An IDX file (LeCun's MNIST format, optionally gzipped) as a uint8 array.
+
+  Header: two zero bytes, the type code (0x08 = unsigned byte), the number of
+  dimensions, then each dimension as a big-endian uint32; data follow.
+  """
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    raw = f.read()
+  if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+    raise ValueError(f"{path} is not an IDX file of unsigned bytes.")
+  ndim = raw[3]
+  start = 4 + 4 * ndim
+  shape = tuple(int(d) for d in np.frombuffer(raw[4:start], ">u4"))
+  if len(raw) - start != int(np.prod(shape)):
+    raise ValueError(f"{path}: header says shape {shape} but holds "
+                     f"{len(raw) - start} bytes of data.")
+  return np.frombuffer(raw, np.uint8, offset=start).reshape(shape)
+
+
+class FashionMnistIdx(tfds.core.GeneratorBasedBuilder,
+                      skip_registration=True):
+  """Fashion-MNIST (Xiao et al. 2017) from the four IDX files in a folder.
+
+  The same examples, labels and example keys as tfds's ``fashion_mnist``
+  (which downloads these files), for machines without a network; images are
+  a uint8 Tensor feature rather than PNG-encoded, so reading decodes nothing.
+  Not registered, so it never clashes with tfds's builder; prepared copies
+  live under their own data dir (see :mod:`jaxticket.data`).
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "IDX files from a local folder."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "A folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+      "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally "
+      ".gz), e.g. /usr/share/datasets/fashion-mnist of Debian's "
+      "dataset-fashion-mnist package.")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description="Fashion-MNIST, read from local IDX files.",
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+            "label": tfds.features.ClassLabel(names=FASHION_MNIST_CLASSES),
+        }),
+        supervised_keys=("image", "label"),
+        homepage="https://github.com/zalandoresearch/fashion-mnist",
+    )
+
+  def _split_generators(self, dl_manager):
+    folder = os.fspath(dl_manager.manual_dir)
+    return {split: self._generate_examples(folder, *stems)
+            for split, stems in IDX_FILES.items()}
+
+  def _generate_examples(self, folder: str, images_stem: str,
+                         labels_stem: str):
+    images = read_idx(idx_path(folder, images_stem))
+    labels = read_idx(idx_path(folder, labels_stem))
+    if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+      raise ValueError(f"{folder}: {images_stem} has shape {images.shape} and "
+                       f"{labels_stem} {labels.shape}; expected (N, 28, 28) "
+                       "and (N,).")
+    # Keys are the file positions, as tfds's fashion_mnist uses.
+    for i, (image, label) in enumerate(zip(images, labels)):
+      yield i, {"image": image[..., None], "label": int(label)}
 
 
 #: Offline builders by the name used in ``data.name``.

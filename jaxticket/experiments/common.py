@@ -69,7 +69,7 @@ def setup(cfg: ml_collections.ConfigDict,
   """
   config_lib.validate(cfg)
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction)
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
   if cfg.train.batch_size > len(data.train_y):
     raise config_lib.ConfigError(
         f"train.batch_size={cfg.train.batch_size} exceeds the "
