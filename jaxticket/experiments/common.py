@@ -28,6 +28,7 @@ from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
+from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
 from jaxticket.core.workdir import Workdir
 
@@ -40,6 +41,8 @@ class Setup:
 
   Replica r trains with seed ``seeds[r]`` at learning rate ``lrs[r]``; a plain
   IMP run has one LR, a sanity check puts its LR grid on the replica axis.
+  ``axis`` names the replicas: ``lr`` x ``seed`` (a setup from ``lrs``) or
+  ``point`` x ``seed`` (grid points, indices into the ``points`` given).
   """
   cfg: ml_collections.ConfigDict
   data: data_lib.Dataset
@@ -50,6 +53,7 @@ class Setup:
   hparams: optim.HParams
   prune_fractions: np.ndarray | None = None  # per replica; None: the config's
   rewind_steps: np.ndarray | None = None  # per replica; None: the config's
+  axis: ReplicaAxis | None = None
 
 
 #: Config keys a grid point may set per replica within one program.
@@ -83,8 +87,13 @@ def setup(cfg: ml_collections.ConfigDict,
       prunable=cfg.masks.prunable)
   trainer = loop_lib.Trainer(prog, data, replica_loop=cfg.train.replica_loop,
                              shard=cfg.train.shard_replicas)
-  if points is None:
-    points = [{"train.lr": float(lr)} for lr in lrs] if lrs else [{}]
+  seed_values = [cfg.seed + i for i in range(cfg.seeds)]
+  if points is None and lrs:
+    axis = ReplicaAxis.of(lr=[float(lr) for lr in lrs], seed=seed_values)
+    points = [{"train.lr": float(lr)} for lr in lrs]
+  else:
+    points = points or [{}]
+    axis = ReplicaAxis.of(point=range(len(points)), seed=seed_values)
   for point in points:
     unknown = set(point) - set(REPLICA_KEYS)
     if unknown:
@@ -93,26 +102,25 @@ def setup(cfg: ml_collections.ConfigDict,
           f"keys are {list(REPLICA_KEYS)}.")
   value = lambda point, key: float(point.get(key, config_lib.get_value(cfg,
                                                                       key)))
-  seeds = [cfg.seed + i for _ in points for i in range(cfg.seeds)]
-  replica_lrs = [value(p, "train.lr") for p in points for _ in range(cfg.seeds)]
-  wds = [value(p, "train.weight_decay") for p in points
-         for _ in range(cfg.seeds)]
-  hparams = optim.stack_hparams(replica_lrs, wds)
-  fractions = np.array([value(p, "imp.prune_fraction") for p in points
-                        for _ in range(cfg.seeds)], np.float32)
+  point_of = [points[i] for i in range(len(points))
+              for _ in range(cfg.seeds)]  # the axis is point-major
+  per_replica = lambda key: [value(p, key) for p in point_of]
+  seeds = axis.values("seed")
+  replica_lrs = per_replica("train.lr")
+  hparams = optim.stack_hparams(replica_lrs, per_replica("train.weight_decay"))
+  fractions = np.array(per_replica("imp.prune_fraction"), np.float32)
   for f in fractions:
     if not 0 < f < 1:
       raise config_lib.ConfigError(
           f"imp.prune_fraction={f} is out of range: must be in (0, 1).")
-  rewinds = np.array([int(value(p, "imp.rewind_step")) for p in points
-                      for _ in range(cfg.seeds)], np.int32)
+  rewinds = np.array(per_replica("imp.rewind_step"), np.int32)
   for k in rewinds:
     if not 0 <= k < cfg.train.steps:
       raise config_lib.ConfigError(
           f"imp.rewind_step={k} is out of range: must be in [0, "
           f"train.steps={cfg.train.steps}).")
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
-               fractions, rewinds)
+               fractions, rewinds, axis)
 
 
 def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:

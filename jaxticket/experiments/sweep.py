@@ -44,6 +44,7 @@ from jaxticket import models as models_lib
 from jaxticket.experiments import report
 from jaxticket.core import runtime
 from jaxticket.experiments.study import parse_factor
+from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.workdir import Workdir
 from jaxticket.core import mesh as mesh_lib
 
@@ -229,13 +230,15 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
                    "points": unit["points"],
                    "replicas": len(unit["points"]) * seeds,
                    "devices": summary.get("devices", 1)})
-    for j, point in enumerate(unit["points"]):
-      sl = slice(j * seeds, (j + 1) * seeds)
+    axis = ReplicaAxis.of(point=range(len(unit["points"])),
+                          seed=range(seeds))
+    for j, idx in axis.groups("point").items():
       for level in summary["levels"]:
-        rows.append({"point": {**unit["values"], **point},
+        rows.append({"point": {**unit["values"], **unit["points"][j]},
                      "level": level["level"],
-                     "density": float(np.mean(level["density_per_seed"][sl])),
-                     **{k: _slice_stats(level[k], sl) for k in
+                     "density": float(np.mean(np.asarray(
+                         level["density_per_seed"])[idx])),
+                     **{k: _select_stats(level[k], idx) for k in
                         ("test_accuracy", "val_accuracy")}})
   summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,
              "programs": layout, "seeds": cfg.seeds,
@@ -247,8 +250,8 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
   return wd.finished_summary()
 
 
-def _slice_stats(stat: dict, sl: slice) -> dict:
-  vals = stat["per_seed"][sl]
+def _select_stats(stat: dict, idx: np.ndarray) -> dict:
+  vals = [stat["per_seed"][i] for i in idx]
   ok = np.array([v is not None for v in vals])
   return common.stats(np.array([np.nan if v is None else v for v in vals]), ok)
 

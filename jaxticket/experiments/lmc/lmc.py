@@ -46,6 +46,7 @@ from jaxticket.core import masks as masks_lib
 from jaxticket.experiments import report
 from jaxticket.data import Dataset
 from jaxticket.models.layers import BN_MOMENTUM
+from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.workdir import Workdir, config_json, diff, read_json
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import step as step_lib
@@ -394,7 +395,8 @@ def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
   states = [spawn(saved[k], noise, mask if sparse else None, trainer)
             for k in ks]
   masks = [_repeat(mask, num_children)] * len(ks)
-  labels = [(k, sd, c) for k in ks for sd in s.seeds for c in noise]
+  children = ReplicaAxis.of(k=ks, seed=s.seeds, child=noise)  # spawn's order
+  labels = [(c["k"], c["seed"], c["child"]) for c in children.labels()]
   if sparse:
     scratch = trainer.init(loop_lib.replica_keys(
         [sd + SCRATCH_SEED_OFFSET for sd in s.seeds]))
@@ -422,18 +424,18 @@ def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
   conn = connectivity or make_connectivity(s)
   first, second, pair_of = [], [], []
   for ki, k in enumerate(ks):
-    for si in range(num_seeds):
-      base = (ki * num_seeds + si) * num_children
+    for si, sd in enumerate(s.seeds):
+      kids = children.index(k=k, seed=sd)
       for i in range(num_children):
         for j in range(i + 1, num_children):
-          first.append(base + i)
-          second.append(base + j)
+          first.append(kids[i])
+          second.append(kids[j])
           pair_of.append((ki, si))
   ends = (trained.params, trained.batch_stats)
   a, b = _take(ends, np.array(first)), _take(ends, np.array(second))
   num_child_pairs = len(first)
   if sparse:
-    scratch_idx = np.arange(len(ks) * num_seeds * num_children, n)
+    scratch_idx = np.arange(children.size, n)  # appended after the children
     a = _concat([a, ticket.retrained, _take(ends, scratch_idx)])
     b = _concat([b, ticket.pruned, ticket.pruned])
   curves = conn(a, b)
@@ -448,8 +450,7 @@ def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
     per_seed = lambda v: np.array([
         v[:num_child_pairs][(pair_of[:, 0] == ki) & (pair_of[:, 1] == si)
                             ].mean() for si in range(num_seeds)])
-    sel = slice(ki * num_seeds * num_children,
-                (ki + 1) * num_seeds * num_children)
+    sel = children.index(k=k)
     in_k = pair_of[:, 0] == ki
     rows.append({
         "rewind_step": k,

@@ -48,6 +48,7 @@ from jaxticket.pruning import controls as random_masks
 from jaxticket.core.workdir import Workdir
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import step as step_lib
+from jaxticket.core.replicas import ReplicaAxis
 
 PyTree = Any
 
@@ -244,7 +245,7 @@ def train_group(s: common.Setup, wd: Workdir, level: int,
                 evals: dict, progress: bool) -> None:
   """Train several settings as one program (settings x LRs x seeds)."""
   names = [g[0] for g in group]
-  n = len(s.seeds)
+  axis = s.axis.outer("setting", names)
   masks = _stack([g[1] for g in group])
   state = _stack([g[2] for g in group])
   hp = jax.tree.map(lambda x: jnp.tile(x, len(group)), s.hparams)
@@ -253,10 +254,8 @@ def train_group(s: common.Setup, wd: Workdir, level: int,
       seeds=s.seeds * len(group), lrs=s.lrs * len(group),
       desc=f"level {level} controls ({', '.join(names)})",
       extra={"settings": "+".join(names)})
-  ev = row["evaluation"]
-  for i, name in enumerate(names):
-    evals.setdefault(name, {})[level] = jax.tree.map(
-        lambda x: x[i * n:(i + 1) * n], ev)
+  for name, idx in axis.groups("setting").items():
+    evals.setdefault(name, {})[level] = axis.take(row["evaluation"], idx)
 
 
 def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
@@ -275,19 +274,17 @@ def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
   evals.setdefault("small_dense", {})[level] = row["evaluation"]
 
 
-def _tables(evals: dict, level: int, lrs: list[float], seeds_per_lr: int
-            ) -> dict:
-  """``tables[setting][lr] = {"val", "test"}`` per-seed arrays at a level."""
+def _tables(evals: dict, level: int, axis: ReplicaAxis) -> dict:
+  """``tables[setting][lr] = {"val", "test"}`` per-seed arrays at a level
+  (every setting's evaluations lie on the lr x seed ``axis``)."""
   out = {}
   for name, by_level in evals.items():
     if level not in by_level:
       continue
     ev = by_level[level]
-    out[name] = {}
-    for j, lr in enumerate(lrs):
-      sl = slice(j * seeds_per_lr, (j + 1) * seeds_per_lr)
-      out[name][lr] = {"val": np.asarray(ev.val_accuracy)[sl],
-                       "test": np.asarray(ev.test_accuracy)[sl]}
+    out[name] = {lr: {"val": np.asarray(ev.val_accuracy)[idx],
+                      "test": np.asarray(ev.test_accuracy)[idx]}
+                 for lr, idx in axis.groups("lr").items()}
   return out
 
 
@@ -298,7 +295,7 @@ def summarize(cfg, s: common.Setup, outcome: imp.Outcome, evals: dict,
   rows, verdicts = [], []
   for level, imp_row in enumerate(outcome.rows):
     density = imp_row["density"]
-    tables = _tables(evals, level, lrs, cfg.seeds)
+    tables = _tables(evals, level, s.axis)
     for lr in lrs:
       row = {"lr": lr, "level": level, "density": density}
       for name in SETTINGS:
@@ -317,7 +314,7 @@ def summarize(cfg, s: common.Setup, outcome: imp.Outcome, evals: dict,
           "largest_secondary_sparsity": max(sec) if sec else None,
           "conclusion": verdict_lib.conclusion(verdicts, crit),
           "criteria": dataclasses.asdict(crit),
-          "lrs": lrs, "seeds": s.seeds[:cfg.seeds],
+          "lrs": lrs, "seeds": list(s.axis.levels("seed")),
           "overlap_top": cfg.sanity.overlap_top,
           "model": cfg.model.name, "dataset": cfg.data.name,
           "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}
@@ -332,7 +329,6 @@ def why_it_wins(cfg: ml_collections.ConfigDict, s: common.Setup, wd: Workdir,
   start = jax.device_get(
       (outcome.at_k if cfg.imp.rewind == "step" else outcome.init).params)
   out = []
-  n = cfg.seeds
   for level in [0] + checked_levels(cfg):
     trained = imp.load_level(wd.path, level)
     mask = outcome.masks[level]
@@ -340,8 +336,8 @@ def why_it_wins(cfg: ml_collections.ConfigDict, s: common.Setup, wd: Workdir,
         loop_lib.tree_index(start, r), loop_lib.tree_index(
             trained["params"], r), loop_lib.tree_index(mask, r),
         cfg.sanity.overlap_top) for r in range(len(s.seeds))]
-    for j, lr in enumerate(cfg.sanity.lrs):
-      reps = per_replica[j * n:(j + 1) * n]
+    for lr, idx in s.axis.groups("lr").items():
+      reps = [per_replica[i] for i in idx]
       layers = {name: {k: common.stats([r[name][k] for r in reps])
                        for k in ("correlation", "overlap")}
                 for name in reps[0]}
