@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, TypeVar
 
 import ml_collections
 import numpy as np
 
 from jaxticket.core import runtime
+from jaxticket.core.summary import Summary
 
+
+S = TypeVar("S", bound=Summary)
 
 class WorkdirError(RuntimeError):
   """The workdir holds something that conflicts with this run."""
@@ -92,12 +95,18 @@ class Workdir:
     return self.file("summary.json")
 
   def finished_summary(self) -> dict | None:
-    """The summary of a finished run of this command, else None."""
+    """The summary.json object of a finished run of this command, else
+    None."""
     if os.path.exists(self.summary_path):
       summary = read_json(self.summary_path)
       if summary.get("command") == self.command:
         return summary
     return None
+
+  def finished(self, schema: type[S]) -> S | None:
+    """The typed summary of a finished run of this command, else None."""
+    obj = self.finished_summary()
+    return None if obj is None else schema.from_json(obj)
 
   def claim(self, cfg: ml_collections.ConfigDict) -> None:
     """Record the config, refusing a workdir that holds a different run."""
@@ -158,5 +167,8 @@ class Workdir:
       f.flush()
       os.fsync(f.fileno())
 
-  def write_summary(self, summary: dict) -> None:
+  def write_summary(self, summary: Summary | dict) -> None:
+    """Write summary.json (atomically), tagged with the command."""
+    if isinstance(summary, Summary):
+      summary = summary.to_json()
     write_json(self.summary_path, {"command": self.command, **summary})

@@ -25,6 +25,7 @@ import ml_collections
 from jaxticket import config as config_lib
 from jaxticket.experiments import report
 from jaxticket.experiments.sanity import sanity
+from jaxticket.experiments.summaries import StudySummary
 from jaxticket.core.workdir import Workdir
 
 
@@ -79,7 +80,7 @@ def study_row(value_text: str, summary: dict) -> dict:
 
 
 def run(cfg: ml_collections.ConfigDict, factor: str, workdir: str,
-        progress: bool = True) -> dict:
+        progress: bool = True) -> StudySummary:
   """Run the sanity check per factor value; write the study summary."""
   key, values, texts = parse_factor(cfg, factor)
   wd = Workdir(workdir, "study")
@@ -92,9 +93,9 @@ def run(cfg: ml_collections.ConfigDict, factor: str, workdir: str,
     summary = sanity.run(sub, os.path.join(wd.path, f"{key}={text}"),
                          progress=progress)
     rows.append(study_row(text, summary))
-  result = {"factor": key, "values": texts, "rows": rows,
-            "wall_time_s": round(time.time() - t0, 2),
-            "model": cfg.model.name, "dataset": cfg.data.name}
+  result = StudySummary(factor=key, values=texts, rows=rows,
+                        wall_time_s=round(time.time() - t0, 2),
+                        model=cfg.model.name, dataset=cfg.data.name)
   report.write_study_report(wd, result)
   wd.write_summary(result)
   return result
@@ -105,5 +106,5 @@ def command(cfg: ml_collections.ConfigDict, args: Any) -> dict:
   return run(cfg, args.factor, args.workdir, progress=not args.no_progress)
 
 
-def console(summary: dict) -> str:
+def console(summary: StudySummary) -> str:
   return report.study_table(summary)

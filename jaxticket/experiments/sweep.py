@@ -44,6 +44,7 @@ from jaxticket import models as models_lib
 from jaxticket.experiments import report
 from jaxticket.core import runtime
 from jaxticket.experiments.study import parse_factor
+from jaxticket.experiments.summaries import SweepProgramSummary, SweepSummary
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.workdir import Workdir
 from jaxticket.core import mesh as mesh_lib
@@ -163,7 +164,7 @@ def units(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]]
 
 def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
         progress: bool = True, process_index: int = 0,
-        process_count: int = 1) -> dict:
+        process_count: int = 1) -> SweepSummary | None:
   """Run the sweep; write summary.json (one row per grid point and level),
   report.md and sweep.png; return the summary.
 
@@ -179,10 +180,10 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
   config_lib.validate(cfg)
   grid = parse_grid(cfg, grid_specs)
   wd = Workdir(workdir, "sweep")
-  done = wd.finished_summary()
+  done = wd.finished(SweepSummary)
   wd.claim(cfg.copy_and_resolve_references())
-  if done is not None and done.get("grid") == {k: list(v) for k, v in
-                                               grid.items()}:
+  if done is not None and done.grid == {k: list(v) for k, v in
+                                        grid.items()}:
     tqdm.write(f"{wd.path} holds this finished sweep; nothing recomputed.",
                file=sys.stderr)
     return done
@@ -218,36 +219,37 @@ def merge(cfg: ml_collections.ConfigDict, grid: dict[str, list[Any]],
   rows, layout = [], []
   for unit in work:
     sub = Workdir(wd.file(unit["workdir"]), "imp")
-    summary = sub.finished_summary()
+    summary = sub.finished(SweepProgramSummary)
     if summary is None:
       tqdm.write(f"waiting for {unit['workdir']} (run by another process)",
                  file=sys.stderr)
     while summary is None:
       time.sleep(poll_seconds)
-      summary = sub.finished_summary()
+      summary = sub.finished(SweepProgramSummary)
     seeds = unit["cfg"].seeds
     layout.append({"workdir": unit["workdir"], "values": unit["values"],
                    "points": unit["points"],
                    "replicas": len(unit["points"]) * seeds,
-                   "devices": summary.get("devices", 1)})
+                   "devices": summary.devices})
     axis = ReplicaAxis.of(point=range(len(unit["points"])),
                           seed=range(seeds))
     for j, idx in axis.groups("point").items():
-      for level in summary["levels"]:
+      for level in summary.levels:
         rows.append({"point": {**unit["values"], **unit["points"][j]},
                      "level": level["level"],
                      "density": float(np.mean(np.asarray(
                          level["density_per_seed"])[idx])),
                      **{k: _select_stats(level[k], idx) for k in
                         ("test_accuracy", "val_accuracy")}})
-  summary = {"grid": {k: list(v) for k, v in grid.items()}, "rows": rows,
-             "programs": layout, "seeds": cfg.seeds,
-             "model": cfg.model.name, "dataset": cfg.data.name,
-             "hosts": hosts or {"processes": 1, "layout": "split"},
-             "wall_time_s": round(elapsed, 2)}
+  summary = SweepSummary(
+      grid={k: list(v) for k, v in grid.items()}, rows=rows,
+      programs=layout, seeds=cfg.seeds, model=cfg.model.name,
+      dataset=cfg.data.name,
+      hosts=hosts or {"processes": 1, "layout": "split"},
+      wall_time_s=round(elapsed, 2))
   report.write_sweep_report(wd, summary)
   wd.write_summary(summary)
-  return wd.finished_summary()
+  return wd.finished(SweepSummary)
 
 
 def _select_stats(stat: dict, idx: np.ndarray) -> dict:
@@ -260,19 +262,18 @@ def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
                 wd: Workdir, progress: bool) -> dict:
   """One program: IMP over points x seeds on the replica axis (resumable,
   a finished one is reused)."""
-  done = wd.finished_summary()
+  done = wd.finished(SweepProgramSummary)
   wd.claim(cfg)
-  if done is not None and done.get("points") == points:
+  if done is not None and done.points == points:
     return done
   s = common.setup(cfg, points=points)
   outcome = imp.run_levels(s, wd, progress)
   levels = [{k: v for k, v in r.items() if k != "evaluation"}
             for r in outcome.rows]
-  summary = {"levels": levels, "seeds": s.seeds, "lrs": s.lrs,
-             "points": points, "devices": devices_used(
-                 len(s.seeds), cfg.train.shard_replicas)}
-  wd.write_summary(summary)
-  return wd.finished_summary()
+  wd.write_summary(SweepProgramSummary(
+      levels=levels, seeds=s.seeds, lrs=s.lrs, points=points,
+      devices=devices_used(len(s.seeds), cfg.train.shard_replicas)))
+  return wd.finished(SweepProgramSummary)
 
 
 def command(cfg: ml_collections.ConfigDict, args: Any) -> dict | None:
@@ -296,5 +297,5 @@ def command(cfg: ml_collections.ConfigDict, args: Any) -> dict | None:
   return summary
 
 
-def console(summary: dict) -> str:
+def console(summary: SweepSummary) -> str:
   return report.sweep_table(summary)

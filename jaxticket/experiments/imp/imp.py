@@ -42,6 +42,7 @@ from jaxticket import config as config_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket import pruning
 from jaxticket.experiments import registry, report
+from jaxticket.experiments.summaries import ImpSummary
 from jaxticket.experiments.common import (Setup, copy_tree, dense_masks, setup,
                                           train_level)
 from jaxticket.core.workdir import Workdir, read_json, write_json
@@ -302,14 +303,14 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
-        progress: bool = True) -> dict:
+        progress: bool = True) -> ImpSummary:
   """Run IMP as configured; write the run directory; return the summary.
 
   ``command='train'`` with ``imp.levels=0`` is plain dense training.
   """
   config_lib.validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, command)
-  done = wd.finished_summary()
+  done = wd.finished(ImpSummary)
   wd.claim(cfg)
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
@@ -322,16 +323,15 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
   outcome = run_levels(s, wd, progress)
   rows = [{k: v for k, v in r.items() if k != "evaluation"}
           for r in outcome.rows]
-  summary = {"levels": rows, "seeds": s.seeds,
-             "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step,
-             "schedule": cfg.imp.schedule, "strategy": cfg.imp.strategy,
-             "model": cfg.model.name, "dataset": cfg.data.name,
-             "wall_time_s": round(time.time() - t0, 2)}
-  if auto:
-    summary["auto_rewind"] = auto
+  summary = ImpSummary(
+      levels=rows, seeds=s.seeds, rewind=cfg.imp.rewind,
+      rewind_step=cfg.imp.rewind_step, schedule=cfg.imp.schedule,
+      strategy=cfg.imp.strategy, model=cfg.model.name,
+      dataset=cfg.data.name, wall_time_s=round(time.time() - t0, 2),
+      auto_rewind=auto)
   report.write_imp_report(wd, summary)
   wd.write_summary(summary)
-  return wd.finished_summary()
+  return wd.finished(ImpSummary)
 
 
 def resolve_rewind_step(cfg: ml_collections.ConfigDict, wd: Workdir,
@@ -353,13 +353,13 @@ def resolve_rewind_step(cfg: ml_collections.ConfigDict, wd: Workdir,
   return cfg, info
 
 
-def command(cfg: ml_collections.ConfigDict, args: Any) -> dict:
+def command(cfg: ml_collections.ConfigDict, args: Any) -> ImpSummary:
   """``jaxticket imp``."""
   return run(cfg, args.workdir, command="imp", progress=not args.no_progress)
 
 
-def console(summary: dict) -> str:
-  return report.imp_table(summary["levels"])
+def console(summary: ImpSummary) -> str:
+  return report.imp_table(summary.levels)
 
 
 def save_level(wd: Workdir, level: int, mask: PyTree,

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from jaxticket.core import checkpoint
 from jaxticket import config as config_lib
 from jaxticket.experiments.imp import imp
+from jaxticket.experiments.summaries import LmcSummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
 from jaxticket.experiments import report
@@ -500,7 +501,7 @@ def stable_step(rows: list[dict], threshold: float) -> int | None:
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
-        ) -> dict:
+        ) -> LmcSummary:
   """``jaxticket lmc``: the instability analysis of the dense net
   (``lmc.level=0``) or of the IMP ticket of level ``lmc.level``; writes
   summary.json, report.md, lmc_paths.png and instability.png."""
@@ -508,7 +509,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   config_lib.validate_lmc(cfg)
   cfg = _source_seeds(cfg)
   wd = Workdir(workdir, "lmc")
-  done = wd.finished_summary()
+  done = wd.finished(LmcSummary)
   wd.claim(cfg)
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `lmc` run with this config; "
@@ -518,22 +519,22 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   t0 = time.time()
   ticket = load_ticket(cfg, wd, progress) if cfg.lmc.level else None
   s = common.setup(cfg)
-  summary = instability(s, wd, ticket, progress)
-  summary.update(model=cfg.model.name, dataset=cfg.data.name,
-                 wall_time_s=round(time.time() - t0, 2))
+  summary = LmcSummary(**instability(s, wd, ticket, progress),
+                       model=cfg.model.name, dataset=cfg.data.name,
+                       wall_time_s=round(time.time() - t0, 2))
   report.write_lmc_report(wd, summary)
   wd.write_summary(summary)
-  return wd.finished_summary()
+  return wd.finished(LmcSummary)
 
 
-def command(cfg: ml_collections.ConfigDict, args: Any) -> dict:
+def command(cfg: ml_collections.ConfigDict, args: Any) -> LmcSummary:
   """``jaxticket lmc``."""
   return run(cfg, args.workdir, progress=not args.no_progress)
 
 
-def console(summary: dict) -> str:
-  return (report.lmc_table(summary["rows"]) + "\n\nstable from rewind step: "
-          f"{summary['stable_rewind_step']}")
+def console(summary: LmcSummary) -> str:
+  return (report.lmc_table(summary.rows) + "\n\nstable from rewind step: "
+          f"{summary.stable_rewind_step}")
 
 
 def choose_rewind_step(cfg: ml_collections.ConfigDict, workdir: str,

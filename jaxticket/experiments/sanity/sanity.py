@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from jaxticket import config as config_lib
 from jaxticket.experiments.sanity import diagnostics
 from jaxticket.experiments.imp import imp
+from jaxticket.experiments.summaries import SanitySummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
 from jaxticket import models as models_lib
@@ -160,11 +161,11 @@ def start_state(state: step_lib.TrainState, mask: PyTree,
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
-        ) -> dict:
+        ) -> SanitySummary:
   """The whole sanity check; writes the workdir and returns the summary."""
   validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, "sanity")
-  done = wd.finished_summary()
+  done = wd.finished(SanitySummary)
   if cfg.sanity.seeds:
     cfg = cfg.copy_and_resolve_references()
     cfg.seeds = cfg.sanity.seeds
@@ -225,19 +226,19 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   if auto:
     summary["auto_rewind"] = auto
   summary["wall_time_s"] = round(time.time() - t0, 2)
+  summary = SanitySummary(**summary)
   report.write_sanity_report(wd, summary)
   wd.write_summary(summary)
-  return wd.finished_summary()
+  return wd.finished(SanitySummary)
 
 
-def command(cfg: ml_collections.ConfigDict, args) -> dict:
+def command(cfg: ml_collections.ConfigDict, args) -> SanitySummary:
   """``jaxticket sanity``."""
   return run(cfg, args.workdir, progress=not args.no_progress)
 
 
-def console(summary: dict) -> str:
-  return (report.verdict_table(summary["verdicts"]) + "\n\n"
-          + summary["conclusion"])
+def console(summary: SanitySummary) -> str:
+  return report.verdict_table(summary.verdicts) + "\n\n" + summary.conclusion
 
 
 def train_group(s: common.Setup, wd: Workdir, level: int,

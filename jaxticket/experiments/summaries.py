@@ -1,0 +1,111 @@
+"""The summary.json schema of every experiment, as typed dataclasses.
+
+Field names are the summary.json keys documented in the README; rows and
+verdicts stay JSON objects (their keys are documented there too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxticket.core.summary import Summary
+
+
+@dataclasses.dataclass
+class ImpSummary(Summary):
+  """``jaxticket imp`` / ``train``: one row per IMP level."""
+  SCHEMA = "imp"
+  levels: list[dict]
+  seeds: list[int]
+  rewind: str
+  rewind_step: int
+  schedule: str
+  strategy: str
+  model: str
+  dataset: str
+  wall_time_s: float
+  auto_rewind: dict | None = None
+
+
+@dataclasses.dataclass
+class SweepProgramSummary(Summary):
+  """One program of a sweep (its own IMP workdir): IMP levels over grid
+  points x seeds on one replica axis."""
+  SCHEMA = "sweep_program"
+  levels: list[dict]
+  seeds: list[int]
+  lrs: list[float]
+  points: list[dict]
+  devices: int = 1
+
+
+@dataclasses.dataclass
+class SanitySummary(Summary):
+  """``jaxticket sanity``: accuracy rows per (lr, level), a verdict per
+  checked sparsity, the conclusion in words and the diagnostics."""
+  SCHEMA = "sanity"
+  rows: list[dict]
+  verdicts: list[dict]
+  largest_jackpot_sparsity: float | None
+  largest_secondary_sparsity: float | None
+  conclusion: str
+  criteria: dict
+  lrs: list[float]
+  seeds: list[int]
+  overlap_top: float
+  model: str
+  dataset: str
+  rewind: str
+  rewind_step: int
+  diagnostics: list[dict] = dataclasses.field(default_factory=list)
+  diverged: list[dict] = dataclasses.field(default_factory=list)
+  wall_time_s: float = 0.0
+  auto_rewind: dict | None = None
+
+
+@dataclasses.dataclass
+class LmcSummary(Summary):
+  """``jaxticket lmc``: barriers per rewind step (and, for a ticket,
+  ticket-to-solution connectivity)."""
+  SCHEMA = "lmc"
+  rows: list[dict]
+  alphas: list[float]
+  seeds: list[int]
+  children: int
+  level: int
+  density: float
+  bn_reestimate: bool
+  stable_rewind_step: int | None
+  stable_barrier: float
+  timings_s: dict
+  model: str = ""
+  dataset: str = ""
+  wall_time_s: float = 0.0
+  connectivity: dict | None = None
+
+
+@dataclasses.dataclass
+class SweepSummary(Summary):
+  """``jaxticket sweep``: one row per grid point and IMP level."""
+  SCHEMA = "sweep"
+  grid: dict[str, list[Any]]
+  rows: list[dict]
+  programs: list[dict]
+  seeds: int
+  model: str
+  dataset: str
+  hosts: dict
+  wall_time_s: float
+
+
+@dataclasses.dataclass
+class StudySummary(Summary):
+  """``jaxticket study``: one row per value of the studied config key."""
+  SCHEMA = "study"
+  factor: str
+  values: list[str]
+  rows: list[dict]
+  wall_time_s: float
+  model: str
+  dataset: str
