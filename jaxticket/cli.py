@@ -20,7 +20,9 @@ jaxticket: lottery-ticket research in JAX, vectorized over seeds.
 Every command reads an ml_collections config (--config FILE.py[:SIZE]; none =
 the embedded offline default, LeNet-300-100 on MNIST-1D with 4 seeds),
 applies --config.KEY=VALUE overrides, and writes config.json, metrics.jsonl,
-summary.json, report.md, plots and checkpoints/ to --workdir."""
+summary.json, report.md, plots and checkpoints/ to --workdir. Compiled
+programs are cached in ~/.cache/jaxticket/jax (--compile-cache DIR to move
+it, --no-compile-cache to turn it off), so a rerun starts faster."""
 
 COMMANDS = {
     "sanity": "Ma et al. (2021) sanity checks: IMP at every LR of "
@@ -84,11 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory (default: %(default)s).")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars.")
-    p.add_argument("--compile-cache", default=None, metavar="DIR",
-                   help="jax persistent compilation cache directory: a "
-                        "second identical run loads its programs instead of "
-                        "compiling (default: $JAXTICKET_COMPILE_CACHE, "
-                        "else off).")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", default=None, metavar="DIR",
+                       help="jax persistent compilation cache directory: a "
+                            "second identical run loads its programs "
+                            "instead of compiling (default: "
+                            "$JAXTICKET_COMPILE_CACHE, else "
+                            "$XDG_CACHE_HOME/jaxticket/jax or "
+                            "~/.cache/jaxticket/jax; "
+                            "JAXTICKET_COMPILE_CACHE=off or empty: no "
+                            "cache).")
+    cache.add_argument("--no-compile-cache", action="store_true",
+                       help="no persistent compilation cache (compile every "
+                            "program afresh).")
     if name == "sweep":
       p.add_argument("--grid", action="append", default=[],
                      metavar="KEY=V1,V2,...",
@@ -163,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
       cfg.imp.levels = 0
     config_lib.validate(cfg)
-    runtime.enable_compile_cache(args.compile_cache)
+    runtime.enable_compile_cache(args.compile_cache,
+                                 enabled=not args.no_compile_cache)
     runtime.set_cpu_devices(cfg.train.cpu_devices)
     if args.command == "sanity":
       summary = sanity.run(cfg, args.workdir, progress=not args.no_progress)

@@ -16,7 +16,9 @@ import ast
 import difflib
 import importlib.util
 import json
+import math
 import os
+import re
 from typing import Any, Iterable
 
 import ml_collections
@@ -242,10 +244,18 @@ def load(spec: str | None) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise ConfigError(f"Config file {path!r} not found. Pass a path such as "
                       "configs/mnist1d_lenet.py (optionally :tiny).")
+  if not path.endswith(".py"):
+    raise ConfigError(f"Config file {path!r} is not a Python file: pass a .py "
+                      "file defining get_config(arg=None), such as "
+                      "configs/mnist1d_lenet.py.")
   module_spec = importlib.util.spec_from_file_location("jaxticket_user_config",
                                                        path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:  # other errors keep their traceback (user code)
+    raise ConfigError(f"Config file {path!r} line {e.lineno}: {e.msg}; fix "
+                      "the Python syntax there.") from None
   if not hasattr(module, "get_config"):
     raise ConfigError(f"{path} defines no get_config(arg=None) function.")
   cfg = module.get_config(arg or None)
@@ -352,6 +362,17 @@ def _range(key: str, ok: bool, value: Any, allowed: str) -> None:
     raise ConfigError(f"{key}={value!r} is out of range: {allowed}.")
 
 
+def _regex(key: str, value: str, example: str) -> None:
+  """Refuse a value that is not a valid Python regular expression."""
+  try:
+    re.compile(value)
+  except re.error as e:
+    raise ConfigError(f"{key}={value!r} is not a valid regular expression "
+                      f"({e}); give a Python regex over parameter paths such "
+                      f"as Dense_0/kernel, e.g. --config.{key}='{example}'."
+                      ) from None
+
+
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Check names and ranges before any compute; raise :class:`ConfigError`."""
   _choice("data.name", cfg.data.name, data_lib.DATASETS)
@@ -367,7 +388,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice("train.schedule", t.schedule, train_lib.SCHEDULES)
   _choice("train.replica_loop", t.replica_loop, train_lib.REPLICA_LOOPS)
   _choice("train.compute_dtype", t.compute_dtype, train_lib.COMPUTE_DTYPES)
-  _range("train.lr", t.lr > 0, t.lr, "must be > 0")
+  _range("train.lr", t.lr > 0 and math.isfinite(t.lr), t.lr,
+         "must be > 0 and finite")
   _range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
   _range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
          "must be >= 0")
@@ -380,7 +402,13 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
          t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
   _range("train.milestones", all(0 < m < 1 for m in t.milestones),
          t.milestones, "fractions of train.steps, each in (0, 1)")
+  _range("train.gamma", t.gamma > 0, t.gamma,
+         "must be > 0 (the step schedule's LR factor, e.g. 0.1)")
+  _range("seed", cfg.seed >= 0, cfg.seed,
+         "must be >= 0 (replicas use seeds seed .. seed+seeds-1)")
   _range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
+  _regex("masks.prunable", cfg.masks.prunable, r"(^|/)kernel$")
+  _regex("masks.output_layer", cfg.masks.output_layer, r"(^|/)head/kernel$")
   i = cfg.imp
   _range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
   _range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,

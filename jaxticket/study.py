@@ -28,20 +28,36 @@ from jaxticket import sanity
 from jaxticket.workdir import Workdir
 
 
-def parse_factor(cfg: ml_collections.ConfigDict, spec: str
+#: Example spec per option that parses ``KEY=V1,V2,...`` axes.
+EXAMPLES = {"--factor": "model.width=0.5,1,2", "--grid": "train.lr=0.01,0.1"}
+
+
+def parse_factor(cfg: ml_collections.ConfigDict, spec: str,
+                 option: str = "--factor"
                  ) -> tuple[str, list[Any], list[str]]:
-  """``key=v1,v2`` (or ``key=a,b;c,d`` for tuple keys) -> key, values, texts."""
+  """``key=v1,v2`` (or ``key=a,b;c,d`` for tuple keys) -> key, values, texts.
+  ``option`` (``--factor`` or ``--grid``) is the one named in errors."""
   key, sep, text = spec.partition("=")
-  if not sep or not text:
-    raise config_lib.ConfigError(
-        f"--factor {spec!r}: write KEY=V1,V2,... e.g. model.width=0.5,1,2 "
-        "(use ';' between values of tuple keys: sanity.lrs=0.01,0.1;0.1,0.3).")
+  how = (f"write {option} KEY=V1,V2,... e.g. {option} "
+         f"{EXAMPLES.get(option, EXAMPLES['--factor'])} (use ';' between "
+         "values of tuple keys: sanity.lrs=0.01,0.1;0.1,0.3)")
+  if not sep or not key or not text.strip():
+    raise config_lib.ConfigError(f"{option} {spec!r} gives no values: {how}.")
   texts = [t.strip() for t in (text.split(";") if ";" in text
                                else text.split(","))]
+  if "" in texts:
+    raise config_lib.ConfigError(f"{option} {spec!r} has an empty value: "
+                                 f"{how}.")
   values = []
   for t in texts:  # parse by the field's type, with the usual key checks
     probe = cfg.copy_and_resolve_references()
-    config_lib.apply_overrides(probe, [f"{key}={t}"])
+    try:
+      config_lib.apply_overrides(probe, [f"{key}={t}"])
+    except config_lib.ConfigError as e:  # name the option, not --config.KEY
+      msg, prefix = str(e), f"--config.{key}={t!r}: "
+      if msg.startswith(prefix):  # a value of the wrong type
+        msg = f"value {t!r}: {msg[len(prefix):]}"
+      raise config_lib.ConfigError(f"{option} {spec}: {msg}") from None
     values.append(config_lib.get_value(probe, key))
   return key, values, texts
 
@@ -82,6 +98,13 @@ def run(cfg: ml_collections.ConfigDict, factor: str, workdir: str,
         progress: bool = True) -> dict:
   """Run the sanity check per factor value; write the study summary."""
   key, values, texts = parse_factor(cfg, factor)
+  for text in texts:  # every value's sanity config, before any compute
+    sub = cfg.copy_and_resolve_references()
+    config_lib.apply_overrides(sub, [f"{key}={text}"])
+    try:
+      sanity.validate(sub)
+    except config_lib.ConfigError as e:
+      raise config_lib.ConfigError(f"--factor {key}={text}: {e}") from None
   wd = Workdir(workdir, "study")
   t0 = time.time()
   rows = []

@@ -53,7 +53,7 @@ def parse_grid(cfg: ml_collections.ConfigDict, specs: list[str]
   (values parsed by each key's type; unknown keys refused)."""
   grid = {}
   for spec in specs:
-    key, values, _ = parse_factor(cfg, spec)
+    key, values, _ = parse_factor(cfg, spec, option="--grid")
     if key in grid:
       raise config_lib.ConfigError(f"--grid {key} given twice.")
     grid[key] = values

@@ -87,7 +87,15 @@ def _read_split(name: str, split: str, data_dir: str | None):
     source = builder.as_data_source()[split]
     num_classes = builder.info.features["label"].num_classes
   else:
-    source = tfds.data_source(name, split=split, data_dir=data_dir)
+    try:
+      source = tfds.data_source(name, split=split, data_dir=data_dir)
+    except OSError as e:  # includes requests' errors: offline, no access
+      raise ValueError(
+          f"data.name={name!r}: tfds could not download or read it "
+          f"({type(e).__name__}); its first use downloads it (needs a "
+          "network), or copy a prepared tfds directory into data.data_dir or "
+          f"$TFDS_DATA_DIR; offline datasets: {', '.join(OFFLINE_BUILDERS)}."
+          ) from None
     builder = tfds.builder(name, data_dir=data_dir)
     num_classes = builder.info.features["label"].num_classes
   items = [source[i] for i in range(len(source))]
