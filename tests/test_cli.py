@@ -211,3 +211,14 @@ def test_span_hosts_needs_distributed(tmp_path, capsys):
                        "--span-hosts")
   assert code == 2 and "--span-hosts needs --distributed" in out.err
   assert not (tmp_path / "w").exists()
+
+
+def test_start_imports_no_other_commands_modules(tmp_path):
+  code = ("import sys; from jaxticket import cli; "
+          "cli.main(['train', '--workdir', 'w', '--config.seeds=0']); "
+          "print(sorted(m for m in ('scipy.stats', 'jaxticket.sanity', "
+          "'jaxticket.lmc') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+  assert out.stdout.strip() == "[]", out.stderr  # 0.4 s of scipy.stats
