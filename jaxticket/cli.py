@@ -24,7 +24,9 @@ jaxticket: lottery-ticket research in JAX, vectorized over seeds.
 Every command reads an ml_collections config (--config FILE.py[:SIZE]; none =
 the embedded offline default, LeNet-300-100 on MNIST-1D with 4 seeds),
 applies --config.KEY=VALUE overrides, and writes config.json, metrics.jsonl,
-summary.json, report.md, plots and checkpoints/ to --workdir."""
+summary.json, report.md, plots and checkpoints/ to --workdir. Compiled
+programs are cached in ~/.cache/jaxticket/jax (--compile-cache DIR to move
+it, --no-compile-cache to turn it off), so a rerun starts faster."""
 
 EPILOG = """\
 examples:
@@ -75,11 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory (default: %(default)s).")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars.")
-    p.add_argument("--compile-cache", default=None, metavar="DIR",
-                   help="jax persistent compilation cache directory: a "
-                        "second identical run loads its programs instead of "
-                        "compiling (default: $JAXTICKET_COMPILE_CACHE, "
-                        "else off).")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", default=None, metavar="DIR",
+                       help="jax persistent compilation cache directory: a "
+                            "second identical run loads its programs "
+                            "instead of compiling (default: "
+                            "$JAXTICKET_COMPILE_CACHE, else "
+                            "$XDG_CACHE_HOME/jaxticket/jax or "
+                            "~/.cache/jaxticket/jax; "
+                            "JAXTICKET_COMPILE_CACHE=off or empty: no "
+                            "cache).")
+    cache.add_argument("--no-compile-cache", action="store_true",
+                       help="no persistent compilation cache (compile every "
+                            "program afresh).")
     for argument in exp.arguments:
       argument.add_to(p)
   return parser
@@ -133,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
   try:
     cfg = config_lib.apply_overrides(config_lib.load(args.config), overrides)
     config_lib.validate(cfg)
-    runtime.enable_compile_cache(args.compile_cache)
+    runtime.enable_compile_cache(args.compile_cache,
+                                 enabled=not args.no_compile_cache)
     runtime.set_cpu_devices(cfg.train.cpu_devices)
     module = registry.load(args.command)
     summary = module.command(cfg, args)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import math
 import os
+import re
 from typing import Any, Iterable
 
 import ml_collections
@@ -247,10 +249,18 @@ def load(spec: str | None) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise ConfigError(f"Config file {path!r} not found. Pass a path such as "
                       "configs/mnist1d_lenet.py (optionally :tiny).")
+  if not path.endswith(".py"):
+    raise ConfigError(f"Config file {path!r} is not a Python file: pass a .py "
+                      "file defining get_config(arg=None), such as "
+                      "configs/mnist1d_lenet.py.")
   module_spec = importlib.util.spec_from_file_location("jaxticket_user_config",
                                                        path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:  # other errors keep their traceback (user code)
+    raise ConfigError(f"Config file {path!r} line {e.lineno}: {e.msg}; fix "
+                      "the Python syntax there.") from None
   if not hasattr(module, "get_config"):
     raise ConfigError(f"{path} defines no get_config(arg=None) function.")
   cfg = module.get_config(arg or None)
@@ -345,6 +355,41 @@ def apply_overrides(cfg: ml_collections.ConfigDict,
   return cfg
 
 
+#: Example spec per option that parses ``KEY=V1,V2,...`` axes.
+AXIS_EXAMPLES = {"--factor": "model.width=0.5,1,2", "--grid": "train.lr=0.01,0.1"}
+
+
+def parse_axis(cfg: ml_collections.ConfigDict, spec: str,
+                 option: str = "--factor"
+                 ) -> tuple[str, list[Any], list[str]]:
+  """A study or sweep axis: ``key=v1,v2`` (or ``key=a,b;c,d`` for tuple keys)
+  -> key, values (parsed by the field's type), texts.
+  ``option`` (``--factor`` or ``--grid``) is the one named in errors."""
+  key, sep, text = spec.partition("=")
+  how = (f"write {option} KEY=V1,V2,... e.g. {option} "
+         f"{AXIS_EXAMPLES.get(option, AXIS_EXAMPLES['--factor'])} (use ';' between "
+         "values of tuple keys: sanity.lrs=0.01,0.1;0.1,0.3)")
+  if not sep or not key or not text.strip():
+    raise ConfigError(f"{option} {spec!r} gives no values: {how}.")
+  texts = [t.strip() for t in (text.split(";") if ";" in text
+                               else text.split(","))]
+  if "" in texts:
+    raise ConfigError(f"{option} {spec!r} has an empty value: "
+                                 f"{how}.")
+  values = []
+  for t in texts:  # parse by the field's type, with the usual key checks
+    probe = cfg.copy_and_resolve_references()
+    try:
+      apply_overrides(probe, [f"{key}={t}"])
+    except ConfigError as e:  # name the option, not --config.KEY
+      msg, prefix = str(e), f"--config.{key}={t!r}: "
+      if msg.startswith(prefix):  # a value of the wrong type
+        msg = f"value {t!r}: {msg[len(prefix):]}"
+      raise ConfigError(f"{option} {spec}: {msg}") from None
+    values.append(get_value(probe, key))
+  return key, values, texts
+
+
 def check_key(key: str, value: str, allowed: Iterable[str]) -> None:
   try:
     check_choice(key, value, allowed)
@@ -355,6 +400,17 @@ def check_key(key: str, value: str, allowed: Iterable[str]) -> None:
 def check_range(key: str, ok: bool, value: Any, allowed: str) -> None:
   if not ok:
     raise ConfigError(f"{key}={value!r} is out of range: {allowed}.")
+
+
+def _regex(key: str, value: str, example: str) -> None:
+  """Refuse a value that is not a valid Python regular expression."""
+  try:
+    re.compile(value)
+  except re.error as e:
+    raise ConfigError(f"{key}={value!r} is not a valid regular expression "
+                      f"({e}); give a Python regex over parameter paths such "
+                      f"as Dense_0/kernel, e.g. --config.{key}='{example}'."
+                      ) from None
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -376,7 +432,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_key("train.schedule", t.schedule, optim.SCHEDULES)
   check_key("train.replica_loop", t.replica_loop, loop_lib.REPLICA_LOOPS)
   check_key("train.compute_dtype", t.compute_dtype, optim.COMPUTE_DTYPES)
-  check_range("train.lr", t.lr > 0, t.lr, "must be > 0")
+  check_range("train.lr", t.lr > 0 and math.isfinite(t.lr), t.lr,
+              "must be > 0 and finite")
   check_range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
   check_range("train.weight_decay", t.weight_decay >= 0, t.weight_decay,
          "must be >= 0")
@@ -389,7 +446,13 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
          t.warmup_steps, f"must be in [0, train.steps={t.steps}]")
   check_range("train.milestones", all(0 < m < 1 for m in t.milestones),
          t.milestones, "fractions of train.steps, each in (0, 1)")
+  check_range("train.gamma", t.gamma > 0, t.gamma,
+              "must be > 0 (the step schedule's LR factor, e.g. 0.1)")
+  check_range("seed", cfg.seed >= 0, cfg.seed,
+              "must be >= 0 (replicas use seeds seed .. seed+seeds-1)")
   check_range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
+  _regex("masks.prunable", cfg.masks.prunable, r"(^|/)kernel$")
+  _regex("masks.output_layer", cfg.masks.output_layer, r"(^|/)head/kernel$")
   i = cfg.imp
   check_range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
   check_range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,

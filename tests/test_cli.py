@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from jaxticket import cli
+from jaxticket.core import runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs", "mnist1d_lenet.py") + ":tiny"
@@ -18,8 +19,13 @@ def test_imp_end_to_end_in_subprocess(tmp_path):
   cmd = [sys.executable, "-m", "jaxticket.cli", "imp", "--config", TINY,
          "--workdir", str(wd), "--config.model.width=0.25",
          "--config.imp.levels", "2", "--no-progress"]
-  out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+  # No cache option or variable: the default cache under $XDG_CACHE_HOME.
+  env = {k: v for k, v in os.environ.items() if k != runtime.CACHE_ENV}
+  env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env=env)
   assert out.returncode == 0, out.stderr
+  assert os.listdir(tmp_path / "xdg" / "jaxticket" / "jax")
   assert "| level | density" in out.stdout
   for name in ("config.json", "metrics.jsonl", "summary.json", "report.md",
                "accuracy_vs_density.png"):
@@ -64,6 +70,11 @@ def run_main(capsys, *argv):
     ("--config.train.steps=0", "train.steps=0"),
     ("--config.train.batch_size=100000", "train.batch_size=100000"),
     ("--config.train.stop_on_divergence=maybe", "expected a value of type bool"),
+    ("--config.masks.prunable=[", "--config.masks.prunable='(^|/)kernel$'"),
+    ("--config.masks.output_layer=((", "not a valid regular expression"),
+    ("--config.seed=-1", "must be >= 0"),
+    ("--config.train.lr=inf", "finite"),
+    ("--config.train.gamma=0", "must be > 0"),
 ])
 def test_bad_config_gives_clear_error(tmp_path, capsys, override, needle):
   code, out = run_main(capsys, "imp", "--config", TINY, "--workdir",
@@ -79,6 +90,84 @@ def test_missing_config_file(tmp_path, capsys):
   code, out = run_main(capsys, "train", "--config", "nope.py", "--workdir",
                        str(tmp_path))
   assert code == 2 and "not found" in out.err
+
+
+@pytest.mark.parametrize("text,needle", [
+    (None, "not a Python file"),  # a file that is not .py at all
+    ("def get_config(arg=None):\n  return (\n", "line 2"),
+])
+def test_unloadable_config_file(tmp_path, capsys, text, needle):
+  path = tmp_path / ("bad.py" if text else "bad.md")
+  path.write_text(text or "# notes\n")
+  code, out = run_main(capsys, "train", "--config", str(path), "--workdir",
+                       str(tmp_path / "w"))
+  assert code == 2 and needle in out.err and str(path) in out.err
+  assert "Traceback" not in out.err
+
+
+def test_sanity_levels_beyond_imp_levels_refused(tmp_path, capsys):
+  for levels, fix in (("(99,)", "--config.sanity.levels=12)"),
+                      ("0,5", "sanity.levels=5")):
+    code, out = run_main(capsys, "sanity", "--workdir", str(tmp_path / "w"),
+                         f"--config.sanity.levels={levels}")
+    assert code == 2 and "imp.levels=12" in out.err and fix in out.err
+  code, out = run_main(capsys, "sanity", "--config", TINY, "--workdir",
+                       str(tmp_path / "w"), "--config.sanity.levels=3")
+  assert code == 2 and "[1, imp.levels=2]" in out.err
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("grid,needle", [
+    ("train.lr=", "--grid 'train.lr=' gives no values: write --grid "
+                  "KEY=V1,V2,... e.g. --grid train.lr=0.01,0.1"),
+    ("train.lr", "--grid 'train.lr' gives no values"),
+    ("train.lr=0.1,", "--grid 'train.lr=0.1,' has an empty value"),
+    ("nokey=1,2", "--grid nokey=1,2: Unknown config key 'nokey'"),
+    ("train.lr=abc", "--grid train.lr=abc: value 'abc': expected a value of "
+                     "type float"),
+])
+def test_bad_grid_names_the_grid_option(tmp_path, capsys, grid, needle):
+  code, out = run_main(capsys, "sweep", "--config", TINY, "--workdir",
+                       str(tmp_path / "w"), "--grid", grid)
+  assert code == 2 and needle in out.err and "--factor" not in out.err
+  assert out.err.count("\n") == 1 and not (tmp_path / "w").exists()
+
+
+def test_study_refuses_a_bad_value_before_any_compute(tmp_path, capsys):
+  code, out = run_main(capsys, "study", "--workdir", str(tmp_path / "w"),
+                       "--factor", "imp.levels=12,4")
+  assert code == 2 and "--factor imp.levels=4: sanity.levels" in out.err
+  assert not (tmp_path / "w").exists()
+
+
+def test_workdir_that_is_a_file(tmp_path, capsys):
+  (tmp_path / "f").write_text("")
+  code, out = run_main(capsys, "train", "--config", TINY, "--workdir",
+                       str(tmp_path / "f"), "--no-progress")
+  assert code == 2 and "--workdir" in out.err and "File exists" in out.err
+
+
+def test_compile_cache_default_and_off(tmp_path, monkeypatch):
+  monkeypatch.delenv(runtime.CACHE_ENV, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  default = str(tmp_path / "jaxticket" / "jax")
+  assert runtime.compile_cache_dir() == default
+  assert runtime.compile_cache_dir(enabled=False) is None
+  assert runtime.compile_cache_dir("d") == "d"  # --compile-cache DIR
+  monkeypatch.setenv("XDG_CACHE_HOME", "")  # empty = unset (XDG spec)
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  assert runtime.compile_cache_dir() == str(
+      tmp_path / "home" / ".cache" / "jaxticket" / "jax")
+  for off in ("off", "", "0", "OFF", "none"):
+    monkeypatch.setenv(runtime.CACHE_ENV, off)
+    assert runtime.compile_cache_dir() is None
+    assert runtime.compile_cache_dir("d") == "d"  # the option wins
+  monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "env"))
+  assert runtime.compile_cache_dir() == str(tmp_path / "env")
+  args, _ = cli.parse(["train", "--no-compile-cache"])
+  assert args.no_compile_cache and args.compile_cache is None
+  with pytest.raises(SystemExit):  # one or the other
+    cli.parse(["train", "--no-compile-cache", "--compile-cache", "d"])
 
 
 def test_help_lists_commands(capsys):
@@ -123,3 +212,15 @@ def test_span_hosts_needs_distributed(tmp_path, capsys):
                        "--span-hosts")
   assert code == 2 and "--span-hosts needs --distributed" in out.err
   assert not (tmp_path / "w").exists()
+
+
+def test_start_imports_no_other_commands_modules(tmp_path):
+  code = ("import sys; from jaxticket import cli; "
+          "cli.main(['train', '--workdir', 'w', '--config.seeds=0']); "
+          "print(sorted(m for m in ('scipy.stats', "
+          "'jaxticket.experiments.sanity.sanity', "
+          "'jaxticket.experiments.lmc.lmc') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+  assert out.stdout.strip() == "[]", out.stderr  # 0.4 s of scipy.stats

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from jaxticket import config
+from jaxticket.experiments.sanity import sanity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
@@ -21,6 +22,25 @@ def test_every_shipped_config_loads_and_validates(path, size):
   cfg = config.validate(config.load(path + size))
   if size:
     assert cfg.train.steps <= 100 and cfg.seeds <= 2
+  sanity.validate(cfg)  # e.g. its sanity.levels lie within imp.levels
+
+
+@pytest.mark.parametrize("size", [None, "tiny"])
+def test_embedded_default_validates_for_sanity(size):
+  sanity.validate(config.default_config(size))
+
+
+def test_bad_regexes_and_sanity_levels():
+  cfg = config.default_config()
+  cfg.masks.prunable = "["
+  with pytest.raises(config.ConfigError, match="masks.prunable='\\['.*"
+                     "not a valid regular expression"):
+    config.validate(cfg)
+  cfg = config.default_config()
+  cfg.sanity.levels = (5, 13)
+  with pytest.raises(config.ConfigError, match=r"imp.levels=12\].*"
+                     r"sanity.levels=5\)"):
+    sanity.validate(cfg)
 
 
 def test_overrides_parse_by_type():

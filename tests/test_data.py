@@ -60,3 +60,15 @@ def test_random_crop_flip():
   outs = [np.asarray(data.random_crop_flip(jax.random.key(k), x, pad=2))
           for k in range(5)]
   assert any((o != x).any() for o in outs)
+
+
+def test_download_failure_is_one_clear_error(monkeypatch):
+  import requests
+
+  def offline(*args, **kwargs):
+    raise requests.ConnectionError("Failed to resolve 'storage.googleapis.com'")
+
+  monkeypatch.setattr(tfds, "data_source", offline)
+  with pytest.raises(ValueError, match="data.name='mnist'.*needs a network"
+                     ".*offline datasets: mnist1d, digits"):
+    data.load("mnist")

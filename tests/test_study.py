@@ -8,16 +8,16 @@ from jaxticket.experiments import study
 
 def test_parse_factor_types_and_tuples():
   cfg = config.default_config("tiny")
-  key, values, texts = study.parse_factor(cfg, "model.width=0.5,1,2")
+  key, values, texts = config.parse_axis(cfg, "model.width=0.5,1,2")
   assert key == "model.width" and values == [0.5, 1.0, 2.0]
-  _, values, _ = study.parse_factor(cfg, "model.residual=true,false")
+  _, values, _ = config.parse_axis(cfg, "model.residual=true,false")
   assert values == [True, False]
-  _, values, texts = study.parse_factor(cfg, "sanity.lrs=0.01,0.1;0.3")
+  _, values, texts = config.parse_axis(cfg, "sanity.lrs=0.01,0.1;0.3")
   assert values == [(0.01, 0.1), (0.3,)] and texts == ["0.01,0.1", "0.3"]
   with pytest.raises(config.ConfigError, match="Did you mean model.width"):
-    study.parse_factor(cfg, "model.widht=1,2")
+    config.parse_axis(cfg, "model.widht=1,2")
   with pytest.raises(config.ConfigError, match="KEY=V1,V2"):
-    study.parse_factor(cfg, "model.width")
+    config.parse_axis(cfg, "model.width")
 
 
 @pytest.mark.slow  # ~35 s: two whole (tiny) sanity checks

@@ -9,10 +9,10 @@
   split (each process runs whole programs on its own devices) or spanning
   (every program's replica axis sharded over the devices of all processes;
   process 0 alone writes files, :func:`writes_files`).
-- The persistent compilation cache (``--compile-cache DIR`` or
-  ``$JAXTICKET_COMPILE_CACHE``): compiled programs are written to DIR and a
-  later identical program (a rerun, the next IMP level's trainer, a test)
-  loads instead of compiling.
+- The persistent compilation cache, on by default for the ``jaxticket``
+  command (:func:`compile_cache_dir`): compiled programs are written to a
+  directory and a later identical program (a rerun, the next IMP level's
+  trainer, a test) loads instead of compiling.
 """
 
 from __future__ import annotations
@@ -23,19 +23,58 @@ import sys
 import jax
 
 CACHE_ENV = "JAXTICKET_COMPILE_CACHE"
+#: ``$JAXTICKET_COMPILE_CACHE`` values that turn the cache off ("" too).
+CACHE_OFF = ("", "off", "0", "false", "no", "none")
 
 
-def enable_compile_cache(directory: str | None = None) -> str | None:
-  """Turn on jax's persistent compilation cache in ``directory`` (default
-  ``$JAXTICKET_COMPILE_CACHE``); returns the directory or None."""
-  directory = directory or os.environ.get(CACHE_ENV) or None
-  if not directory:
+def default_cache_dir() -> str:
+  """``$XDG_CACHE_HOME/jaxticket/jax``, else ``~/.cache/jaxticket/jax``."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+      os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "jaxticket", "jax")
+
+
+def compile_cache_dir(directory: str | None = None, enabled: bool = True
+                      ) -> str | None:
+  """Where the command's compilation cache lives: ``directory``
+  (``--compile-cache``), else ``$JAXTICKET_COMPILE_CACHE`` (a directory,
+  or off/0/false/no/none/empty for no cache), else
+  :func:`default_cache_dir`; None when off (``enabled=False``:
+  ``--no-compile-cache``)."""
+  if not enabled:
     return None
-  os.makedirs(directory, exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", os.path.abspath(directory))
+  if directory:
+    return directory
+  env = os.environ.get(CACHE_ENV)
+  if env is not None:
+    return None if env.strip().lower() in CACHE_OFF else env
+  return default_cache_dir()
+
+
+def enable_compile_cache(directory: str | None = None, enabled: bool = True
+                         ) -> str | None:
+  """Turn on jax's persistent compilation cache in
+  :func:`compile_cache_dir` (``directory`` if given); returns the directory,
+  or None when off. A default directory that cannot be made only warns."""
+  chosen = compile_cache_dir(directory, enabled)
+  if not chosen:
+    return None
+  try:
+    os.makedirs(chosen, exist_ok=True)
+  except OSError as e:
+    if chosen != default_cache_dir():  # asked for explicitly
+      raise ValueError(f"compilation cache {chosen} (--compile-cache or "
+                       f"${CACHE_ENV}): cannot make that directory "
+                       f"({e.strerror}); choose another, or pass "
+                       "--no-compile-cache.") from None
+    print(f"warning: no compilation cache: cannot make {chosen} "
+          f"({e.strerror}); choose one with --compile-cache DIR.",
+          file=sys.stderr)
+    return None
+  jax.config.update("jax_compilation_cache_dir", os.path.abspath(chosen))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  return directory
+  return chosen
 
 
 #: ``train.cpu_devices`` value meaning "one simulated device per core".

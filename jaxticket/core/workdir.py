@@ -85,7 +85,12 @@ class Workdir:
   def __init__(self, path: str, command: str):
     self.path = os.path.abspath(path)
     self.command = command
-    os.makedirs(self.path, exist_ok=True)
+    try:
+      os.makedirs(self.path, exist_ok=True)
+    except OSError as e:  # a file of that name, no permission, ...
+      raise WorkdirError(f"--workdir {path}: cannot make that directory "
+                         f"({e.strerror}: {e.filename}); pass a new or "
+                         "existing directory you can write to.") from None
 
   def file(self, *parts: str) -> str:
     return os.path.join(self.path, *parts)

@@ -157,8 +157,16 @@ def _downloaded(name: str, split: str, data_dir: str | None):
   or impossible download becomes one :class:`DataUnavailableError`."""
   import tensorflow_datasets as tfds
   if name not in LOCAL_DIR_DATASETS:
-    return (tfds.data_source(name, split=split, data_dir=data_dir),
-            tfds.builder(name, data_dir=data_dir))
+    try:
+      source = tfds.data_source(name, split=split, data_dir=data_dir)
+    except OSError as e:  # includes requests' errors: offline, no access
+      raise ValueError(
+          f"data.name={name!r}: tfds could not download or read it "
+          f"({type(e).__name__}); its first use downloads it (needs a "
+          "network), or copy a prepared tfds directory into data.data_dir or "
+          "$TFDS_DATA_DIR; offline datasets: mnist1d, digits, and "
+          "fashion_mnist from local IDX files (data.dir).") from None
+    return source, tfds.builder(name, data_dir=data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
   # (is_prepared() would log a warning for the absent folder.)
   if not (builder.data_path / "dataset_info.json").exists():

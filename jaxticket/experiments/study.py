@@ -29,22 +29,6 @@ from jaxticket.experiments.summaries import StudySummary
 from jaxticket.core.workdir import Workdir
 
 
-def parse_factor(cfg: ml_collections.ConfigDict, spec: str
-                 ) -> tuple[str, list[Any], list[str]]:
-  """``key=v1,v2`` (or ``key=a,b;c,d`` for tuple keys) -> key, values, texts."""
-  key, sep, text = spec.partition("=")
-  if not sep or not text:
-    raise config_lib.ConfigError(
-        f"--factor {spec!r}: write KEY=V1,V2,... e.g. model.width=0.5,1,2 "
-        "(use ';' between values of tuple keys: sanity.lrs=0.01,0.1;0.1,0.3).")
-  texts = [t.strip() for t in (text.split(";") if ";" in text
-                               else text.split(","))]
-  values = []
-  for t in texts:  # parse by the field's type, with the usual key checks
-    probe = cfg.copy_and_resolve_references()
-    config_lib.apply_overrides(probe, [f"{key}={t}"])
-    values.append(config_lib.get_value(probe, key))
-  return key, values, texts
 
 
 def _at(summary: dict, level: int, lr: float, setting: str) -> float | None:
@@ -82,7 +66,14 @@ def study_row(value_text: str, summary: dict) -> dict:
 def run(cfg: ml_collections.ConfigDict, factor: str, workdir: str,
         progress: bool = True) -> StudySummary:
   """Run the sanity check per factor value; write the study summary."""
-  key, values, texts = parse_factor(cfg, factor)
+  key, values, texts = config_lib.parse_axis(cfg, factor)
+  for text in texts:  # every value's sanity config, before any compute
+    sub = cfg.copy_and_resolve_references()
+    config_lib.apply_overrides(sub, [f"{key}={text}"])
+    try:
+      sanity.validate(sub)
+    except config_lib.ConfigError as e:
+      raise config_lib.ConfigError(f"--factor {key}={text}: {e}") from None
   wd = Workdir(workdir, "study")
   t0 = time.time()
   rows = []

@@ -43,7 +43,6 @@ from jaxticket.experiments import common
 from jaxticket import models as models_lib
 from jaxticket.experiments import report
 from jaxticket.core import runtime
-from jaxticket.experiments.study import parse_factor
 from jaxticket.experiments.summaries import SweepProgramSummary, SweepSummary
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.workdir import Workdir
@@ -56,7 +55,7 @@ def parse_grid(cfg: ml_collections.ConfigDict, specs: list[str]
   (values parsed by each key's type; unknown keys refused)."""
   grid = {}
   for spec in specs:
-    key, values, _ = parse_factor(cfg, spec)
+    key, values, _ = config_lib.parse_axis(cfg, spec, option="--grid")
     if key in grid:
       raise config_lib.ConfigError(f"--grid {key} given twice.")
     grid[key] = values

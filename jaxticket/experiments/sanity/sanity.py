@@ -71,7 +71,8 @@ def criteria(cfg: ml_collections.ConfigDict) -> verdict_lib.Criteria:
 
 
 def checked_levels(cfg: ml_collections.ConfigDict) -> list[int]:
-  """IMP levels whose sparsity gets the full set of controls."""
+  """IMP levels whose sparsity gets the full set of controls (``validate``
+  refuses levels outside [1, imp.levels]; none given = every level)."""
   levels = [l for l in cfg.sanity.levels if 1 <= l <= cfg.imp.levels]
   return sorted(set(levels)) or list(range(1, cfg.imp.levels + 1))
 
@@ -369,6 +370,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "to init or to step k; use imp.rewind=init or imp.rewind=step.")
   if cfg.imp.levels < 1:
     raise config_lib.ConfigError("imp.levels must be >= 1 for a sanity check.")
+  n = cfg.imp.levels
+  if any(not 1 <= l <= n for l in sc.levels):
+    inside = [l for l in sc.levels if 1 <= l <= n] or [n]
+    raise config_lib.ConfigError(
+        f"sanity.levels={tuple(sc.levels)!r} is out of range: every checked "
+        f"level must be in [1, imp.levels={n}] (the IMP levels run); drop the "
+        f"others (e.g. --config.sanity.levels={','.join(map(str, inside))}) "
+        "or raise --config.imp.levels.")
   config_lib.check_range("sanity.seeds", sc.seeds >= 0, sc.seeds,
                     "must be >= 0 (0 = use `seeds`)")
   config_lib.check_key("sanity.test", sc.test, ("welch", "none"))
