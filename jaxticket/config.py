@@ -17,26 +17,32 @@ import difflib
 import importlib.util
 import math
 import os
-import re
 from typing import Any, Iterable
 
 import ml_collections
 
 from jaxticket import data as data_lib
-from jaxticket.core.choices import check_choice
-from jaxticket.core.workdir import config_json
 from jaxticket import models as models_lib
-from jaxticket.pruning import STRATEGIES, SCORERS
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
+from jaxticket.core.checks import (ConfigError, check_choice, check_range,
+                                   check_regex)
+from jaxticket.core.workdir import config_json
+from jaxticket.experiments.imp import settings as imp_settings
+from jaxticket.experiments.lmc import settings as lmc_settings
+from jaxticket.experiments.sanity import settings as sanity_settings
+from jaxticket.experiments.sweep import settings as sweep_settings
 
-REWIND_MODES = ("init", "step", "lr", "finetune")
-IMP_SCHEDULES = ("iterative", "oneshot")
-AUTO_REWIND = -1  # imp.rewind_step value: choose k by instability analysis
+#: Experiment config sections, each owned (defaults and validation) by the
+#: experiment's ``settings`` module.
+SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
+            "sweep": sweep_settings, "lmc": lmc_settings}
+#: Sections every command reads (the others are checked by their command).
+VALIDATED_ALWAYS = ("imp", "sweep")
+AUTO_REWIND = imp_settings.AUTO_REWIND
 
-
-class ConfigError(ValueError):
-  """A config value is unknown, of the wrong type or out of range."""
+__all__ = ["ConfigError", "default_config", "load", "apply_overrides",
+           "validate", "recipe", "parse_axis", "check_range", "check_choice"]
 
 
 def default_config(size: str | None = None) -> ml_collections.ConfigDict:
@@ -104,55 +110,14 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.masks.prunable = r"(^|/)kernel$"
   c.masks.output_layer = r"(^|/)head/kernel$"
 
-  c.imp = ml_collections.ConfigDict()
-  c.imp.levels = 12
-  c.imp.prune_fraction = 0.2
-  # Frankle & Carbin (2019) prune LeNet's output layer at half the rate.
-  # < 0: rank the output layer together with the rest; 0: never prune it.
-  c.imp.output_prune_fraction = 0.1
-  c.imp.strategy = "global"
-  c.imp.schedule = "iterative"
-  c.imp.rewind = "init"
-  # -1 = automatic (rewind step/lr only): the earliest k of lmc.rewind_steps
-  # at which the dense net is stable (lmc.stable_barrier), see lmc.py.
-  c.imp.rewind_step = 0
-  c.imp.finetune_lr = 0.0  # 0 = the schedule's LR at the last step
-  c.imp.scorer = "magnitude"
-
-  # Sanity checks (Ma et al. 2021): the LR grid runs on the replica axis.
-  c.sanity = ml_collections.ConfigDict()
-  c.sanity.lrs = (0.03, 0.1, 0.3)
-  c.sanity.levels = (5, 8, 12)  # IMP levels that get every control
-  c.sanity.seeds = 3  # seeds per LR for `sanity` (0 = use `seeds`)
-  c.sanity.tolerance = -1.0  # "similar": within this; < 0 = dataset default
-  c.sanity.margin = -1.0  # "clearly better": by more; < 0 = dataset default
-  c.sanity.min_sparsity = 0.6  # condition 1: non-trivial sparsity
-  c.sanity.test = "welch"  # welch | none
-  c.sanity.alpha = 0.05
-  c.sanity.require_significance = False
-  c.sanity.overlap_top = 0.2  # top-p% weights for the overlap diagnostic
-
   # Training checkpoints (orbax) a killed run resumes from: every this many
   # steps inside a level (0: only at level ends), keeping the newest `keep`.
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 1000
   c.checkpoint.keep = 2
 
-  # Sweeps: replicas per program (0 = from the memory estimate).
-  c.sweep = ml_collections.ConfigDict()
-  c.sweep.max_replicas = 0
-
-  # Linear mode connectivity / instability (Frankle et al. 2020).
-  c.lmc = ml_collections.ConfigDict()
-  c.lmc.rewind_steps = (0, 25, 100, 500)  # k: children spawn from theta_k
-  c.lmc.children = 2  # copies per (k, seed), differing only in SGD noise
-  c.lmc.alphas = 31  # interpolation points from 0 to 1
-  c.lmc.bn_reestimate = True  # re-estimate BatchNorm statistics per alpha
-  c.lmc.bn_batches = 20  # training batches (train.batch_size) for that
-  c.lmc.train_examples = 10000  # training examples for the train barrier
-  c.lmc.level = 0  # 0: the dense net; L > 0: the IMP ticket of level L
-  c.lmc.imp_workdir = ""  # earlier imp/sanity workdir holding level L; ""=run
-  c.lmc.stable_barrier = 0.02  # test error barrier below which k is stable
+  for name, settings in SECTIONS.items():
+    c[name] = settings.section()
 
   if size == "tiny":
     shrink(c, steps=40, levels=2, seeds=2)
@@ -390,48 +355,27 @@ def parse_axis(cfg: ml_collections.ConfigDict, spec: str,
   return key, values, texts
 
 
-def check_key(key: str, value: str, allowed: Iterable[str]) -> None:
-  try:
-    check_choice(key, value, allowed)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
-
-
-def check_range(key: str, ok: bool, value: Any, allowed: str) -> None:
-  if not ok:
-    raise ConfigError(f"{key}={value!r} is out of range: {allowed}.")
-
-
-def _regex(key: str, value: str, example: str) -> None:
-  """Refuse a value that is not a valid Python regular expression."""
-  try:
-    re.compile(value)
-  except re.error as e:
-    raise ConfigError(f"{key}={value!r} is not a valid regular expression "
-                      f"({e}); give a Python regex over parameter paths such "
-                      f"as Dense_0/kernel, e.g. --config.{key}='{example}'."
-                      ) from None
-
-
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Check names and ranges before any compute; raise :class:`ConfigError`."""
-  check_key("data.name", cfg.data.name, data_lib.DATASETS)
-  check_key("data.augment", cfg.data.augment, ("auto", "on", "off"))
+  """Check names and ranges before any compute; raise :class:`ConfigError`.
+  The ``sanity`` and ``lmc`` sections are checked by their commands
+  (``SECTIONS[name].validate``)."""
+  check_choice("data.name", cfg.data.name, data_lib.DATASETS)
+  check_choice("data.augment", cfg.data.augment, ("auto", "on", "off"))
   check_range("data.dir", not cfg.data.dir or
               cfg.data.name in data_lib.LOCAL_DIR_DATASETS, cfg.data.dir,
               f"only data.name in {', '.join(data_lib.LOCAL_DIR_DATASETS)} "
               "reads a folder of raw files; leave it empty")
   check_range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
          cfg.data.val_fraction, "must be in (0, 1)")
-  check_key("model.name", cfg.model.name, models_lib.REGISTRY)
+  check_choice("model.name", cfg.model.name, models_lib.REGISTRY)
   check_range("model.width", cfg.model.width > 0, cfg.model.width, "must be > 0")
   check_range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
          "must be >= 0 (0 = model default)")
   t = cfg.train
-  check_key("train.optimizer", t.optimizer, optim.OPTIMIZERS)
-  check_key("train.schedule", t.schedule, optim.SCHEDULES)
-  check_key("train.replica_loop", t.replica_loop, loop_lib.REPLICA_LOOPS)
-  check_key("train.compute_dtype", t.compute_dtype, optim.COMPUTE_DTYPES)
+  check_choice("train.optimizer", t.optimizer, optim.OPTIMIZERS)
+  check_choice("train.schedule", t.schedule, optim.SCHEDULES)
+  check_choice("train.replica_loop", t.replica_loop, loop_lib.REPLICA_LOOPS)
+  check_choice("train.compute_dtype", t.compute_dtype, optim.COMPUTE_DTYPES)
   check_range("train.lr", t.lr > 0 and math.isfinite(t.lr), t.lr,
               "must be > 0 and finite")
   check_range("train.momentum", 0 <= t.momentum < 1, t.momentum, "must be in [0, 1)")
@@ -451,53 +395,15 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_range("seed", cfg.seed >= 0, cfg.seed,
               "must be >= 0 (replicas use seeds seed .. seed+seeds-1)")
   check_range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
-  _regex("masks.prunable", cfg.masks.prunable, r"(^|/)kernel$")
-  _regex("masks.output_layer", cfg.masks.output_layer, r"(^|/)head/kernel$")
-  i = cfg.imp
-  check_range("imp.levels", i.levels >= 0, i.levels, "must be >= 0")
-  check_range("imp.prune_fraction", 0 < i.prune_fraction < 1, i.prune_fraction,
-         "must be in (0, 1), the fraction of remaining weights pruned per "
-         "level (0.2 is standard)")
-  check_range("imp.output_prune_fraction", i.output_prune_fraction < 1,
-         i.output_prune_fraction,
-         "must be < 1 (negative: prune with the rest; 0: never)")
-  check_key("imp.strategy", i.strategy, STRATEGIES)
-  check_key("imp.schedule", i.schedule, IMP_SCHEDULES)
-  check_key("imp.rewind", i.rewind, REWIND_MODES)
-  check_key("imp.scorer", i.scorer, SCORERS)
-  check_range("imp.rewind_step", 0 <= i.rewind_step < t.steps or (
-      i.rewind_step == AUTO_REWIND and i.rewind in ("step", "lr")),
-         i.rewind_step, f"must be in [0, train.steps={t.steps}), or -1 "
-         "(automatic, with imp.rewind=step or lr)")
-  if i.rewind_step == AUTO_REWIND:
-    validate_lmc(cfg)
+  check_regex("masks.prunable", cfg.masks.prunable, r"(^|/)kernel$")
+  check_regex("masks.output_layer", cfg.masks.output_layer, r"(^|/)head/kernel$")
   check_range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,
-         cfg.checkpoint.every_steps, "must be >= 0 (0 = only at level ends)")
-  check_range("sweep.max_replicas", cfg.sweep.max_replicas >= 0,
-         cfg.sweep.max_replicas, "must be >= 0 (0 = from a memory estimate)")
-  check_range("checkpoint.keep", cfg.checkpoint.keep >= 1, cfg.checkpoint.keep,
-         "must be >= 1")
-  check_range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr, "must be >= 0")
-  return cfg
-
-
-def validate_lmc(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Check the ``lmc`` section (for ``jaxticket lmc`` and the automatic
-  rewind step; other commands ignore it)."""
-  m, steps = cfg.lmc, cfg.train.steps
-  check_range("lmc.rewind_steps", len(m.rewind_steps) >= 1 and all(
-      0 <= k < steps for k in m.rewind_steps), m.rewind_steps,
-         f"one or more steps in [0, train.steps={steps})")
-  check_range("lmc.children", m.children >= 2, m.children, "must be >= 2")
-  check_range("lmc.alphas", m.alphas >= 3, m.alphas,
-         "must be >= 3 (0 and 1 are the endpoints)")
-  check_range("lmc.bn_batches", m.bn_batches >= 1, m.bn_batches, "must be >= 1")
-  check_range("lmc.train_examples", m.train_examples >= 0, m.train_examples,
-         "must be >= 0 (0 = all)")
-  check_range("lmc.level", m.level >= 0, m.level,
-         "must be >= 0 (0 = dense, L = IMP level L)")
-  check_range("lmc.stable_barrier", m.stable_barrier > 0, m.stable_barrier,
-         "must be > 0 (an error fraction, e.g. 0.02)")
+              cfg.checkpoint.every_steps,
+              "must be >= 0 (0 = only at level ends)")
+  check_range("checkpoint.keep", cfg.checkpoint.keep >= 1,
+              cfg.checkpoint.keep, "must be >= 1")
+  for name in VALIDATED_ALWAYS:
+    SECTIONS[name].validate(cfg)
   return cfg
 
 

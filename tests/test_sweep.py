@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxticket import config
-from jaxticket.experiments import sweep
+from jaxticket.experiments.sweep import sweep
 from jaxticket.core import mesh as mesh_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

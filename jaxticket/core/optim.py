@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 
 PyTree = Any
 

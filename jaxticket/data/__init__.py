@@ -21,7 +21,7 @@ import urllib.request
 
 import numpy as np
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 from jaxticket.core.augment import random_crop_flip
 
 #: name -> (image key, normalization mean, std, scale applied first, augment).

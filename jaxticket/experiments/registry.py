@@ -21,7 +21,7 @@ import dataclasses
 import importlib
 from types import ModuleType
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +100,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "IMP over a grid of config values (--grid KEY=V1,V2 ...), as few "
         "programs as possible: LR / weight-decay / prune-fraction points x "
         "seeds on one replica axis, sharded over the local devices.",
-        "jaxticket.experiments.sweep",
+        "jaxticket.experiments.sweep.sweep",
         (arg("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
              help="a grid axis (repeatable); learning rate, weight decay, "
                   "prune fraction and rewind step points share one program "

@@ -11,7 +11,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 
 from jaxticket.models.convnets import VGG_PLANS, ConvNet, MobileNetV1, VGG
 from jaxticket.models.mlp import MLP

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 
 PyTree = Any
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxticket.core import masks as masks_lib
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 
 PyTree = Any
 

@@ -8,7 +8,7 @@ dynamic-sparse-training issue.
 
 from __future__ import annotations
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 from jaxticket.core.updater import MaskUpdater
 from jaxticket.sparse_training.static import Static
 

@@ -7,7 +7,7 @@ builds one by its registry name; datasets say which task they serve
 
 from __future__ import annotations
 
-from jaxticket.core.choices import check_choice
+from jaxticket.core.checks import check_choice
 from jaxticket.core.task import Task
 from jaxticket.tasks.classification import Classification
 from jaxticket.tasks.regression import Regression

@@ -42,6 +42,7 @@ from jaxticket import config as config_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket import pruning
 from jaxticket.experiments import registry, report
+from jaxticket.experiments.imp import settings
 from jaxticket.experiments.summaries import ImpSummary
 from jaxticket.experiments.common import (Setup, copy_tree, dense_masks, setup,
                                           train_level)
@@ -342,7 +343,7 @@ def resolve_rewind_step(cfg: ml_collections.ConfigDict, wd: Workdir,
   (Frankle et al. 2020), found by an instability analysis in
   ``WORKDIR/auto_rewind``; returns (cfg, what was chosen and why) or
   (cfg, None) for a fixed step."""
-  if cfg.imp.rewind_step != config_lib.AUTO_REWIND:
+  if cfg.imp.rewind_step != settings.AUTO_REWIND:
     return cfg, None
   lmc = registry.load("lmc")  # lmc builds on imp: no static import
   k, info = lmc.choose_rewind_step(cfg, wd.file("auto_rewind"), progress)

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from jaxticket.core import checkpoint
 from jaxticket import config as config_lib
 from jaxticket.experiments.imp import imp
+from jaxticket.experiments.lmc import settings
 from jaxticket.experiments.summaries import LmcSummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
@@ -506,7 +507,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   (``lmc.level=0``) or of the IMP ticket of level ``lmc.level``; writes
   summary.json, report.md, lmc_paths.png and instability.png."""
   config_lib.validate(cfg)
-  config_lib.validate_lmc(cfg)
+  settings.validate(cfg)
   cfg = _source_seeds(cfg)
   wd = Workdir(workdir, "lmc")
   done = wd.finished(LmcSummary)

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from jaxticket import config as config_lib
 from jaxticket.experiments.sanity import diagnostics
 from jaxticket.experiments.imp import imp
+from jaxticket.experiments.sanity import settings
 from jaxticket.experiments.summaries import SanitySummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
@@ -357,31 +358,6 @@ def why_it_wins(cfg: ml_collections.ConfigDict, s: common.Setup, wd: Workdir,
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
-  """Config checks specific to the sanity check."""
+  """The whole config, for a sanity check."""
   config_lib.validate(cfg)
-  sc = cfg.sanity
-  if not sc.lrs or any(lr <= 0 for lr in sc.lrs):
-    raise config_lib.ConfigError(
-        f"sanity.lrs={tuple(sc.lrs)!r}: give at least one positive learning "
-        "rate, e.g. --config.sanity.lrs=0.01,0.1,0.3.")
-  if cfg.imp.rewind not in ("init", "step"):
-    raise config_lib.ConfigError(
-        f"imp.rewind={cfg.imp.rewind!r}: sanity checks judge tickets rewound "
-        "to init or to step k; use imp.rewind=init or imp.rewind=step.")
-  if cfg.imp.levels < 1:
-    raise config_lib.ConfigError("imp.levels must be >= 1 for a sanity check.")
-  n = cfg.imp.levels
-  if any(not 1 <= l <= n for l in sc.levels):
-    inside = [l for l in sc.levels if 1 <= l <= n] or [n]
-    raise config_lib.ConfigError(
-        f"sanity.levels={tuple(sc.levels)!r} is out of range: every checked "
-        f"level must be in [1, imp.levels={n}] (the IMP levels run); drop the "
-        f"others (e.g. --config.sanity.levels={','.join(map(str, inside))}) "
-        "or raise --config.imp.levels.")
-  config_lib.check_range("sanity.seeds", sc.seeds >= 0, sc.seeds,
-                    "must be >= 0 (0 = use `seeds`)")
-  config_lib.check_key("sanity.test", sc.test, ("welch", "none"))
-  config_lib.check_range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha,
-                    "must be in (0, 1)")
-  config_lib.check_range("sanity.overlap_top", 0 < sc.overlap_top <= 1,
-                    sc.overlap_top, "must be in (0, 1]")
+  settings.validate(cfg)
