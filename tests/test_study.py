@@ -3,7 +3,7 @@ import json
 import pytest
 
 from jaxticket import config
-from jaxticket.experiments import study
+from jaxticket.experiments.study import study
 
 
 def test_parse_factor_types_and_tuples():

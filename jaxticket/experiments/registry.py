@@ -80,7 +80,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "study", "The sanity check per value of one config key.",
         "Factor study: the full sanity check per value of one config key "
         "(--factor model.width=0.5,1,2), with a summary table.",
-        "jaxticket.experiments.study",
+        "jaxticket.experiments.study.study",
         (arg("--factor", required=True, metavar="KEY=V1,V2,...",
              help="config key and values to study, e.g. model.width=0.5,1,2 "
                   "or model.residual=true,false; separate tuple values by ';' "

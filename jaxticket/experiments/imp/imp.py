@@ -41,7 +41,8 @@ from jaxticket.core import checkpoint
 from jaxticket import config as config_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket import pruning
-from jaxticket.experiments import registry, report
+from jaxticket.experiments import registry
+from jaxticket.experiments.imp import report
 from jaxticket.experiments.imp import settings
 from jaxticket.experiments.summaries import ImpSummary
 from jaxticket.experiments.common import (Setup, copy_tree, dense_masks, setup,

@@ -45,7 +45,7 @@ from jaxticket.experiments.lmc import settings
 from jaxticket.experiments.summaries import LmcSummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
-from jaxticket.experiments import report
+from jaxticket.experiments.lmc import report
 from jaxticket.data import Dataset
 from jaxticket.models.layers import BN_MOMENTUM
 from jaxticket.core.replicas import ReplicaAxis

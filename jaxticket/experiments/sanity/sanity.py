@@ -44,7 +44,7 @@ from jaxticket.experiments.summaries import SanitySummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
 from jaxticket import models as models_lib
-from jaxticket.experiments import report
+from jaxticket.experiments.sanity import report
 from jaxticket.experiments.sanity import verdict as verdict_lib
 from jaxticket.pruning import controls as random_masks
 from jaxticket.core.workdir import Workdir

@@ -41,7 +41,7 @@ from jaxticket import data as data_lib
 from jaxticket.experiments.imp import imp
 from jaxticket.experiments import common
 from jaxticket import models as models_lib
-from jaxticket.experiments import report
+from jaxticket.experiments.sweep import report
 from jaxticket.core import runtime
 from jaxticket.experiments.summaries import SweepProgramSummary, SweepSummary
 from jaxticket.core.replicas import ReplicaAxis

@@ -23,7 +23,7 @@ from typing import Any
 import ml_collections
 
 from jaxticket import config as config_lib
-from jaxticket.experiments import report
+from jaxticket.experiments.study import report
 from jaxticket.experiments.sanity import sanity
 from jaxticket.experiments.summaries import StudySummary
 from jaxticket.core.workdir import Workdir
