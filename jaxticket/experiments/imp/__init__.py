@@ -1,1 +1,1 @@
-"""experiments/imp."""
+"""IMP with rewinding (``jaxticket imp``) and dense training (``train``)."""

@@ -1,1 +1,1 @@
-"""experiments/lmc."""
+"""Linear mode connectivity and instability (``jaxticket lmc``)."""

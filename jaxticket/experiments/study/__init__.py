@@ -1,1 +1,1 @@
-"""experiments/study."""
+"""The sanity check per value of one config key (``jaxticket study``)."""

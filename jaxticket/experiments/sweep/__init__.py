@@ -1,1 +1,1 @@
-"""experiments/sweep."""
+"""Grids of configs as few programs as possible (``jaxticket sweep``)."""
