@@ -10,12 +10,16 @@ checkpoints every 10 and 2 IMP levels, checkpoints 1-4 belong to level 0
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 
+import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from jaxticket import config
@@ -23,6 +27,7 @@ from jaxticket.core import checkpoint
 from jaxticket.experiments.imp import imp
 from jaxticket.experiments import common
 from jaxticket.core import loop as loop_lib
+from jaxticket.core.masks import path_str
 
 ARGS = ["imp", "--config", "configs/mnist1d_lenet.py:tiny",
         "--config.model.width=0.25", "--config.train.steps=40",
@@ -160,3 +165,149 @@ def test_processes_that_do_not_write_leave_no_files(tmp_path, monkeypatch):
   assert ckpts.positions() == []
   files = [f for _, _, fs in os.walk(tmp_path) for f in fs]
   assert files == [] and wd.finished_summary() is None
+
+
+# --------------------------------------------------------------------------
+# Checkpoint format: the tree itself (orbax), and the flat layout before it.
+
+def legacy_flatten(tree):
+  """The flat layout of earlier versions (their ``checkpoint.flatten``, its
+  key naming inlined, kept to write old-format checkpoints): host arrays
+  keyed by dotted, sanitized leaf path; PRNG keys as their raw key data."""
+  out = {}
+  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if jnp.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key):
+      x = jax.random.key_data(x)
+    name = re.sub(r"[^A-Za-z0-9_.]", "_", path_str(path).replace("/", "."))
+    out[name] = np.asarray(jax.device_get(x))
+  return out
+
+
+@flax.struct.dataclass
+class State:
+  params: dict
+  key: jax.Array
+  stats: dict
+  extra: tuple = ()
+
+
+def sample_tree():
+  """Typed PRNG keys, ``None`` leaves, empty subtrees, a dataclass node."""
+  keys = jax.random.split(jax.random.key(3), 2)
+  return {"level": jnp.asarray(1, jnp.int32),
+          "state": State(params={"w": jnp.arange(6.).reshape(2, 3),
+                                 "b": jnp.ones((2,), jnp.bfloat16)},
+                         key=keys, stats={},
+                         extra=(jax.random.key(4, impl="rbg"), ())),
+          "mask": {"w": jnp.array([[True, False, True]] * 2), "b": None}}
+
+
+def assert_trees_equal(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert x.dtype == y.dtype
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+      assert jax.random.key_impl(x) == jax.random.key_impl(y)
+      x, y = jax.random.key_data(x), jax.random.key_data(y)
+    np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_round_trip_and_legacy_layout(tmp_path):
+  """The tree comes back exactly (keys typed, None and empty nodes kept),
+  from the current layout and from the flat one of earlier versions; an
+  old-format checkpoint is read, never deleted."""
+  tree = sample_tree()
+  ckpts = checkpoint.TrainCheckpoints(str(tmp_path), keep=5)
+  ckpts.save(1, tree)
+  ckpts.manager.save(2, args=ocp.args.StandardSave(legacy_flatten(tree)))
+  ckpts.close()
+  ckpts = checkpoint.TrainCheckpoints(str(tmp_path), keep=5)  # a new process
+  assert_trees_equal(ckpts.restore(1, tree), tree)
+  assert_trees_equal(ckpts.restore(2, tree), tree)
+  assert ckpts.restore_latest(tree)[0] == 2
+  assert ckpts.positions() == [1, 2]
+  ckpts.close()
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "missing", "extra"])
+def test_checkpoint_unlike_the_state_is_unreadable(tmp_path, change):
+  """A checkpoint whose arrays differ from the run's state (shape, dtype,
+  a missing or an extra array) is a clear CheckpointError, in both
+  layouts; restore_latest falls back past it."""
+  tree = sample_tree()
+  template = sample_tree()
+  if change == "shape":
+    template["level"] = jnp.zeros((2,), jnp.int32)
+  elif change == "dtype":
+    template["mask"]["w"] = template["mask"]["w"].astype(jnp.float32)
+  elif change == "missing":
+    template["mask"]["b"] = jnp.zeros((2,))
+  else:
+    del template["level"]
+  ckpts = checkpoint.TrainCheckpoints(str(tmp_path), keep=5)
+  ckpts.manager.save(1, args=ocp.args.StandardSave(legacy_flatten(tree)))
+  ckpts.save(2, tree)
+  message = {"shape": r"'level' is int32\[\] in the checkpoint but "
+                      r"int32\[2\] in this run's state",
+             "dtype": "'mask.w' is bool.* but float32",
+             "missing": "lacks 'mask.b'",
+             "extra": "holds 'level'"}[change]
+  with pytest.raises(checkpoint.CheckpointError, match=message):
+    ckpts.restore(2, template)
+  if change != "extra":  # the flat layout was read leniently: extras pass
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+      ckpts.restore(1, template)
+  warnings = []
+  if change == "extra":
+    assert ckpts.restore_latest(template, warnings.append)[0] == 1
+    assert ckpts.positions() == [1]
+  else:
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="No usable training checkpoint"):
+      ckpts.restore_latest(template, warnings.append)
+  assert "checkpoint 2" in warnings[0] and "falling back" in warnings[0]
+  ckpts.close()
+
+
+LEGACY_RUN = """
+import os, signal, sys
+import orbax.checkpoint as ocp
+sys.path.insert(0, "tests")
+from test_resume import legacy_flatten
+from jaxticket import cli
+from jaxticket.core import checkpoint
+
+def save(self, position, tree):  # an earlier version's save
+  self.manager.wait_until_finished()
+  self.manager.save(position, args=ocp.args.StandardSave(legacy_flatten(tree)),
+                    force=True)
+  self.manager.wait_until_finished()
+  self._saves += 1
+  if self._saves == int(os.environ["KILL_AFTER"]):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoint.TrainCheckpoints.save = save
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_with_old_format_checkpoints_resumes(tmp_path, reference):
+  """Checkpoints written in the flat layout of earlier versions: a killed
+  run resumes from them and ends bit-identical."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "KILL_AFTER": "6"}
+  env.pop(checkpoint.FAULT_ENV, None)
+  out = subprocess.run([sys.executable, "-c", LEGACY_RUN, *ARGS, "--workdir",
+                        str(tmp_path)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == -signal.SIGKILL, out.stderr
+  train_dir = tmp_path / "checkpoints" / "train"
+  newest = max(int(p) for p in os.listdir(train_dir) if p.isdigit())
+  ckpts = checkpoint.TrainCheckpoints(str(train_dir))
+  assert "state.data_key" in ckpts.manager.item_metadata(newest).tree  # flat
+  ckpts.close()
+  out = cli(tmp_path)
+  assert out.returncode == 0, out.stderr
+  assert f"(checkpoint {newest})" in out.stderr
+  assert "falling back" not in out.stderr
+  assert_same(results(tmp_path), reference)

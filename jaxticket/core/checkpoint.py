@@ -20,7 +20,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxticket.core import runtime
-from jaxticket.core.masks import path_str
 
 PyTree = Any
 
@@ -79,39 +78,62 @@ class CheckpointError(RuntimeError):
   """No usable training checkpoint although some exist."""
 
 
-def _key_name(path: tuple) -> str:
-  """A tree path as a flat, file-safe key (``state.params.Dense_0.kernel``)."""
-  return re.sub(r"[^A-Za-z0-9_.]", "_", path_str(path).replace("/", "."))
+#: Characters the flat layout of earlier versions replaced by ``_`` in keys.
+_LEGACY_UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
 
 
-def flatten(tree: PyTree) -> dict[str, np.ndarray]:
-  """Host arrays by dotted path; PRNG keys as their raw ``key_data``."""
-  out = {}
-  for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    if jnp.issubdtype(jnp.asarray(x).dtype, jax.dtypes.prng_key):
-      x = jax.random.key_data(x)
-    out[_key_name(path)] = np.asarray(jax.device_get(x))
-  return out
+def _is_key(x: Any) -> bool:
+  """Whether ``x`` is a typed PRNG key array (``jax.random.key``)."""
+  return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype,
+                                                     jax.dtypes.prng_key)
 
 
-def unflatten(flat: dict, template: PyTree) -> PyTree:
-  """Inverse of :func:`flatten`, shaped and typed like ``template``."""
-  paths, treedef = jax.tree_util.tree_flatten_with_path(template)
-  leaves = []
-  for path, t in paths:
-    name = _key_name(path)
-    if name not in flat:
-      raise CheckpointError(f"checkpoint lacks {name!r}")
-    x = np.asarray(flat[name])
-    if jnp.issubdtype(jnp.asarray(t).dtype, jax.dtypes.prng_key):
-      leaves.append(jax.random.wrap_key_data(
-          jnp.asarray(x), impl=jax.random.key_impl(t)))
-      continue
-    if x.shape != np.shape(t):
-      raise CheckpointError(f"{name!r} has shape {x.shape}, expected "
-                            f"{np.shape(t)}")
-    leaves.append(jnp.asarray(x, dtype=jnp.asarray(t).dtype))
-  return jax.tree_util.tree_unflatten(treedef, leaves)
+def _stored(x: Any) -> np.ndarray:
+  """A leaf as written: a host array (as :func:`save_tree` writes), so a
+  typed PRNG key as its raw ``key_data``, re-wrapped like the template on
+  restore (a host array cannot hold a typed key)."""
+  return np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x)
+                                   else x))
+
+
+def _abstract(t: Any) -> jax.ShapeDtypeStruct:
+  """What template leaf ``t`` is stored as (orbax maps a PRNG key to its key
+  data), restored onto the default device, where the run keeps its state."""
+  s = ocp.tree.to_shape_dtype_struct(t)
+  return jax.ShapeDtypeStruct(
+      s.shape, s.dtype,
+      sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+
+
+def _like(x: Any, t: Any) -> jax.Array:
+  """A restored leaf as template leaf ``t`` holds it (keys re-wrapped)."""
+  if _is_key(t):
+    return jax.random.wrap_key_data(jnp.asarray(x), impl=jax.random.key_impl(t))
+  return jnp.asarray(x)
+
+
+def _check(stored: dict, name: str, want: jax.ShapeDtypeStruct) -> None:
+  """Raise :class:`CheckpointError` unless the checkpoint's array ``name``
+  (``stored``: metadata by dotted name) has ``want``'s shape and dtype."""
+  have = stored.get(name)
+  if not hasattr(have, "shape"):
+    raise CheckpointError(f"checkpoint lacks {name!r}")
+  if (tuple(have.shape), np.dtype(have.dtype)) != (want.shape, want.dtype):
+    raise CheckpointError(
+        f"{name!r} is {np.dtype(have.dtype)}{list(have.shape)} in the "
+        f"checkpoint but {want.dtype}{list(want.shape)} in this run's state")
+
+
+def _is_legacy(stored_tree: Any) -> bool:
+  """Whether a checkpoint has the flat layout of earlier versions: one dict
+  keyed by dotted leaf paths (``state.params.Dense_0.kernel``), PRNG keys as
+  key data, written before checkpoints were stored as the tree itself."""
+  return isinstance(stored_tree, dict) and any("." in k for k in stored_tree)
+
+
+def _legacy_name(name: str) -> str:
+  """The flat layout's key for a leaf with orbax parameter name ``name``."""
+  return _LEGACY_UNSAFE.sub("_", name.replace("/", "."))
 
 
 class TrainCheckpoints:
@@ -129,6 +151,13 @@ class TrainCheckpoints:
     self.directory = os.path.abspath(directory)
     self._saves = 0
     os.makedirs(self.directory, exist_ok=True)
+    # The handler is registered up front (not on first use) so that a
+    # resuming process can read a checkpoint's metadata before restoring it.
+    handler = ocp.StandardCheckpointHandler(
+        multiprocessing_options=_this_process_only())
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    for args in (ocp.args.StandardSave, ocp.args.StandardRestore):
+      registry.add(ocp.checkpoint_manager.DEFAULT_ITEM_NAME, args, handler)
     # Async writes (so that a kill can land mid-write, as the fault tests
     # need) only in a one-process job: in a multi-process job orbax's async
     # commit signalling goes through the shared jax.distributed key-value
@@ -139,7 +168,8 @@ class TrainCheckpoints:
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=False,
             enable_async_checkpointing=jax.process_count() == 1,
-            multiprocessing_options=_this_process_only()))
+            multiprocessing_options=_this_process_only()),
+        handler_registry=registry)
 
   def save(self, position: int, tree: PyTree) -> None:
     """Write ``tree`` at ``position`` (in the background; the previous
@@ -147,8 +177,9 @@ class TrainCheckpoints:
     if not runtime.writes_files():
       return
     self.manager.wait_until_finished()
-    self.manager.save(position, args=ocp.args.StandardSave(flatten(tree)),
-                      force=True)
+    self.manager.save(
+        position, args=ocp.args.StandardSave(jax.tree.map(_stored, tree)),
+        force=True)
     self._saves += 1
     self._fault("kill_during_save")
     self.manager.wait_until_finished()
@@ -162,6 +193,36 @@ class TrainCheckpoints:
   def positions(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
+  def restore(self, position: int, template: PyTree) -> PyTree:
+    """The checkpoint at ``position`` as a tree shaped and typed like
+    ``template`` (restored by orbax into the template's abstract tree);
+    :class:`CheckpointError` if its arrays differ from the template's in
+    name, shape or dtype. Checkpoints in the flat layout of earlier
+    versions are read too (:func:`_is_legacy`)."""
+    metadata = self.manager.item_metadata(position)
+    if metadata is None:
+      raise CheckpointError("checkpoint lacks its tree metadata")
+    stored_tree = metadata.tree
+    stored = ocp.tree.to_flat_dict(stored_tree, sep=".")
+    names = ocp.tree.get_param_names(template, include_empty_nodes=False)
+    abstract = jax.tree.map(_abstract, template)
+    legacy = _is_legacy(stored_tree)
+    if legacy:
+      names = jax.tree.map(_legacy_name, names)
+    jax.tree.map(lambda name, want: _check(stored, name, want), names,
+                 abstract)
+    if legacy:
+      flat = self.manager.restore(position, args=ocp.args.StandardRestore())
+      tree = jax.tree.map(lambda name: flat[name], names)
+    else:
+      extra = sorted(set(stored) - set(jax.tree.leaves(names)))
+      if extra:
+        raise CheckpointError(f"checkpoint holds {extra[0]!r}, which this "
+                              "run's state lacks")
+      tree = self.manager.restore(position,
+                                  args=ocp.args.StandardRestore(abstract))
+    return jax.tree.map(_like, tree, template)
+
   def restore_latest(self, template: PyTree,
                      warn=None) -> tuple[int, PyTree] | None:
     """(position, tree) of the newest readable checkpoint, or None if there
@@ -172,8 +233,7 @@ class TrainCheckpoints:
     problems = []
     for position in reversed(positions):
       try:
-        flat = self.manager.restore(position, args=ocp.args.StandardRestore())
-        return position, unflatten(flat, template)
+        return position, self.restore(position, template)
       except Exception as e:  # orbax/tensorstore raise many kinds
         problem = (f"checkpoint {position} in {self.directory} is unreadable "
                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")
