@@ -48,15 +48,35 @@ def _two_masks(state):
   return a, b
 
 
-def test_static_updater_is_exactly_the_fixed_mask_program(mnist1d):
+@dataclasses.dataclass(frozen=True)
+class Never:
+  """A dynamic updater whose update step never comes: the update path is
+  compiled (lax.cond) but never taken."""
+  static: bool = False
+
+  def init(self, params, mask):
+    return jnp.zeros((), jnp.int32)
+
+  def is_update_step(self, step):
+    return step < 0
+
+  def update(self, step, params, grads, mask, state, key):
+    return jax.tree.map(lambda m: None if m is None else ~m, mask,
+                        is_leaf=lambda x: x is None), state + 1
+
+
+def test_updater_that_never_fires_equals_static_training(mnist1d):
+  """Design rule: a mask updater that never acts (RigL with drop fraction
+  0) is exactly the static program, bit for bit."""
   base = make_trainer(mnist1d)
-  prog = base.prog._replace(updater=sparse_training.get("static"))
+  prog = base.prog._replace(updater=Never())
   static = loop_lib.Trainer(prog, mnist1d)
   hp = optim.stack_hparams([0.1, 0.2], [1e-4, 1e-4])
   outs = []
+  assert sparse_training.get("static").static  # compiles no update at all
   for tr in (base, static):
     state = tr.init(loop_lib.replica_keys([0, 1]))
-    state = state.replace(mask=pruned_mask(state, 0.5))
+    state = tr.restart(state.replace(mask=pruned_mask(state, 0.5)))
     out, losses = tr.run(state, hp, 12)
     outs.append((out.params, out.opt_state, out.mask, losses))
   for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
@@ -111,6 +131,64 @@ def test_mask_update_mid_run_inside_one_scan(mnist1d):
       assert (np.asarray(p)[~np.asarray(m)] == 0).all()
 
 
+@dataclasses.dataclass(frozen=True)
+class PruneThenRegrow:
+  """Prunes to ``small`` at step 3 and regrows to ``big`` at step 6."""
+  small: object
+  big: object
+  static: bool = False
+
+  def init(self, params, mask):
+    return jnp.zeros((), jnp.int32)
+
+  def is_update_step(self, step):
+    return (step == 3) | (step == 6)
+
+  def update(self, step, params, grads, mask, state, key):
+    pick = lambda a, b: jax.tree.map(
+        lambda x, y: None if x is None else jnp.where(step == 3, x, y), a, b,
+        is_leaf=lambda x: x is None)
+    return pick(self.small, self.big), state + 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_regrown_weights_start_at_zero_with_zero_moments(mnist1d, optimizer):
+  """Weights pruned at step 3 and regrown at step 6 are exactly zero right
+  after step 6, and so are their optimizer moments (RigL's rule), although
+  their moments were non-zero before they were pruned."""
+  base = make_trainer(mnist1d, optimizer=optimizer, momentum=0.9)
+  state = base.init(loop_lib.replica_keys([0]))
+  one = lambda t: jax.tree.map(lambda m: None if m is None else m[0], t,
+                               is_leaf=lambda x: x is None)
+  big = one(state.mask)
+  small = one(pruned_mask(state, 0.5))
+  tr = loop_lib.Trainer(base.prog._replace(
+      updater=PruneThenRegrow(small, big)), mnist1d)
+  state = tr.restart(state)
+  lr = 0.05 if optimizer == "sgd" else 1e-3
+  hp = optim.stack_hparams([lr], [1e-4])
+  got, _ = tr.run(state, hp, 7)  # steps 0..6
+  assert int(got.sparse_state[0]) == 2
+  regrown = jax.tree.map(lambda b, s: None if b is None else b & ~s, big,
+                         small, is_leaf=lambda x: x is None)
+  checked = 0
+  for leaf in jax.tree.leaves(got.opt_state):
+    for g in jax.tree.leaves(regrown):
+      if leaf.shape[1:] == g.shape:
+        assert (np.asarray(leaf)[0][np.asarray(g)] == 0).all()
+        checked += 1
+  assert checked >= 3
+  for p, g in zip(jax.tree.leaves(got.params), jax.tree.leaves(
+      jax.tree.map(lambda p, g: jnp.zeros(p.shape[1:], bool) if g is None
+                   else g, got.params, regrown,
+                   is_leaf=lambda x: x is None))):
+    assert (np.asarray(p)[0][np.asarray(g)] == 0).all()
+  # One more step trains them again.
+  again, _ = tr.run(got, hp, 1)
+  k = np.asarray(again.params["Dense_0"]["kernel"][0])
+  assert (k[np.asarray(regrown["Dense_0"]["kernel"])] != 0).mean() > 0.5
+
+
 def test_update_acts_per_replica(mnist1d):
   """Replicas at different steps: only the one whose step hits the update
   step changes its mask."""
@@ -162,6 +240,29 @@ def test_scores_parametrization_keeps_weights_bit_identical(mnist1d):
   # The optimizer holds moments only for the trained leaves.
   shapes = [x.shape for x in jax.tree.leaves(state.opt_state)]
   assert shapes.count(before["scores"].shape) == 1
+
+
+def test_frozen_prunable_weights_keep_their_masked_values(mnist1d):
+  """A static sparse mask on frozen weights zeroes them once (restart);
+  training never touches them after that. A mask *updater* may not prune
+  frozen leaves (they could never come back): refused with the fix."""
+  recipe = optim.Recipe(steps=20, batch_size=32, optimizer="sgd")
+  prog = step_lib.Program(ScoredDense(), tasks.get("classification"), recipe,
+                          mnist1d.normalize,
+                          parametrization=Parametrization.scores(),
+                          prunable=r"kernel$")
+  tr = loop_lib.Trainer(prog, mnist1d)
+  state = tr.init(loop_lib.replica_keys([0, 1]))
+  keep = jax.random.bernoulli(jax.random.key(1), 0.5,
+                              state.params["kernel"].shape)
+  state = tr.restart(state.replace(mask={"kernel": keep, "scores": None}))
+  start = np.asarray(state.params["kernel"])
+  assert (start[~np.asarray(keep)] == 0).all()
+  state, _ = tr.run(state, optim.stack_hparams([0.5, 0.5], [1e-3, 1e-3]), 20)
+  np.testing.assert_array_equal(np.asarray(state.params["kernel"]), start)
+  dynamic = loop_lib.Trainer(prog._replace(updater=Never()), mnist1d)
+  with pytest.raises(ValueError, match="masks.prunable matches frozen"):
+    dynamic.init(loop_lib.replica_keys([0]))
 
 
 def regression_data(n=256, d=5, k=2, seed=0):

@@ -78,8 +78,13 @@ class CheckpointError(RuntimeError):
   """No usable training checkpoint although some exist."""
 
 
+class CheckpointMismatch(CheckpointError):
+  """A readable checkpoint whose arrays differ from this run's state."""
+
+
 #: Characters the flat layout of earlier versions replaced by ``_`` in keys.
 _LEGACY_UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
+_LEGACY_CHAIN = re.compile(r"\.opt_state\.\d+\.")
 
 
 def _is_key(x: Any) -> bool:
@@ -117,9 +122,9 @@ def _check(stored: dict, name: str, want: jax.ShapeDtypeStruct) -> None:
   (``stored``: metadata by dotted name) has ``want``'s shape and dtype."""
   have = stored.get(name)
   if not hasattr(have, "shape"):
-    raise CheckpointError(f"checkpoint lacks {name!r}")
+    raise CheckpointMismatch(f"checkpoint lacks {name!r}")
   if (tuple(have.shape), np.dtype(have.dtype)) != (want.shape, want.dtype):
-    raise CheckpointError(
+    raise CheckpointMismatch(
         f"{name!r} is {np.dtype(have.dtype)}{list(have.shape)} in the "
         f"checkpoint but {want.dtype}{list(want.shape)} in this run's state")
 
@@ -132,8 +137,11 @@ def _is_legacy(stored_tree: Any) -> bool:
 
 
 def _legacy_name(name: str) -> str:
-  """The flat layout's key for a leaf with orbax parameter name ``name``."""
-  return _LEGACY_UNSAFE.sub("_", name.replace("/", "."))
+  """The flat layout's key for a leaf with orbax parameter name ``name``.
+  Earlier versions kept one optimizer transform's state where the optax
+  chain now keeps a tuple (``opt_state.1.trace`` was ``opt_state.trace``)."""
+  flat = _LEGACY_UNSAFE.sub("_", name.replace("/", "."))
+  return _LEGACY_CHAIN.sub(".opt_state.", flat)
 
 
 class TrainCheckpoints:
@@ -217,8 +225,8 @@ class TrainCheckpoints:
     else:
       extra = sorted(set(stored) - set(jax.tree.leaves(names)))
       if extra:
-        raise CheckpointError(f"checkpoint holds {extra[0]!r}, which this "
-                              "run's state lacks")
+        raise CheckpointMismatch(f"checkpoint holds {extra[0]!r}, which this "
+                                 "run's state lacks")
       tree = self.manager.restore(position,
                                   args=ocp.args.StandardRestore(abstract))
     return jax.tree.map(_like, tree, template)
@@ -228,12 +236,20 @@ class TrainCheckpoints:
     """(position, tree) of the newest readable checkpoint, or None if there
     is none. Unreadable (corrupt, truncated) ones are reported through
     ``warn``, deleted, and the next older one is tried; if checkpoints exist
-    but none is readable, :class:`CheckpointError`."""
+    but none is readable, :class:`CheckpointError`. A readable checkpoint
+    of another state structure (another version or program) is never
+    deleted: :class:`CheckpointError` says so."""
     positions = self.positions()
     problems = []
     for position in reversed(positions):
       try:
         return position, self.restore(position, template)
+      except CheckpointMismatch as e:
+        raise CheckpointError(
+            f"checkpoint {position} in {self.directory} holds a different "
+            f"training state than this run ({e}); it was written by another "
+            "version of jaxticket or another config. Resume it with that "
+            "version, or use a new --workdir (nothing was deleted).") from None
       except Exception as e:  # orbax/tensorstore raise many kinds
         problem = (f"checkpoint {position} in {self.directory} is unreadable "
                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")

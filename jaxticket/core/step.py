@@ -110,14 +110,41 @@ def init_state(prog: Program, key: jax.Array, input_shape: tuple[int, ...]
 
 
 def restart(prog: Program, state: TrainState) -> TrainState:
-  """``state`` with a fresh optimizer and updater state, e.g. after pruning
-  or rewinding (as OpenLTH does: old momentum points along pruned
-  directions)."""
-  trainable, _ = prog.parametrization.split(state.params)
+  """``state`` masked, with a fresh optimizer and updater state, e.g. after
+  pruning or rewinding (as OpenLTH does: old momentum points along pruned
+  directions). Frozen leaves are masked here, once: the step never touches
+  them."""
+  _check_updater_leaves(prog, state.params, state.mask)
+  params = masks_lib.apply(state.params, state.mask)
+  trainable, _ = prog.parametrization.split(params)
   sparse = () if is_static(prog.updater) else prog.updater.init(
-      state.params, state.mask)
-  return state.replace(opt_state=optim.init_optimizer(prog.recipe, trainable),
-                       sparse_state=sparse)
+      params, state.mask)
+  return state.replace(params=params, sparse_state=sparse,
+                       opt_state=optim.init_optimizer(prog.recipe, trainable))
+
+
+def _check_updater_leaves(prog: Program, params: PyTree, mask: PyTree
+                          ) -> None:
+  """A mask updater may only change the mask of trained leaves: a frozen
+  leaf it pruned could never come back (refused with the fix)."""
+  if is_static(prog.updater) or not prog.parametrization.trainable:
+    return
+  flags = prog.parametrization.flags(params)
+  frozen = [masks_lib.path_str(p) for p, m in
+            jax.tree_util.tree_flatten_with_path(
+                mask, is_leaf=lambda x: x is None)[0]
+            if m is not None and not _leaf_at(flags, p)]
+  if frozen:
+    raise ValueError(
+        f"masks.prunable matches frozen parameters {frozen}, but a mask "
+        "updater may only prune and regrow trained ones: make "
+        "masks.prunable match only the leaves the parametrization trains.")
+
+
+def _leaf_at(tree: PyTree, path: tuple) -> Any:
+  for key in path:
+    tree = tree[getattr(key, "key", getattr(key, "idx", key))]
+  return tree
 
 
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array,
@@ -233,9 +260,21 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
   state = state.replace(params=params, batch_stats=new_stats,
                         opt_state=opt_state, diverged_at=diverged_at)
   if not is_static(prog.updater):
+    # Under the old mask first, so that weights the update regrows start
+    # at zero (Evci et al. 2020) rather than at this step's stale update.
+    state = state.replace(params=_remask(prog, state.params, state.mask))
     state = _update_mask(prog, state, grads, update_now)
-  return state.replace(params=masks_lib.apply(state.params, state.mask),
+  return state.replace(params=_remask(prog, state.params, state.mask),
                        step=state.step + 1), loss
+
+
+def _remask(prog: Program, params: PyTree, mask: PyTree) -> PyTree:
+  """``params`` with pruned *trained* entries zeroed; frozen leaves pass
+  untouched (they were masked once, by :func:`restart`)."""
+  if not prog.parametrization.trainable:
+    return masks_lib.apply(params, mask)
+  trainable, frozen = prog.parametrization.split(params)
+  return merge(masks_lib.apply(trainable, mask), frozen)
 
 
 __all__ = ["TrainState", "Program", "DataArrays", "device_arrays",

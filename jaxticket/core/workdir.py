@@ -67,6 +67,17 @@ def config_json(cfg: ml_collections.ConfigDict) -> str:
   return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=list)
 
 
+def fill_missing(old: dict, defaults: dict) -> dict:
+  """``old`` with the keys it lacks (recursively) taken from ``defaults``."""
+  out = dict(old)
+  for k, v in defaults.items():
+    if k not in out:
+      out[k] = v
+    elif isinstance(v, dict) and isinstance(out[k], dict):
+      out[k] = fill_missing(out[k], v)
+  return out
+
+
 def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
   """Keys whose values differ between two config dicts."""
   out = []
@@ -113,8 +124,11 @@ class Workdir:
     obj = self.finished_summary()
     return None if obj is None else schema.from_json(obj)
 
-  def claim(self, cfg: ml_collections.ConfigDict) -> None:
-    """Record the config, refusing a workdir that holds a different run."""
+  def claim(self, cfg: ml_collections.ConfigDict,
+            defaults: ml_collections.ConfigDict | None = None) -> None:
+    """Record the config, refusing a workdir that holds a different run.
+    Keys a config.json of an earlier version lacks count as their value in
+    ``defaults`` (a key added later is no change to that run)."""
     new = json.loads(config_json(cfg))
     path = self.file("config.json")
     if os.path.exists(path):
@@ -126,6 +140,8 @@ class Workdir:
             "the file if you are sure the run there used this config."
         ) from None
       old_cmd = old.pop("_command", self.command)
+      if defaults is not None:
+        old = fill_missing(old, json.loads(config_json(defaults)))
       changes = diff(old, new)
       if old_cmd != self.command or changes:
         what = (f"command {old_cmd!r}" if old_cmd != self.command else

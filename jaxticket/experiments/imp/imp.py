@@ -313,7 +313,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
   config_lib.validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, command)
   done = wd.finished(ImpSummary)
-  wd.claim(cfg)
+  wd.claim(cfg, config_lib.default_config())
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
                "nothing recomputed (use a new --workdir to run again).",

@@ -49,7 +49,8 @@ from jaxticket.experiments.lmc import report
 from jaxticket.data import Dataset
 from jaxticket.models.layers import BN_MOMENTUM
 from jaxticket.core.replicas import ReplicaAxis
-from jaxticket.core.workdir import Workdir, config_json, diff, read_json
+from jaxticket.core.workdir import (Workdir, config_json, diff, fill_missing,
+                                    read_json)
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import step as step_lib
 
@@ -278,7 +279,8 @@ def check_source(cfg: ml_collections.ConfigDict, source_dir: str) -> dict:
     raise FileNotFoundError(
         f"lmc.imp_workdir={source_dir!r} holds no config.json: point it at "
         "the --workdir of an earlier `jaxticket imp` or `sanity` run.")
-  source = read_json(path)
+  source = fill_missing(read_json(path),
+                        json.loads(config_json(config_lib.default_config())))
   if source.get("_command") not in ("imp", "sanity"):
     raise config_lib.ConfigError(
         f"lmc.imp_workdir={source_dir!r} holds a `{source.get('_command')}` "
@@ -511,7 +513,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   cfg = _source_seeds(cfg)
   wd = Workdir(workdir, "lmc")
   done = wd.finished(LmcSummary)
-  wd.claim(cfg)
+  wd.claim(cfg, config_lib.default_config())
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `lmc` run with this config; "
                "nothing recomputed.", file=sys.stderr)

@@ -171,7 +171,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   if cfg.sanity.seeds:
     cfg = cfg.copy_and_resolve_references()
     cfg.seeds = cfg.sanity.seeds
-  wd.claim(cfg)
+  wd.claim(cfg, config_lib.default_config())
   if done is not None:
     tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
                "nothing recomputed.", file=sys.stderr)

@@ -30,6 +30,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError(
         f"sanity.lrs={tuple(sc.lrs)!r}: give at least one positive learning "
         "rate, e.g. --config.sanity.lrs=0.01,0.1,0.3.")
+  if len(set(sc.lrs)) != len(sc.lrs):
+    raise ConfigError(
+        f"sanity.lrs={tuple(sc.lrs)!r} repeats a learning rate; its "
+        "replicas would count twice in the seed statistics. Give each LR "
+        "once (more seeds: --config.sanity.seeds).")
   if cfg.imp.rewind not in ("init", "step"):
     raise ConfigError(
         f"imp.rewind={cfg.imp.rewind!r}: sanity checks judge tickets rewound "

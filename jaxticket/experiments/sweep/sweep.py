@@ -180,7 +180,8 @@ def run(cfg: ml_collections.ConfigDict, grid_specs: list[str], workdir: str,
   grid = parse_grid(cfg, grid_specs)
   wd = Workdir(workdir, "sweep")
   done = wd.finished(SweepSummary)
-  wd.claim(cfg.copy_and_resolve_references())
+  wd.claim(cfg.copy_and_resolve_references(),
+           config_lib.default_config())
   if done is not None and done.grid == {k: list(v) for k, v in
                                         grid.items()}:
     tqdm.write(f"{wd.path} holds this finished sweep; nothing recomputed.",
@@ -262,7 +263,7 @@ def run_program(cfg: ml_collections.ConfigDict, points: list[dict],
   """One program: IMP over points x seeds on the replica axis (resumable,
   a finished one is reused)."""
   done = wd.finished(SweepProgramSummary)
-  wd.claim(cfg)
+  wd.claim(cfg, config_lib.default_config())
   if done is not None and done.points == points:
     return done
   s = common.setup(cfg, points=points)
