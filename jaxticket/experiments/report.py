@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from jaxticket.core.workdir import Workdir, write_atomic  # noqa: E402
+from jaxticket.core.workdir import Workdir, write_atomic
+
+
+@functools.cache
+def _pyplot():
+  """matplotlib.pyplot on the Agg backend, imported at the first plot
+  (0.25 s; ``jaxticket train`` writes no plot)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
 
 
 def density_axis(ax) -> None:
@@ -43,6 +51,7 @@ def imp_table(rows: list[dict]) -> str:
 
 def plot_accuracy_vs_density(rows: list[dict], path: str, title: str) -> None:
   """Test accuracy vs. density on a log axis, mean line with a +-std band."""
+  plt = _pyplot()
   d = np.array([r["density"] for r in rows])
   m = np.array([r["test_accuracy"]["mean"] for r in rows], float) * 100
   s = np.array([r["test_accuracy"]["std"] for r in rows], float) * 100
@@ -110,6 +119,7 @@ def lmc_table(rows: list[dict]) -> str:
 def plot_lmc(summary: dict, path_png: str, barrier_png: str) -> None:
   """Test (solid) and train (dotted) error along the path per rewind step,
   and the test/train error barrier vs rewind step."""
+  plt = _pyplot()
   alphas = np.asarray(summary["alphas"])
   fig, ax = plt.subplots(figsize=(6, 4))
   for i, r in enumerate(summary["rows"]):
@@ -232,6 +242,7 @@ def sanity_accuracy_table(rows: list[dict], settings: list[str]) -> str:
 def plot_sanity(summary: dict, path: str) -> None:
   """Test accuracy vs. density per LR: a line with a seed band per setting,
   the dense net as a horizontal band."""
+  plt = _pyplot()
   lrs = summary["lrs"]
   fig, axes = plt.subplots(1, len(lrs), figsize=(5 * len(lrs), 4),
                            sharey=True, squeeze=False)
@@ -260,6 +271,7 @@ def plot_sanity(summary: dict, path: str) -> None:
 
 def plot_accuracy_vs_lr(summary: dict, density: float, path: str) -> None:
   """Test accuracy vs. LR at one density, one line per setting."""
+  plt = _pyplot()
   rows = [r for r in summary["rows"] if abs(r["density"] - density) < 1e-9]
   fig, ax = plt.subplots(figsize=(5.5, 4))
   for name, (color, style) in list(SETTING_STYLE.items()) + [
@@ -360,6 +372,7 @@ def study_table(result: dict) -> str:
 
 def plot_study(result: dict, path: str) -> None:
   """Gaps and largest winning sparsities against the factor's values."""
+  plt = _pyplot()
   rows = result["rows"]
   x = np.arange(len(rows))
   val = lambda k: np.array([np.nan if r[k] is None else 100 * r[k]
@@ -424,6 +437,7 @@ def sweep_table(summary: dict) -> str:
 
 def write_sweep_report(wd: Workdir, summary: dict) -> None:
   """report.md and sweep.png (test accuracy vs density per grid point)."""
+  plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.5))
   points = []
   for r in summary["rows"]:
