@@ -66,6 +66,7 @@ def whole_imp_seconds(cpu_devices: int) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jaxticket.cli", "imp",
                     "--workdir", workdir, "--no-progress",
+                    "--no-compile-cache",  # both counts compile (cold)
                     f"--config.train.cpu_devices={cpu_devices}"],
                    check=True, capture_output=True, cwd=os.path.dirname(HERE),
                    env={**os.environ, "JAX_PLATFORMS": "cpu"})

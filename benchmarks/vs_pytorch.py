@@ -16,12 +16,20 @@ Reported, measured in one run:
   jaxticket with 1 and with 8 replicas, and the speedups;
 - whole process: wall time of a fresh process (imports, data, compilation,
   training, final test evaluation) for ``--seeds`` seeds x ``--steps``
-  steps, each framework in its own subprocess, and the speedup;
+  steps, each framework in its own subprocess, and the speedups. The jax
+  worker uses the persistent compilation cache as the ``jaxticket`` command
+  does by default, in a fresh directory: its first run compiles and writes
+  the cache (cold), a second identical run loads it (warm); the torch run
+  sits between the two;
+- the ``jaxticket train`` command itself (``--seeds`` x ``--steps``, dense,
+  default evaluation and checkpoint intervals, all run files written), cold
+  and warm cache likewise (``--no-command`` skips it);
 - both frameworks' final test accuracy (they train the same recipe, so they
   should land close to each other: a check that the comparison is fair).
 
   pip install -e ".[bench]"   # torch
-  python benchmarks/vs_pytorch.py [--steps 10000] [--seeds 8] [--out F]
+  python benchmarks/vs_pytorch.py [--steps 10000] [--seeds 8] [--no-command]
+      [--out F]
 """
 
 from __future__ import annotations
@@ -32,11 +40,20 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 DENSITY = 0.2
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def repo_env() -> dict:
+  """The environment of a subprocess that imports this checkout's code."""
+  path = os.environ.get("PYTHONPATH", "")
+  return {**os.environ,
+          "PYTHONPATH": REPO + (os.pathsep + path if path else "")}
 
 
 def load_arrays():
@@ -117,13 +134,21 @@ def jax_setup(seeds: int, steps: int):
 
 
 def jax_masks(cfg, s, state):
+  """Random 20%-density masks and the params masked by them, in one jitted
+  program (as the command prunes)."""
   import jax
   from jaxticket import pruning
+  from jaxticket.core import masks as masks_lib
   from jaxticket.experiments import common
-  ones = common.dense_masks(cfg, state.params)
+
+  def fn(params, keys):
+    ones = common.dense_masks(cfg, params)
+    mask = jax.vmap(lambda p, m, k: pruning.prune(
+        p, m, 1 - DENSITY, scorer="random", key=k))(params, ones, keys)
+    return mask, jax.vmap(masks_lib.apply)(params, mask)
+
   keys = jax.random.split(jax.random.key(1), len(s.seeds))
-  return jax.vmap(lambda p, m, k: pruning.prune(
-      p, m, 1 - DENSITY, scorer="random", key=k))(state.params, ones, keys)
+  return jax.jit(fn)(state.params, keys)
 
 
 def jax_train(seeds: int, steps: int):
@@ -134,10 +159,8 @@ def jax_train(seeds: int, steps: int):
   from jaxticket.core import loop as loop_lib
   cfg, s = jax_setup(seeds, steps)
   state = s.trainer.init(loop_lib.replica_keys(s.seeds))
-  mask = jax_masks(cfg, s, state)
-  state = state.replace(params=jax.vmap(__import__(
-      "jaxticket.core.masks", fromlist=["apply"]).apply)(state.params, mask),
-      mask=mask)
+  mask, params = jax_masks(cfg, s, state)
+  state = state.replace(params=params, mask=mask)
   state = s.trainer.train(state, s.hparams, steps, steps)
   return float(np.mean(jax.device_get(s.trainer.evaluate(state)
                                       ).test_accuracy))
@@ -151,16 +174,17 @@ def jax_step_time(replicas: int, steps: int) -> float:
   from jaxticket.core import loop as loop_lib
   cfg, s = jax_setup(replicas, steps)
   state = s.trainer.init(loop_lib.replica_keys(s.seeds))
-  mask = jax_masks(cfg, s, state)
+  mask, _ = jax_masks(cfg, s, state)
   state = state.replace(mask=mask)
   return best_time(lambda: s.trainer.run(
       common.copy_tree(state), s.hparams, steps)[0].params) / (
           replicas * steps)
 
 
-def worker(kind: str, seeds: int, steps: int) -> None:
-  if kind == "jax":  # as the jaxticket command: one CPU device per core
+def worker(kind: str, seeds: int, steps: int, cache: str) -> None:
+  if kind == "jax":  # as the jaxticket command: cache, one device per core
     from jaxticket.core import runtime
+    runtime.enable_compile_cache(cache or None, enabled=bool(cache))
     runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)
   if kind == "torch":
     import torch
@@ -173,13 +197,35 @@ def worker(kind: str, seeds: int, steps: int) -> None:
   print(json.dumps({"test_accuracy": acc}))
 
 
-def whole_process(kind: str, seeds: int, steps: int) -> tuple[float, float]:
+def whole_process(kind: str, seeds: int, steps: int, cache: str = ""
+                  ) -> tuple[float, float]:
+  """(wall seconds, mean test accuracy) of a fresh worker process."""
   t0 = time.perf_counter()
   out = subprocess.run([sys.executable, __file__, "--worker", kind,
-                        "--seeds", str(seeds), "--steps", str(steps)],
-                       check=True, capture_output=True, text=True)
+                        "--seeds", str(seeds), "--steps", str(steps),
+                        "--compile-cache", cache],
+                       check=True, capture_output=True, text=True,
+                       env=repo_env())
   wall = time.perf_counter() - t0
   return wall, json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"]
+
+
+def command_process(seeds: int, steps: int, cache: str) -> tuple[float, float]:
+  """(wall seconds, mean test accuracy) of the ``jaxticket train`` command:
+  dense, default evaluation (every 500 steps) and checkpoints (every 1000),
+  metrics, summary and report written."""
+  with tempfile.TemporaryDirectory() as workdir:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jaxticket.cli", "train",
+                    "--workdir", workdir, "--no-progress",
+                    "--compile-cache", cache, f"--config.seeds={seeds}",
+                    f"--config.train.steps={steps}"],
+                   check=True, capture_output=True, text=True, cwd=REPO,
+                   env=repo_env())
+    wall = time.perf_counter() - t0
+    with open(os.path.join(workdir, "summary.json")) as f:
+      level = json.load(f)["levels"][-1]
+  return wall, level["test_accuracy"]["mean"]
 
 
 def main() -> None:
@@ -188,11 +234,15 @@ def main() -> None:
   parser.add_argument("--seeds", type=int, default=8)
   parser.add_argument("--loop-steps", type=int, default=1000,
                       help="steps timed for the in-loop comparison")
+  parser.add_argument("--no-command", action="store_true",
+                      help="skip the `jaxticket train` command's runs")
   parser.add_argument("--worker", choices=["torch", "jax"])
+  parser.add_argument("--compile-cache", default="",
+                      help="(worker) compilation cache directory; empty: none")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   if args.worker:
-    return worker(args.worker, args.seeds, args.steps)
+    return worker(args.worker, args.seeds, args.steps, args.compile_cache)
   from jaxticket.core import runtime
   runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)  # as the command does
   import torch
@@ -203,8 +253,32 @@ def main() -> None:
   torch_step = min(torch_train(0, n + 100, arrays, timing_from=100)[1]
                    for _ in range(3))
   jax1, jax8 = jax_step_time(1, n), jax_step_time(8, n)
-  torch_wall, torch_acc = whole_process("torch", args.seeds, args.steps)
-  jax_wall, jax_acc = whole_process("jax", args.seeds, args.steps)
+  loads = [os.getloadavg()[0]]
+  with tempfile.TemporaryDirectory() as tmp:
+    # The command's default cache, in fresh directories: the first jax run
+    # compiles and writes it (cold), the second loads (warm).
+    cache, command_cache = os.path.join(tmp, "jax"), os.path.join(tmp, "cmd")
+    whole = {"seeds": args.seeds, "steps": args.steps}
+    runs = [("jaxticket_cold_cache", lambda: whole_process(
+                 "jax", args.seeds, args.steps, cache)),
+            ("torch", lambda: whole_process("torch", args.seeds, args.steps)),
+            ("jaxticket_warm_cache", lambda: whole_process(
+                 "jax", args.seeds, args.steps, cache))]
+    if not args.no_command:
+      runs += [(f"command_{c}_cache", lambda: command_process(
+          args.seeds, args.steps, command_cache)) for c in ("cold", "warm")]
+    for name, fn in runs:
+      wall, acc = fn()
+      loads.append(os.getloadavg()[0])
+      whole[f"{name}_s"] = round(wall, 2)
+      whole[f"{name}_test_accuracy"] = round(acc, 4)
+      print(f"{name}: {wall:.1f} s, load {loads[-1]:.2f}", file=sys.stderr,
+            flush=True)
+  for name in ("jaxticket_cold_cache", "jaxticket_warm_cache", "command_cold_cache",
+               "command_warm_cache"):
+    if f"{name}_s" in whole:
+      whole[f"speedup_{name}"] = round(whole["torch_s"] / whole[f"{name}_s"],
+                                       2)
   report("vs_pytorch", {
       "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
       "torch_device": "cuda" if torch.cuda.is_available() else "cpu",
@@ -214,12 +288,8 @@ def main() -> None:
           "jaxticket_8_replicas": round(1e3 * jax8, 4)},
       "in_loop_speedup": {"1_seed": round(torch_step / jax1, 2),
                           "8_seeds": round(torch_step / jax8, 2)},
-      "whole_process": {"seeds": args.seeds, "steps": args.steps,
-                        "torch_s": round(torch_wall, 2),
-                        "jaxticket_s": round(jax_wall, 2),
-                        "speedup": round(torch_wall / jax_wall, 2),
-                        "torch_test_accuracy": round(torch_acc, 4),
-                        "jaxticket_test_accuracy": round(jax_acc, 4)},
+      "whole_process": whole,
+      "load_average_1min": [round(x, 2) for x in loads],
   }, args.out)
 
 

@@ -224,3 +224,17 @@ def test_start_imports_no_other_commands_modules(tmp_path):
                        text=True, timeout=300, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": ROOT})
   assert out.stdout.strip() == "[]", out.stderr  # 0.4 s of scipy.stats
+
+
+def test_train_imports_no_matplotlib(tmp_path):
+  """``train`` writes no plot, so it does not pay pyplot's import (0.25 s)."""
+  code = ("import sys; from jaxticket import cli; "
+          "cli.main(['train', '--config', %r, '--workdir', 'w', "
+          "'--config.model.width=0.25', '--no-progress', "
+          "'--no-compile-cache']); "
+          "print('matplotlib.pyplot' in sys.modules)" % TINY)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+  assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+  assert (tmp_path / "w" / "report.md").exists()

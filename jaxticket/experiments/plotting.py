@@ -1,13 +1,32 @@
-"""What every report shares: matplotlib without a display, the density
-axis, number formats."""
+"""What every report shares: matplotlib without a display (imported at the
+first plot), the density axis, number formats."""
 
 from __future__ import annotations
 
-import matplotlib
+import functools
+from typing import Any
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+
+
+@functools.cache
+def pyplot() -> Any:
+  """matplotlib.pyplot on the Agg backend, imported at the first plot
+  (0.25 s that ``jaxticket train``, which draws none, does not pay)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot
+  return matplotlib.pyplot
+
+
+class _LazyPyplot:
+  """``plt.subplots(...)`` etc., importing pyplot on first use."""
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(pyplot(), name)
+
+
+plt = _LazyPyplot()
 
 
 def density_axis(ax) -> None:
