@@ -161,12 +161,28 @@ MA2021_LRS = {
 }
 
 
+#: Ma et al.'s pruned ResNet layers: block and downsample convolutions only.
+MA2021_RESNET_PRUNABLE = r"^BasicBlock_\d+/.*kernel$"
+
+
 def ma2021_cifar(model: str, dataset: str = "cifar10"
                  ) -> ml_collections.ConfigDict:
   """The CIFAR recipe of Ma et al. (2021, Sec. 4): 160 epochs, batch 64, SGD
-  momentum 0.9, weight decay 5e-4, LR /10 at epochs 80 and 120, crop+flip;
-  IMP 20% of the remaining weights per round, global magnitude, 14 rounds,
-  output layer not pruned (OpenLTH ignores ``fc.weight``), 3 seeds.
+  momentum 0.9, LR /10 at epochs 80 and 120, crop+flip; IMP 20% of the
+  remaining weights per round, global magnitude, 14 rounds, 3 seeds.
+
+  What is pruned follows the authors' code (sanity-check-LTH): for the
+  ResNets only the convolutions of the residual blocks and their downsample
+  shortcuts, neither the stem convolution nor the fc layer (our
+  ``BasicBlock_*`` kernels, :data:`MA2021_RESNET_PRUNABLE`); for the other
+  models every conv/linear kernel except the output layer. (OpenLTH too
+  leaves ``fc.weight`` out, but only for its LeNet/VGG models.)
+
+  Weight decay 5e-4 as the paper states (Sec. 4). Their training script
+  hard-codes 1e-4 whatever its flag says; we keep the paper's value, the
+  one the published numbers are reported with, and note the difference
+  here: set ``train.weight_decay=1e-4`` to reproduce the script instead.
+
   An epoch is 703 steps of the 45000 examples left after the validation
   split (45000 // 64)."""
   c = default_config()
@@ -188,6 +204,8 @@ def ma2021_cifar(model: str, dataset: str = "cifar10"
   c.imp.prune_fraction = 0.2
   c.imp.output_prune_fraction = 0.0
   c.imp.strategy = "global"
+  if model.startswith("resnet"):
+    c.masks.prunable = MA2021_RESNET_PRUNABLE
   c.seeds = 3
   c.sanity.lrs = MA2021_LRS.get(model, MA2021_LRS["resnet20"])
   c.sanity.levels = tuple(range(1, 15))

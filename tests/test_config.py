@@ -68,3 +68,33 @@ def test_data_dir_only_for_datasets_read_from_a_folder():
 def test_unknown_size():
   with pytest.raises(config.ConfigError, match="tiny"):
     config.default_config("huge")
+
+
+def test_ma2021_resnet_prunes_block_and_downsample_convs_only():
+  """Ma et al.'s code prunes the ResNet's block and downsample convolutions:
+  not the stem convolution, not the fc layer."""
+  import jax
+  import jax.numpy as jnp
+  from jaxticket import models
+  from jaxticket.core import masks
+  cfg = config.load("configs/cifar10_resnet20.py")
+  model = models.build("resnet20", 10, width=0.25, input_shape=(32, 32, 3))
+  params = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))["params"]
+  mask = masks.ones(params, cfg.masks.prunable)
+  pruned = [p for p, m in zip(jax.tree.leaves(masks.leaf_paths(params)),
+                              jax.tree.leaves(jax.tree.map(
+                                  lambda m: m is not None, mask,
+                                  is_leaf=lambda x: x is None)))
+            if m]
+  assert "ConvBN_0/Conv_0/kernel" not in pruned  # the stem
+  assert "head/kernel" not in pruned
+  assert len(pruned) == 20  # 9 blocks x 2 convs + 2 downsample shortcuts
+  assert all(p.startswith("BasicBlock_") for p in pruned)
+  assert config.load("configs/cifar10_vgg16.py").masks.prunable == (
+      config.default_config().masks.prunable)
+
+
+def test_mnist_lenet_uses_openlth_plain_sgd():
+  cfg = config.load("configs/mnist_lenet.py")
+  assert cfg.train.optimizer == "sgd" and cfg.train.momentum == 0.0

@@ -108,3 +108,21 @@ def test_conclusion_mentions_largest_sparsities():
                         "5": False}}]
   text = verdict.conclusion(vs, CRIT)
   assert "70.0%" in text and "90.0%" in text
+
+
+def test_condition_3_judges_rr_at_every_lr():
+  """Ma et al.: the ticket must clearly beat RR "trained at any LR". RR's
+  best-validation LR (0.1) is clearly beaten, but RR at 0.01, worse on
+  validation, is as good as the ticket on test: no jackpot, and the
+  decisive RR LR is reported. The old rule (RR at its best-val LR only)
+  would have called this a jackpot."""
+  t = tables()
+  t["random_reinit"] = {0.01: col(0.70, test=0.908), 0.1: col(0.85)}
+  v = verdict.judge(t, 0.8, CRIT)
+  assert v["class"] == "none" and not v["conditions"]["3"]
+  assert v["reference_lrs"]["random_reinit"] == 0.01
+  best = [r for r in v["per_lr"] if r["lr"] == v["lr"]][0]
+  assert set(best["vs_random_reinit_per_lr"]) == {"0.01", "0.1"}
+  # With RR at 0.01 clearly worse too, the jackpot is back.
+  t["random_reinit"][0.01] = col(0.70, test=0.86)
+  assert verdict.judge(t, 0.8, CRIT)["class"] == "jackpot"

@@ -132,7 +132,10 @@ def write_sanity_report(wd: Workdir, summary: SanitySummary) -> None:
           f"Conditions of Ma et al. (2021): 'similar' = within "
           f"{100 * crit['tolerance']:.1f} points, 'clearly' = by more than "
           f"{100 * crit['margin']:.1f} points, test accuracy means over "
-          f"{len(summary.seeds)} seeds; best LRs chosen on validation.", "",
+          f"{len(summary.seeds)} seeds; best LRs chosen on validation, "
+          "except that condition 3 compares the ticket with its random "
+          "re-initialization at every LR of the grid (Ma et al.: 'trained "
+          "at any LR'), the closest one deciding.", "",
           verdict_table(verdicts), "",
           "## Test accuracy (%) at the checked sparsities", "",
           sanity_accuracy_table(checked, settings), "",
