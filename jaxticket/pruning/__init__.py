@@ -1,7 +1,10 @@
 """Pruning: scorers rank weights, allocators turn ranks into masks.
 
 ``prune`` is the one entry point IMP uses: score, group (global / layer-wise,
-output layer at its own rate), allocate. Pure and vmappable.
+output layer at its own rate), allocate. Pruning at initialization to target
+counts, in one or many rounds, is :func:`rounds.prune_in_rounds`; layer
+densities without data are :mod:`ratios`; Su et al.'s controls are
+:mod:`controls`. Pure and vmappable.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from jaxticket.pruning import allocators, scorers
+from jaxticket.pruning import allocators, rounds, scorers
 from jaxticket.pruning.allocators import (STRATEGIES, fraction_for_density,
                                           fraction_table, group_leaves,
                                           prune_groups)
@@ -51,4 +54,4 @@ def prune(params: PyTree, mask: PyTree, fraction: jax.Array, *,
 
 __all__ = ["prune", "prune_groups", "group_leaves", "fraction_table",
            "fraction_for_density", "STRATEGIES", "SCORERS", "ScoreContext", "allocators",
-           "scorers"]
+           "scorers", "rounds"]

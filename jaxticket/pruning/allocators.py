@@ -28,11 +28,18 @@ PyTree = Any
 def _prune_group(scores: Sequence[jax.Array], alive: Sequence[jax.Array],
                  fraction: jax.Array) -> list[jax.Array]:
   """Prune ``fraction`` of the alive weights of one group of leaves."""
+  n_alive = sum(jnp.sum(a, dtype=jnp.int32) for a in alive)
+  n_prune = jnp.floor(fraction * n_alive + 0.5).astype(jnp.int32)
+  return _drop_lowest(scores, alive, n_prune)
+
+
+def _drop_lowest(scores: Sequence[jax.Array], alive: Sequence[jax.Array],
+                 n_prune: jax.Array) -> list[jax.Array]:
+  """Prune the ``n_prune`` lowest-scoring alive weights of one group."""
   flat_scores = jnp.concatenate([s.ravel().astype(jnp.float32) for s in scores])
   flat_alive = jnp.concatenate([a.ravel() for a in alive])
   total = flat_alive.shape[0]
   n_alive = jnp.sum(flat_alive, dtype=jnp.int32)
-  n_prune = jnp.floor(fraction * n_alive + 0.5).astype(jnp.int32)
   n_dead = total - n_alive
   # Sort dead weights first, then alive ones by score; lexsort is stable, so
   # equal keys keep index order. The primary key is the last one.
@@ -70,6 +77,32 @@ def prune_groups(scores: PyTree, mask: PyTree, groups: PyTree,
            if m is not None and g == name]
     kept = _prune_group([s_leaves[i] for i in idx], [m_leaves[i] for i in idx],
                         jnp.asarray(fractions[name], jnp.float32))
+    for i, k in zip(idx, kept):
+      new[i] = k
+  return jax.tree.unflatten(treedef, new)
+
+
+def keep_top(scores: PyTree, mask: PyTree, groups: PyTree,
+             counts: dict[str, jax.Array]) -> PyTree:
+  """Keep exactly ``counts[g]`` alive weights in each group ``g`` (the
+  highest-scoring ones; all alive ones if fewer): the allocation by target
+  counts that pruning at initialization uses (Tanaka et al. 2020 note that
+  a threshold ``score <= t`` can remove too many weights at ties; exact
+  counts cannot). ``counts`` may be traced, e.g. per replica under vmap.
+  """
+  is_none = lambda x: x is None
+  m_leaves, treedef = jax.tree.flatten(mask, is_leaf=is_none)
+  s_leaves = treedef.flatten_up_to(scores)
+  g_leaves = treedef.flatten_up_to(groups)
+  new = list(m_leaves)
+  for name in dict.fromkeys(g for g, m in zip(g_leaves, m_leaves)
+                            if m is not None):
+    idx = [i for i, (g, m) in enumerate(zip(g_leaves, m_leaves))
+           if m is not None and g == name]
+    alive = [m_leaves[i] for i in idx]
+    n_alive = sum(jnp.sum(a, dtype=jnp.int32) for a in alive)
+    n_keep = jnp.clip(jnp.asarray(counts[name], jnp.int32), 0, n_alive)
+    kept = _drop_lowest([s_leaves[i] for i in idx], alive, n_alive - n_keep)
     for i, k in zip(idx, kept):
       new[i] = k
   return jax.tree.unflatten(treedef, new)

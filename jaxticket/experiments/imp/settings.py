@@ -7,7 +7,8 @@ import ml_collections
 
 from jaxticket.core.checks import check_choice, check_range
 from jaxticket.experiments.lmc import settings as lmc_settings
-from jaxticket.pruning import SCORERS, STRATEGIES
+from jaxticket.pruning import STRATEGIES
+from jaxticket.pruning.scorers import WEIGHT_ONLY
 
 REWIND_MODES = ("init", "step", "lr", "finetune")
 IMP_SCHEDULES = ("iterative", "oneshot")
@@ -46,7 +47,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   check_choice("imp.strategy", i.strategy, STRATEGIES)
   check_choice("imp.schedule", i.schedule, IMP_SCHEDULES)
   check_choice("imp.rewind", i.rewind, REWIND_MODES)
-  check_choice("imp.scorer", i.scorer, SCORERS)
+  # IMP scores trained weights without data (SNIP, GraSP, SynFlow are
+  # pruning-at-initialization methods: `jaxticket pai`).
+  check_choice("imp.scorer", i.scorer, WEIGHT_ONLY, "IMP scorer")
   check_range("imp.rewind_step", 0 <= i.rewind_step < steps or (
       i.rewind_step == AUTO_REWIND and i.rewind in ("step", "lr")),
               i.rewind_step, f"must be in [0, train.steps={steps}), or -1 "
