@@ -48,28 +48,5 @@ def test_random_with_counts_under_vmap():
   np.testing.assert_array_equal(out["a"]["kernel"].sum((1, 2)), [80, 80])
 
 
-@pytest.mark.parametrize("density", [0.8, 0.3, 0.05])
-def test_smart_ratio_counts(density):
-  sizes = [1000, 500, 200, 50]
-  counts = random_masks.smart_ratio_counts(sizes, density, output_ratio=None)
-  assert sum(counts) == round(density * sum(sizes))
-  assert all(0 <= c <= s for c, s in zip(counts, sizes))
-  ratios = [c / s for c, s in zip(counts, sizes)]
-  # Earlier layers are kept at least as densely (the (L-l+1)^2+(L-l+1) rule).
-  assert all(r1 >= r2 - 1e-9 for r1, r2 in zip(ratios, ratios[1:]))
-  # Unclipped layers follow the ratio formula 20 : 12 : 6 : 2, up to flooring
-  # and the few weights handed out to reach the exact total.
-  q = [20, 12, 6, 2]
-  free = [i for i, r in enumerate(ratios) if r < 1]
-  scale = sum(counts[i] for i in free) / sum(q[i] * sizes[i] for i in free)
-  for i in free:
-    assert abs(counts[i] - scale * q[i] * sizes[i]) <= len(sizes)
-
-
-def test_smart_ratio_output_layer_kept_at_30_percent():
-  sizes = [1000, 500, 50]
-  counts = random_masks.smart_ratio_counts(sizes, 0.1)
-  assert counts[-1] == 15 and sum(counts) == 155
-  assert counts[0] / 1000 > counts[1] / 500
-  dense = random_masks.smart_ratio_counts(sizes, 0.8)
-  assert dense[-1] == 40 and sum(dense) == 1240
+# Su et al.'s smart ratio itself: tests/test_smart_ratio.py (against a NumPy
+# re-implementation of their code's rule).

@@ -1,17 +1,20 @@
 """Random masks for the controls of Su et al. (NeurIPS 2020) and Ma et al.
 (NeurIPS 2021): layer-wise shuffles, random masks with given per-layer
-counts, and data-independent "smart ratio" layer densities.
+counts, Su et al.'s "smart ratio" counts (random tickets) and hybrid
+tickets (smart-ratio counts, largest |w_0| within each layer).
 
 All functions take one replica's mask and are vmappable; counts are exact.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from jaxticket.pruning import allocators, ratios
 
 PyTree = Any
 _is_none = lambda x: x is None
@@ -53,42 +56,39 @@ def random_with_counts(key: jax.Array, mask_like: PyTree,
 
 
 def smart_ratio_counts(sizes: list[int], density: float,
-                       output_ratio: float | None = 0.3) -> list[int]:
-  """Per-layer kept counts from Su et al.'s smart ratios.
+                       variant: str = "resnet",
+                       linear_keep_ratio: float = ratios.LINEAR_KEEP_RATIO,
+                       last_linear: bool = True) -> list[int]:
+  """Per-layer kept counts from Su et al.'s smart ratios, exactly as their
+  code computes them: :func:`jaxticket.pruning.ratios.smart_ratio_counts`
+  (``sizes`` in forward order, the last one the linear classifier when
+  ``last_linear``)."""
+  return ratios.smart_ratio_counts(sizes, density, variant,
+                                   linear_keep_ratio, last_linear)
 
-  Layer l of L (1 = input side) gets a keep ratio proportional to
-  (L - l + 1)^2 + (L - l + 1): early layers are kept denser. The scale is set
-  so the total kept count hits ``density`` of all weights; ratios above 1 are
-  clipped and the rest re-scaled (water-filling). Su et al. pin the final
-  linear layer at 30%; we keep it at ``max(output_ratio, density)`` so the
-  rule also works at low sparsity (None: no special last layer).
-  """
-  sizes = np.asarray(sizes, np.float64)
-  depth = len(sizes)
-  q = np.array([(depth - l + 1) ** 2 + (depth - l + 1)
-                for l in range(1, depth + 1)], np.float64)
-  target = density * sizes.sum()
-  if output_ratio is not None and depth > 1:
-    last = int(np.floor(max(output_ratio, density) * sizes[-1]))
-    last = min(last, int(round(target)))
-    head = smart_ratio_counts(list(sizes[:-1].astype(int)),
-                              (round(target) - last) / sizes[:-1].sum(),
-                              output_ratio=None)
-    return head + [last]
-  lo, hi = 0.0, 1.0 / q.min()
-  for _ in range(100):  # bisection on the scale: kept(scale) is monotone
-    mid = (lo + hi) / 2
-    if (np.minimum(1.0, mid * q) * sizes).sum() < target:
-      lo = mid
-    else:
-      hi = mid
-  counts = np.floor(np.minimum(1.0, hi * q) * sizes).astype(int)
-  # Hand out the few weights lost to flooring, densest-ratio layers first.
-  short = int(round(target)) - counts.sum()
-  for i in np.argsort(-q):
-    if short <= 0:
-      break
-    add = min(short, int(sizes[i]) - counts[i])
-    counts[i] += add
-    short -= add
-  return [int(c) for c in counts]
+
+def smart_ratio_counts_for(paths: list[str], sizes: list[int],
+                           density: float, model_name: str,
+                           output_layer: str) -> list[int]:
+  """:func:`smart_ratio_counts` for a model's prunable leaves given in
+  forward order: the VGG variant unless the model is a ResNet (Su et al.'s
+  ``args.arch != 'resnet'``), the fixed 30% for the last leaf when it is
+  the output layer (``output_layer``, a regex over leaf paths)."""
+  return ratios.smart_ratio_counts(
+      sizes, density, ratios.smart_ratio_variant(model_name),
+      last_linear=bool(re.search(output_layer, paths[-1])))
+
+
+def hybrid(params: PyTree, mask_like: PyTree, counts: list[jax.Array]
+           ) -> PyTree:
+  """Su et al.'s hybrid ticket: in the i-th prunable leaf keep the
+  ``counts[i]`` weights of largest |w_0| (their ``--hybrid``: smart-ratio
+  counts, magnitude within each layer; ties: lower index pruned first)."""
+  full = jax.tree.map(lambda m: None if m is None else jnp.ones_like(m, bool),
+                      mask_like, is_leaf=_is_none)
+  groups = allocators.group_leaves(full, "layerwise")
+  names = [g for g in jax.tree.leaves(groups)]
+  scores = jax.tree.map(lambda m, p: None if m is None else jnp.abs(p),
+                        full, params, is_leaf=_is_none)
+  return allocators.keep_top(scores, full, groups,
+                             {g: c for g, c in zip(names, counts)})

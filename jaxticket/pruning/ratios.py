@@ -6,6 +6,8 @@ training (RigL/SET/GraNet start from ERK or uniform densities), for random
 tickets, and as the "only the ratios matter" control of Su et al. (2020).
 
 - ``uniform``: every layer at the target density.
+- ``smart``: Su et al.'s smart ratio (NeurIPS 2020), exactly as their code
+  computes it (:func:`smart_ratio_counts`).
 - ``erk``: Erdos-Renyi-Kernel (Evci et al., ICML 2020, Sec. 3 "Sparsity
   distribution"): density_l proportional to (sum of the kernel's dims) /
   (product of its dims); one scale epsilon is solved so that the kept count
@@ -14,7 +16,10 @@ tickets, and as the "only the ratios matter" control of Su et al. (2020).
   ``sparse_utils.get_sparsities_erdos_renyi``, one layer group at a time).
 
 Densities are floats; :func:`kept_counts` turns them into exact integer
-counts that sum to ``round(target * total)``.
+counts that sum to ``round(target * total)``; :func:`counts` gives a rule's
+integer counts (the smart ratio's own, truncated as in Su et al.'s code).
+*Global* allocation (scores ranked across layers) is no rule of this
+module: it needs the scores (``jaxticket.pruning.rounds``).
 """
 
 from __future__ import annotations
@@ -96,8 +101,116 @@ def kept_counts(sizes: Sequence[int], densities: Sequence[float],
   return [int(c) for c in counts]
 
 
+#: Su et al.'s fixed keep ratio of the last linear layer (``--linear_keep_ratio``).
+LINEAR_KEEP_RATIO = 0.3
+SMART_VARIANTS = ("resnet", "vgg")
+
+
+def smart_ratio_variant(model_name: str) -> str:
+  """``resnet`` for ResNets, ``vgg`` for every other architecture: Su et
+  al.'s code divides by l^2 whenever ``args.arch != 'resnet'``."""
+  return "resnet" if "resnet" in model_name.lower() else "vgg"
+
+
+def smart_ratio_counts(sizes: Sequence[int], density: float,
+                       variant: str = "resnet",
+                       linear_keep_ratio: float = LINEAR_KEEP_RATIO,
+                       last_linear: bool = True) -> list[int]:
+  """Kept weights per layer by Su et al.'s smart ratio, as
+  JingtongSu/sanity-checking-pruning ``pruner/SmartRatio.py`` computes it.
+
+  ``sizes`` lists every prunable Conv/Linear layer in forward order, so
+  L = len(sizes) counts the last linear layer too. Layer l (1-based) gets
+  the raw ratio (L-l+1)^2 + (L-l+1), divided by l^2 in the ``vgg`` variant.
+  The last linear layer (``last_linear``) keeps a fixed
+  ``int(linear_keep_ratio * n_L)`` weights, taken out of the budget
+  ``int(density * total)``; one scale factor k = budget / sum_l
+  int(n_l * raw_l) (the VGG variant divides each term by l^2) sets the
+  other ratios. Then, in forward order, a ratio >= 1 is capped at 1 and its
+  excess ``int((r - 1) n)`` carried to the following layers: a layer below
+  1 absorbs what fits (``int((1 - r) n)``) and passes the rest on; the loop
+  stops at the first layer after which nothing is left to carry. Counts are
+  ``int(r * n)`` (n when capped). The code's truncations are kept, so the
+  total can fall a few weights short of ``density * total``.
+
+  Their code gives *every* ``nn.Linear`` the fixed ratio and divides by zero
+  without a convolution; their nets have one Linear, the classifier. For
+  MLPs (LeNet) we give the fixed ratio to the last layer only and treat
+  hidden linear layers as the code treats convolutions. Their arithmetic is
+  float32 (torch tensors), ours float64: a count can differ by one.
+  """
+  _check_density(density, "density")
+  check_choice("smart_ratio.variant", variant, SMART_VARIANTS)
+  sizes = [int(n) for n in sizes]
+  depth = len(sizes)
+  body = depth - 1 if last_linear else depth
+  if body < 1:
+    raise ConfigError("The smart ratio needs a prunable layer before the "
+                      "last linear one.")
+  raw = [float((depth - i) ** 2 + (depth - i)) for i in range(depth)]
+  div = [float((i + 1) ** 2) if variant == "vgg" else 1.0
+         for i in range(depth)]
+  total = sum(sizes)
+  linear = sizes[-1] if last_linear else 0
+  fixed = int(linear * linear_keep_ratio) if last_linear else 0
+  goal = int(total * density) - fixed
+  if goal <= 0:
+    raise ConfigError(
+        f"density={density!r} is too small for the smart ratio: its last "
+        f"linear layer alone keeps {fixed} weights ({linear_keep_ratio:g} of "
+        f"{linear}), more than the {int(total * density)} the density "
+        f"allows; use a density above {(fixed + 1) / total:.5f}.")
+  test = sum(int(sizes[i] * raw[i] / div[i]) for i in range(body))
+  scale = goal / test
+  ratio = [raw[i] * scale / div[i] for i in range(body)]
+  extra = 0
+  for i in range(body):
+    n = sizes[i]
+    if ratio[i] >= 1:
+      extra += int((ratio[i] - 1) * n)
+      ratio[i] = 1.0
+    else:
+      rest = int((1 - ratio[i]) * n)
+      if rest >= extra:
+        ratio[i] += extra / n
+        extra = 0
+      else:
+        extra -= rest
+        ratio[i] = 1.0
+    if extra == 0:
+      break
+  out = [sizes[i] if ratio[i] >= 1 else int(ratio[i] * sizes[i])
+         for i in range(body)]
+  if last_linear:
+    out.append(int(linear_keep_ratio * sizes[-1]))
+  return out
+
+
+def smart_ratio(shapes: Sequence[Shape], density: float,
+                variant: str = "resnet",
+                linear_keep_ratio: float = LINEAR_KEEP_RATIO,
+                last_linear: bool = True) -> list[float]:
+  """Su et al.'s smart-ratio densities (:func:`smart_ratio_counts` / n_l)."""
+  sizes = [int(np.prod(s)) for s in shapes]
+  return [c / n for c, n in zip(smart_ratio_counts(
+      sizes, density, variant, linear_keep_ratio, last_linear), sizes)]
+
+
 RULES: dict[str, Callable[..., list[float]]] = {"uniform": uniform,
-                                                "erk": erk}
+                                                "erk": erk,
+                                                "smart": smart_ratio}
+
+
+def counts(name: str, shapes: Sequence[Shape], density: float, **options
+           ) -> list[int]:
+  """Integer kept counts per layer of rule ``name``: the smart ratio's own
+  (truncated as in Su et al.'s code), else :func:`kept_counts` of the
+  rule's densities (exactly ``round(density * total)``). ``options`` go to
+  the rule (e.g. the smart ratio's ``variant`` and ``last_linear``)."""
+  sizes = [int(np.prod(s)) for s in shapes]
+  if name == "smart":
+    return smart_ratio_counts(sizes, density, **options)
+  return kept_counts(sizes, get(name)(shapes, density, **options), density)
 
 
 def get(name: str, key: str = "ratio") -> Callable[..., list[float]]:
@@ -111,4 +224,6 @@ def leaf_shapes(mask) -> list[tuple[int, ...]]:
   return [tuple(m.shape) for m in jax.tree.leaves(mask)]
 
 
-__all__ = ["uniform", "erk", "kept_counts", "RULES", "get", "leaf_shapes"]
+__all__ = ["uniform", "erk", "smart_ratio", "smart_ratio_counts",
+           "smart_ratio_variant", "kept_counts", "counts", "RULES", "get",
+           "leaf_shapes", "LINEAR_KEEP_RATIO", "SMART_VARIANTS"]

@@ -103,8 +103,9 @@ def smart_ratio_layer_counts(s: common.Setup, ticket: PyTree, density: float
   sizes = {p: int(np.prod(m.shape[1:]))
            for p, m in zip(paths, jax.tree.leaves(ticket))}
   ordered = [p for p in forward_order(s) if p in sizes]
-  counts = random_masks.smart_ratio_counts([sizes[p] for p in ordered],
-                                           density)
+  counts = random_masks.smart_ratio_counts_for(
+      ordered, [sizes[p] for p in ordered], density, s.cfg.model.name,
+      s.cfg.masks.output_layer)
   by_path = dict(zip(ordered, counts))
   return [by_path[p] for p in paths]
 
