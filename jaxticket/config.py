@@ -30,13 +30,15 @@ from jaxticket.core.checks import (ConfigError, check_choice, check_range,
 from jaxticket.core.workdir import config_json
 from jaxticket.experiments.imp import settings as imp_settings
 from jaxticket.experiments.lmc import settings as lmc_settings
+from jaxticket.experiments.pai import settings as pai_settings
 from jaxticket.experiments.sanity import settings as sanity_settings
 from jaxticket.experiments.sweep import settings as sweep_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
 SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
-            "sweep": sweep_settings, "lmc": lmc_settings}
+            "sweep": sweep_settings, "lmc": lmc_settings,
+            "pai": pai_settings}
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND
@@ -148,6 +150,9 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
     c.sanity.seeds = min(c.sanity.seeds, seeds)
   if width is not None:
     c.model.width = width
+  for name, settings in SECTIONS.items():  # sections with a :tiny of their own
+    if name in c and hasattr(settings, "shrink"):
+      settings.shrink(c[name])
   return c
 
 
@@ -284,6 +289,11 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
       return int(text)
     if isinstance(current, float):
       return float(text)
+    if isinstance(current, (tuple, list)) and current and all(
+        isinstance(v, str) for v in current) and text.strip()[:1] not in "([":
+      # a tuple of names (e.g. pai.methods=snip,grasp): no quotes needed
+      return tuple(t.strip().strip("'\"") for t in text.split(",")
+                   if t.strip())
     if isinstance(current, (tuple, list)):
       text = text.strip()
       value = (ast.literal_eval(text) if text[:1] in "([" else

@@ -330,11 +330,19 @@ def replica_keys(seeds: Iterable[int]) -> jax.Array:
   return jnp.stack([jax.random.key(int(s)) for s in seeds])
 
 
+def vmapped(fn: Callable) -> Callable:
+  """``fn`` written for one replica, compiled once and vectorized over the
+  leading replica axis of every argument: for one-off per-replica work
+  outside training, such as building masks (pruning at initialization
+  scores every replica in one program)."""
+  return jax.jit(jax.vmap(fn))
+
+
 def tree_index(tree: PyTree, i: int) -> PyTree:
   """Replica ``i`` of a stacked pytree."""
   return jax.tree.map(lambda x: x[i], tree)
 
 
 __all__ = ["Trainer", "Evaluation", "run_steps", "evaluate", "over_replicas",
-           "choose_replica_loop", "replica_keys", "tree_index",
+           "choose_replica_loop", "replica_keys", "tree_index", "vmapped",
            "REPLICA_LOOPS", "WAITING"]

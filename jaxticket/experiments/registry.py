@@ -116,6 +116,19 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.lmc.lmc", (),
         "summary.json, report.md, lmc_paths.png, instability.png, "
         "metrics.jsonl"),
+    Experiment(
+        "pai", "Pruning at initialization with Su et al.'s checks.",
+        "Pruning at initialization (pai.methods, from: random, magnitude, "
+        "snip, snip_iter, grasp, synflow, random_erk, random_uniform, "
+        "smart_ratio, hybrid) at every "
+        "density of pai.densities, with Su et al. (2020)'s checks on every "
+        "mask (layer-wise shuffle, re-initialization, scores on random "
+        "labels / shuffled pixels / half the data), layer collapse, the "
+        "dense, small-dense and IMP references and Ma et al. (2021)'s "
+        "verdict; all masks of one shape train as one program.",
+        "jaxticket.experiments.pai.pai", (),
+        "summary.json, report.md, pai_accuracy.png, pai_collapse.png, "
+        "metrics.jsonl, checkpoints/masks, imp/ (the IMP reference)"),
 )}
 
 

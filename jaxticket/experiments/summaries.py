@@ -109,3 +109,33 @@ class StudySummary(Summary):
   wall_time_s: float
   model: str
   dataset: str
+
+
+@dataclasses.dataclass
+class PaiSummary(Summary):
+  """``jaxticket pai``: per (method, density) the accuracy of the mask and
+  of each of Su et al.'s checks, per-layer densities, the checks' gaps,
+  Ma et al.'s verdicts, layer collapse, the references."""
+  SCHEMA = "pai"
+  rows: list[dict]
+  checks: list[dict]
+  su: list[dict]
+  verdicts: list[dict]
+  collapse: list[dict]
+  collapse_grid: list[dict]
+  dense: dict | None
+  small_dense: dict
+  imp: dict | None
+  methods: list[str]
+  densities: list[float]
+  seeds: list[int]
+  checks_run: list[str]
+  init: str
+  criteria: dict
+  model: str
+  dataset: str
+  lr: float
+  conclusion: str
+  replicas_trained: int = 0
+  timings_s: dict = dataclasses.field(default_factory=dict)
+  wall_time_s: float = 0.0

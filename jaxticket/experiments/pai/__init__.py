@@ -1,0 +1,1 @@
+"""``jaxticket pai``: pruning at initialization with Su et al.'s checks."""

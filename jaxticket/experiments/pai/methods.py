@@ -1,0 +1,212 @@
+"""The methods ``jaxticket pai`` compares: name -> how its masks are built.
+
+A method builds the masks of R replicas at once from a :class:`MaskTask`
+(each replica's initialization, target density, PRNG key and scoring
+batch). Every entry here is a :class:`ScoredMethod`: a scorer
+(:mod:`jaxticket.pruning.scorers`), an allocation (``global``: scores
+ranked across all prunable layers; or a layer-density rule of
+:mod:`jaxticket.pruning.ratios` whose per-layer counts are kept within
+each layer) and a number of rounds (:mod:`jaxticket.pruning.rounds`), all
+replicas scored in one compiled, vmapped program. A method of another kind
+(e.g. a learned mask whose scores are trained with the platform's
+Parametrization, GEM-MINER) implements :class:`MaskMethod` and adds one
+entry to :data:`METHODS`; the checks, training and report take it as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import masks as masks_lib
+from jaxticket.core import step as step_lib
+from jaxticket.core.task import mean_loss
+from jaxticket.pruning import controls, ratios, rounds, scorers
+
+PyTree = Any
+
+
+@dataclasses.dataclass
+class MaskTask:
+  """What a method is given to build the masks of R replicas.
+
+  Attributes:
+    cfg: the run's config (``cfg.pai`` holds the methods' knobs).
+    prog: the training program (model, task, prunable rule).
+    params, batch_stats: stacked [R] initial weights and BN statistics
+      (the weights the scores see).
+    mask: ONE replica's dense mask (the structure; None = not prunable).
+    densities: [R] target densities (fraction of prunable weights kept).
+    keys: [R] PRNG keys.
+    batches: ``(x [R, n, ...], y [R, n])`` normalized scoring examples per
+      replica, or None for data-free methods.
+    paths: prunable leaf paths in forward (input-to-output) order.
+    input_shape: one example's shape.
+  """
+  cfg: ml_collections.ConfigDict
+  prog: step_lib.Program
+  params: PyTree
+  batch_stats: PyTree
+  mask: PyTree
+  densities: np.ndarray
+  keys: jax.Array
+  batches: tuple[jax.Array, jax.Array] | None
+  paths: list[str]
+  input_shape: tuple[int, ...]
+
+
+class MaskMethod(Protocol):
+  """One entry of :data:`METHODS`."""
+  name: str
+  summary: str
+  #: Does the mask depend on training data (then Su et al.'s corrupted-data
+  #: and half-data checks apply)?
+  data_dependent: bool
+
+  def min_density(self, shapes: dict[str, tuple[int, ...]],
+                  paths: list[str], cfg: ml_collections.ConfigDict) -> float:
+    """Smallest density this method can build (0 = any), given the
+    prunable leaves' shapes by path and their forward order."""
+    ...
+
+  def build(self, task: MaskTask) -> PyTree:
+    """Stacked [R] boolean masks, replica r at ``task.densities[r]``."""
+    ...
+
+
+def forward_fn(prog: step_lib.Program):
+  """``forward(params, batch_stats, x, train) -> outputs`` of the model."""
+  def forward(params, batch_stats, x, train):
+    return step_lib.apply_model(prog.model, params, batch_stats, x, train)[0]
+  return forward
+
+
+def output_loss_fn(prog: step_lib.Program):
+  """``loss(outputs, targets)``: the task's mean training loss."""
+  return lambda outputs, y: mean_loss(prog.task, outputs, y)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredMethod:
+  """Scorer + allocation + rounds.
+
+  ``rounds``: an int, or the ``cfg.pai`` key that holds it.
+  ``allocation``: ``global`` or a rule of ``jaxticket.pruning.ratios``.
+  """
+  name: str
+  scorer: str
+  allocation: str
+  rounds: int | str
+  summary: str
+
+  @property
+  def data_dependent(self) -> bool:
+    return self.scorer in scorers.DATA_DEPENDENT
+
+  def num_rounds(self, cfg: ml_collections.ConfigDict) -> int:
+    return int(cfg.pai[self.rounds] if isinstance(self.rounds, str)
+               else self.rounds)
+
+  def min_density(self, shapes: dict[str, tuple[int, ...]],
+                  paths: list[str], cfg: ml_collections.ConfigDict) -> float:
+    """Smallest density the allocation can serve (the smart ratio's fixed
+    30% of the last linear layer must fit in the budget)."""
+    if self.allocation != "smart":
+      return 0.0
+    sizes = [int(np.prod(shapes[p])) for p in paths]
+    last = bool(re.search(cfg.masks.output_layer, paths[-1]))
+    fixed = int(sizes[-1] * ratios.LINEAR_KEEP_RATIO) if last else 0
+    return (fixed + 1) / sum(sizes)
+
+  def build(self, task: MaskTask) -> PyTree:
+    cfg, prog = task.cfg, task.prog
+    scorer = scorers.get(self.scorer, key="pai.methods",
+                         temperature=cfg.pai.grasp_temperature)
+    n_rounds = self.num_rounds(cfg)
+    mask = task.mask
+    leaf_paths = jax.tree.leaves(_paths_tree(mask))
+    shapes = {p: m.shape for p, m in zip(leaf_paths, jax.tree.leaves(mask))}
+    per_layer = self.allocation != "global"
+    if per_layer:
+      table = np.array([self._counts(cfg, task.paths, shapes, leaf_paths,
+                                     float(d)) for d in task.densities],
+                       np.int32)
+    else:
+      table = np.zeros((len(task.densities), len(leaf_paths)), np.int32)
+    forward, output_loss = forward_fn(prog), output_loss_fn(prog)
+    data = task.batches is not None and self.data_dependent
+    xs, ys = task.batches if data else (
+        jnp.zeros((len(task.densities), 1)), jnp.zeros((len(task.densities),
+                                                        1)))
+
+    def one(params, stats, key, x, y, density, counts):
+      ctx = scorers.ScoreContext(
+          params, mask, key, None, ((x, y),) if data else (), forward,
+          output_loss, stats, tuple(task.input_shape))
+      if per_layer:
+        groups = rounds.layer_groups(mask)
+        target = rounds.layer_counts_table(groups, counts)
+      else:
+        groups = rounds.global_groups(mask)
+        target = rounds.global_counts(mask, density)
+      return rounds.prune_in_rounds(scorer, ctx, groups, target, n_rounds)
+
+    return loop_lib.vmapped(one)(
+        task.params, task.batch_stats, task.keys, xs, ys,
+        jnp.asarray(task.densities, jnp.float32), jnp.asarray(table))
+
+  def _counts(self, cfg, paths, shapes, leaf_paths, density) -> list[int]:
+    ordered = [tuple(shapes[p]) for p in paths]
+    if self.allocation == "smart":
+      counts = controls.smart_ratio_counts_for(
+          paths, [int(np.prod(s)) for s in ordered], density,
+          cfg.model.name, cfg.masks.output_layer)
+    else:
+      counts = ratios.counts(self.allocation, ordered, density)
+    by_path = dict(zip(paths, counts))
+    return [by_path[p] for p in leaf_paths]
+
+
+def _paths_tree(mask: PyTree) -> PyTree:
+  return masks_lib.map_prunable(lambda m, p: p, mask,
+                                masks_lib.leaf_paths(mask))
+
+
+METHODS: dict[str, MaskMethod] = {m.name: m for m in (
+    ScoredMethod("random", "random", "global", 1,
+                 "uniform random scores ranked across layers (each layer "
+                 "keeps about the target density)"),
+    ScoredMethod("magnitude", "magnitude", "global", 1,
+                 "largest |w_0| across layers (magnitude at init)"),
+    ScoredMethod("snip", "snip", "global", 1,
+                 "SNIP |g * w| (Lee et al. 2019), one shot, global"),
+    ScoredMethod("snip_iter", "snip", "global", "iterative_rounds",
+                 "iterative SNIP (de Jorge et al. 2021): pai.iterative_rounds "
+                 "rounds, density d^(k/n)"),
+    ScoredMethod("grasp", "grasp", "global", 1,
+                 "GraSP -w * Hg at T=200 (Wang et al. 2020), largest removed"),
+    ScoredMethod("synflow", "synflow", "global", "synflow_rounds",
+                 "SynFlow (Tanaka et al. 2020), data-free, pai.synflow_rounds "
+                 "rounds, density d^(k/n)"),
+    ScoredMethod("random_erk", "random", "erk", 1,
+                 "random positions at ERK layer densities (Evci et al. 2020)"),
+    ScoredMethod("random_uniform", "random", "uniform", 1,
+                 "random positions, every layer at the target density"),
+    ScoredMethod("smart_ratio", "random", "smart", 1,
+                 "Su et al.'s random ticket: random positions at smart-ratio "
+                 "layer densities"),
+    ScoredMethod("hybrid", "magnitude", "smart", 1,
+                 "Su et al.'s hybrid ticket: smart-ratio counts, largest "
+                 "|w_0| within each layer"),
+)}
+
+
+__all__ = ["MaskTask", "MaskMethod", "ScoredMethod", "METHODS",
+           "forward_fn", "output_loss_fn"]
