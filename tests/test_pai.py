@@ -46,11 +46,22 @@ def test_bad_pai_config_gives_one_clear_line(tmp_path, capsys, override,
   assert not (tmp_path / "w" / "config.json").exists()
 
 
-def test_smart_ratio_at_a_density_it_cannot_build(tmp_path):
-  cfg = tiny(**{"pai.methods": ("smart_ratio",), "pai.densities": (0.001,)})
+def test_smart_ratio_skips_densities_it_cannot_build(tmp_path):
+  cfg = tiny(**{"pai.methods": ("smart_ratio", "random"),
+                "pai.densities": (0.1, 0.001)})
+  shapes = {"Dense_0/kernel": (40, 75), "Dense_1/kernel": (75, 25),
+            "head/kernel": (25, 10)}
+  paths = list(shapes)
+  dens, skipped = pai.densities_of(cfg, shapes, paths)
+  assert dens == {"smart_ratio": [0.1], "random": [0.1, 0.001]}
+  assert skipped[0]["method"] == "smart_ratio" and \
+      skipped[0]["density"] == 0.001
+  plan = pai.training_plan(cfg, [0], dens)
+  assert not [p for p in plan if p["method"] == "smart_ratio"
+              and p["density"] == 0.001]
+  cfg.pai.densities = (0.001,)
   with pytest.raises(ConfigError, match="pai.densities.*smart_ratio"):
-    pai.run(cfg, str(tmp_path), progress=False)
-  assert not (tmp_path / "config.json").exists()
+    pai.densities_of(cfg, shapes, paths)
 
 
 def test_help_names_every_method(capsys):

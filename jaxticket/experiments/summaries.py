@@ -137,5 +137,6 @@ class PaiSummary(Summary):
   lr: float
   conclusion: str
   replicas_trained: int = 0
+  skipped: list[dict] = dataclasses.field(default_factory=list)
   timings_s: dict = dataclasses.field(default_factory=dict)
   wall_time_s: float = 0.0

@@ -81,19 +81,31 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     read_imp_reference(imp_dir, cfg)  # a clear error if it is missing
 
 
-def check_buildable(cfg: ml_collections.ConfigDict, shapes: dict,
-                    paths: list[str]) -> None:
-  """Refuse densities a method cannot build on this model (the smart
-  ratio's fixed 30% of the output layer must fit in the budget)."""
+def densities_of(cfg: ml_collections.ConfigDict, shapes: dict,
+                 paths: list[str]) -> tuple[dict[str, list[float]],
+                                            list[dict]]:
+  """The densities of ``pai.densities`` each method can build on this model
+  (the smart ratio's fixed 30% of the output layer must fit in the budget),
+  and the (method, density) pairs skipped with the reason."""
+  out, skipped = {}, []
   for m in cfg.pai.methods:
     floor = methods_lib.METHODS[m].min_density(shapes, paths, cfg)
-    bad = [d for d in cfg.pai.densities if d <= floor]
-    if bad:
+    out[m] = [float(d) for d in cfg.pai.densities if d > floor]
+    skipped += [{"method": m, "density": float(d),
+                 "why": f"below its smallest buildable density {floor:.5f} "
+                        "(the smart ratio keeps 30% of the output layer)"}
+                for d in cfg.pai.densities if d <= floor]
+    if not out[m]:
       raise ConfigError(
           f"pai.densities={tuple(cfg.pai.densities)!r}: method {m!r} cannot "
-          f"build density {bad[0]:g} on {cfg.model.name} (its smallest is "
-          f"{floor:.5f}: the smart ratio keeps 30% of the output layer "
-          "out of the budget); drop those densities or the method.")
+          f"build any of them on {cfg.model.name} (its smallest is "
+          f"{floor:.5f}: the smart ratio keeps 30% of the output layer out "
+          "of the budget); add a larger density or drop the method.")
+  return out, skipped
+
+
+def all_densities(cfg) -> dict[str, list[float]]:
+  return {m: [float(d) for d in cfg.pai.densities] for m in cfg.pai.methods}
 
 
 def seeds_of(cfg: ml_collections.ConfigDict) -> list[int]:
@@ -165,7 +177,7 @@ def build_masks(cfg: ml_collections.ConfigDict, s: common.Setup,
   params = jax.tree.map(lambda a: a[take], inits.scored.params)
   stats_ = jax.tree.map(lambda a: a[take], inits.scored.batch_stats)
   keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(
-      jax.random.key(sd), stable_id(method_name)), densities.index(d))
+      jax.random.key(sd), stable_id(method_name)), stable_id(f"{d:.10g}"))
                     for d, sd in zip(axis.values("density"),
                                      axis.values("seed"))])
   batches = None
@@ -199,7 +211,8 @@ def check_synflow_range(s: common.Setup, inits: Inits, one_mask: PyTree
         "synflow or use a shallower model.")
 
 
-def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress
+def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress,
+              dens_of: dict[str, list[float]] | None = None
               ) -> dict[str, PyTree]:
   """Every mask the training stage needs, keyed ``method/variant`` (and
   ``method/shuffle``); saved to ``checkpoints/masks`` and reloaded."""
@@ -210,15 +223,15 @@ def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress
     saved = read_json(wd.file("masks.json"))
     if saved == names:
       return checkpoint.load_tree(path)
-  densities = list(cfg.pai.densities)
+  dens_of = dens_of or all_densities(cfg)
   if "synflow" in [methods_lib.METHODS[m].scorer for m in cfg.pai.methods]:
     check_synflow_range(s, inits, one_mask)
   bank, timings = {}, {}
   for name in tqdm(names, desc="scoring", disable=not progress, leave=False):
     method, variant = name.split("/")
     t0 = time.time()
-    bank[name] = build_masks(cfg, s, inits, seeds, densities, one_mask, paths,
-                             method, variant)
+    bank[name] = build_masks(cfg, s, inits, seeds, dens_of[method], one_mask,
+                             paths, method, variant)
     timings[name] = round(time.time() - t0, 3)
   if "shuffle" in cfg.pai.checks:
     for m in cfg.pai.methods:
@@ -237,16 +250,18 @@ def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress
 # Stage 2: training plan and chunks.
 
 
-def training_plan(cfg: ml_collections.ConfigDict, seeds: list[int]
+def training_plan(cfg: ml_collections.ConfigDict, seeds: list[int],
+                  dens_of: dict[str, list[float]] | None = None
                   ) -> list[dict]:
   """One label per trained replica: method, density, seed, setting (the
   method's mask ``pai`` or a check), the mask to use and the init."""
   ticket_init, reinit_init = ticket_and_reinit(cfg)
+  dens_of = dens_of or all_densities(cfg)
   plan = [{"method": "dense", "density": 1.0, "seed": sd, "setting": "dense",
            "mask": None, "init": "scored"} for sd in seeds]
   for m in cfg.pai.methods:
     method = methods_lib.METHODS[m]
-    for d in cfg.pai.densities:
+    for d in dens_of[m]:
       for sd in seeds:
         row = {"method": m, "density": float(d), "seed": sd}
         plan.append({**row, "setting": "pai", "mask": f"{m}/clean",
@@ -271,10 +286,11 @@ def chunks(plan: list[dict], size: int) -> list[list[int]]:
 
 
 def gather_state(s: common.Setup, inits: Inits, seeds: list[int],
-                 bank: dict, labels: list[dict], cfg) -> tuple:
+                 bank: dict, labels: list[dict], cfg,
+                 dens_of: dict[str, list[float]] | None = None) -> tuple:
   """(stacked start state, stacked masks) for the replicas ``labels``."""
   pos = {sd: i for i, sd in enumerate(seeds)}
-  dens = list(cfg.pai.densities)
+  dens_of = dens_of or all_densities(cfg)
   states, masks = [], []
   dense_one = masks_lib.ones(loop_lib.tree_index(inits.scored.params, 0),
                              cfg.masks.prunable)
@@ -284,7 +300,8 @@ def gather_state(s: common.Setup, inits: Inits, seeds: list[int],
     if lab["mask"] is None:
       masks.append(jax.device_get(dense_one))
     else:
-      r = dens.index(lab["density"]) * len(seeds) + pos[lab["seed"]]
+      r = dens_of[lab["method"]].index(lab["density"]) * len(seeds) + \
+          pos[lab["seed"]]
       masks.append(jax.tree.map(lambda a: a[r], bank[lab["mask"]]))
   stack = lambda trees: jax.tree.map(
       lambda *xs: None if xs[0] is None else jnp.stack(xs), *trees,
@@ -296,7 +313,8 @@ def gather_state(s: common.Setup, inits: Inits, seeds: list[int],
   return s.trainer.restart(common.copy_tree(state)), mask
 
 
-def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress) -> dict:
+def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
+                 dens_of: dict[str, list[float]] | None = None) -> dict:
   """Train the plan chunk by chunk; ``{replica: {val, test, diverged}}``,
   kept in ``results.json`` so a killed run resumes after the last chunk."""
   path = wd.file("results.json")
@@ -309,7 +327,7 @@ def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress) -> dict:
     if str(c) in done:
       continue
     labels = [plan[i] for i in idx]
-    state, mask = gather_state(s, inits, seeds, bank, labels, cfg)
+    state, mask = gather_state(s, inits, seeds, bank, labels, cfg, dens_of)
     hp = optim.stack_hparams([cfg.train.lr] * len(idx),
                              [cfg.train.weight_decay] * len(idx))
     _, row = common.train_level(
@@ -487,7 +505,7 @@ def criteria(cfg) -> verdict_lib.Criteria:
 
 
 def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
-              seeds, crit) -> dict:
+              seeds, crit, dens_of=None, skipped=()) -> dict:
   lr = float(cfg.train.lr)
   names = leaf_names(one_mask)
 
@@ -503,11 +521,12 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
   dense = stat("dense", 1.0, "dense")
   rows, checks, verdicts = [], [], []
   dens = list(cfg.pai.densities)
+  dens_of = dens_of or all_densities(cfg)
   for m in cfg.pai.methods:
     method = methods_lib.METHODS[m]
     per = layer_densities(bank[f"{m}/clean"], one_mask)
-    axis = ReplicaAxis.of(density=dens, seed=seeds)
-    for d in dens:
+    axis = ReplicaAxis.of(density=dens_of[m], seed=seeds)
+    for d in dens_of[m]:
       layers = per[axis.index(density=d)]
       settings_ = {st: stat(m, d, st) for st in ("pai", *cfg.pai.checks)}
       settings_ = {k: v for k, v in settings_.items() if v is not None}
@@ -559,6 +578,7 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
                           for d, v in small_dense.items()},
           "imp": imp, "methods": list(cfg.pai.methods),
           "densities": [float(d) for d in dens], "seeds": seeds,
+          "skipped": list(skipped),
           "checks_run": list(cfg.pai.checks), "init": cfg.pai.init,
           "criteria": dataclasses.asdict(crit), "model": cfg.model.name,
           "dataset": cfg.data.name, "lr": lr,
@@ -652,18 +672,23 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   one_mask = masks_lib.ones(loop_lib.tree_index(inits.scored.params, 0),
                             cfg.masks.prunable)
   paths = forward_order(s, one_mask)
-  check_buildable(cfg, dict(zip(leaf_names(one_mask), [
+  dens_of, skipped = densities_of(cfg, dict(zip(leaf_names(one_mask), [
       m.shape for m in jax.tree.leaves(one_mask)])), paths)
   wd.claim(cfg, config_lib.default_config())
+  for sk in skipped:
+    tqdm.write(f"note: {sk['method']} at density {sk['density']:g} skipped: "
+               f"{sk['why']}.", file=sys.stderr)
   timings = {}
   t = time.time()
-  bank = all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress)
+  bank = all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress,
+                   dens_of)
   timings["masks_s"] = round(time.time() - t, 2)
-  plan = training_plan(cfg, seeds)
+  plan = training_plan(cfg, seeds, dens_of)
   write_json(wd.file("replicas.json"), [
       {k: v for k, v in lab.items()} for lab in plan])
   t = time.time()
-  results = train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress)
+  results = train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
+                         dens_of)
   timings["training_s"] = round(time.time() - t, 2)
   t = time.time()
   small = train_small_dense(cfg, s, wd, seeds, one_mask, progress)
@@ -675,7 +700,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   grid = collapse_grid(cfg, s, inits, seeds, one_mask, paths, progress)
   timings["collapse_s"] = round(time.time() - t, 2)
   summary = summarize(cfg, plan, results, bank, one_mask, small, imp, grid,
-                      seeds, criteria(cfg))
+                      seeds, criteria(cfg), dens_of, skipped)
   summary["replicas_trained"] = len(plan)
   summary["timings_s"] = timings
   summary["wall_time_s"] = round(time.time() - t0, 2)

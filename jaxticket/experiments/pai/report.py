@@ -24,8 +24,11 @@ def accuracy_table(summary: PaiSummary) -> str:
   for m in summary.methods:
     cells = []
     for d in dens:
-      row = next(r for r in summary.rows
-                 if r["method"] == m and r["density"] == d)
+      row = next((r for r in summary.rows
+                  if r["method"] == m and r["density"] == d), None)
+      if row is None:
+        cells.append("can't build")
+        continue
       st = row["settings"].get("pai")
       cell = mean_std(st["test"]) if st else "—"
       cells.append(cell + (" (collapsed)" if row["collapsed"] else ""))
