@@ -5,6 +5,7 @@ end to end with its files, the IMP reference and resume."""
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from jaxticket.core.checks import ConfigError
 from jaxticket.experiments import common
 from jaxticket.experiments.pai import methods, pai, scoring
 from jaxticket.experiments.summaries import PaiSummary
+from jaxticket.pruning import controls
 
 TINY = "configs/mnist1d_lenet.py:tiny"
 
@@ -145,6 +147,15 @@ def test_masks_and_training_one_program_per_shape(tmp_path):
                   jax.tree.leaves(bank["hybrid/shuffle"])):
     np.testing.assert_array_equal(a.reshape(4, -1).sum(1),
                                   b.reshape(4, -1).sum(1))
+  # the hybrid method is Su et al.'s hybrid ticket (controls.hybrid)
+  sizes = [int(np.prod(m.shape)) for m in jax.tree.leaves(one)]
+  counts = controls.smart_ratio_counts_for(paths, sizes, 0.1, cfg.model.name,
+                                           cfg.masks.output_layer)
+  want = controls.hybrid(jax.tree.map(lambda a: a[0], inits.scored.params),
+                         one, [jnp.int32(c) for c in counts])
+  for a, b in zip(jax.tree.leaves(bank["hybrid/clean"]),
+                  jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a[0], b)
   plan = pai.training_plan(cfg, seeds)
   results = pai.train_chunks(cfg, s, wd, inits, seeds, bank, plan, False)
   assert len(results) == len(plan) == 2 + 3 * 2 * 2 * 3 + 2 * 2
