@@ -60,17 +60,19 @@ def main() -> None:
                        cfg.masks.prunable)
   paths = pai.forward_order(s, one)
   dens = list(cfg.pai.densities)
+  dens_of, _ = pai.densities_of(cfg, dict(zip(pai.leaf_names(one), [
+      m.shape for m in jax.tree.leaves(one)])), paths)
 
   # 1. Scoring: every method and data variant, all replicas.
   scoring = []
   for m in cfg.pai.methods:
     for variant in pai.mask_variants(cfg, methods.METHODS[m]):
-      build = lambda: pai.build_masks(cfg, s, inits, seeds, dens, one, paths,
-                                      m, variant)
+      build = lambda: pai.build_masks(cfg, s, inits, seeds, dens_of[m], one,
+                                      paths, m, variant)
       _, cold = timed(build)
       warm = best_time(build, args.repeat)
       scoring.append({"method": m, "variant": variant,
-                      "replicas": len(dens) * len(seeds),
+                      "replicas": len(dens_of[m]) * len(seeds),
                       "cold_s": round(cold, 3), "warm_s": round(warm, 4)})
   score_warm = sum(r["warm_s"] for r in scoring)
   score_cold = sum(r["cold_s"] for r in scoring)
@@ -88,10 +90,10 @@ def main() -> None:
     for variant in pai.mask_variants(cfg, methods.METHODS[m]) + (
         ["shuffle"] if "shuffle" in cfg.pai.checks else []):
       src = "clean" if variant == "shuffle" else variant
-      bank[f"{m}/{variant}"] = pai.build_masks(cfg, s, inits, seeds, dens,
-                                               one, paths, m, src)
-  plan = pai.training_plan(cfg, seeds)
-  state, mask = pai.gather_state(s, inits, seeds, bank, plan, cfg)
+      bank[f"{m}/{variant}"] = pai.build_masks(cfg, s, inits, seeds,
+                                               dens_of[m], one, paths, m, src)
+  plan = pai.training_plan(cfg, seeds, dens_of)
+  state, mask = pai.gather_state(s, inits, seeds, bank, plan, cfg, dens_of)
   state = state.replace(mask=mask)
   steps = min(args.plan_steps, cfg.train.steps)
   plan_warm = best_time(train(state, len(plan), steps), 1)

@@ -49,6 +49,8 @@ class MaskTask:
       replica, or None for data-free methods.
     paths: prunable leaf paths in forward (input-to-output) order.
     input_shape: one example's shape.
+    data: the dataset (a method that trains, e.g. a learned mask, builds
+      its own ``Trainer(prog._replace(parametrization=...), data)``).
   """
   cfg: ml_collections.ConfigDict
   prog: step_lib.Program
@@ -60,6 +62,7 @@ class MaskTask:
   batches: tuple[jax.Array, jax.Array] | None
   paths: list[str]
   input_shape: tuple[int, ...]
+  data: Any = None
 
 
 class MaskMethod(Protocol):

@@ -50,7 +50,7 @@ from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.checks import ConfigError, check_choice
-from jaxticket.core.replicas import ReplicaAxis, concat
+from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
 from jaxticket.core.workdir import Workdir, read_json, write_json
 from jaxticket.experiments import common, registry
@@ -189,7 +189,7 @@ def build_masks(cfg: ml_collections.ConfigDict, s: common.Setup,
       cfg=cfg, prog=s.trainer.prog, params=params, batch_stats=stats_,
       mask=one_mask, densities=np.array(axis.values("density"), np.float64),
       keys=keys, batches=batches, paths=paths,
-      input_shape=tuple(s.data.input_shape))
+      input_shape=tuple(s.data.input_shape), data=s.data)
   return jax.device_get(method.build(task))
 
 
@@ -370,6 +370,8 @@ def train_small_dense(cfg, s, wd, seeds, one_mask, progress
     if f"{d:.10g}" in saved:
       out[float(d)] = saved[f"{d:.10g}"]
       continue
+    wd.truncate_metrics(lambda r: r.get("stage") != "small_dense"
+                        or r.get("for_density") != float(d))  # a killed try
     target = int(round(d * total))
     width, count = sanity.small_dense_width(cfg, s.data, target)
     narrow = cfg.copy_and_resolve_references()
@@ -530,10 +532,15 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
       layers = per[axis.index(density=d)]
       settings_ = {st: stat(m, d, st) for st in ("pai", *cfg.pai.checks)}
       settings_ = {k: v for k, v in settings_.items() if v is not None}
+      idx = axis.index(density=d)
+      others = {v: dict(zip(names, layer_densities(
+          bank[f"{m}/{v}"], one_mask)[idx].mean(0).tolist()))
+                for v in settings.DATA_CHECKS if f"{m}/{v}" in bank}
       rows.append({"method": m, "density": float(d),
                    "compression": float(1 / d), "settings": settings_,
                    "layer_densities": dict(zip(names,
                                                layers.mean(0).tolist())),
+                   "check_layer_densities": others,
                    "collapsed": bool((layers == 0).any()),
                    "data_dependent": method.data_dependent})
       mine = values(m, d, "pai", "test")

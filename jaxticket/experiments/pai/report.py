@@ -169,7 +169,8 @@ def plot_collapse(summary: PaiSummary, path: str) -> None:
   ax.set_yscale("log")
   ax.set_xlabel("compression (total / kept weights)")
   ax.set_ylabel("smallest layer density (%)")
-  ax.set_title("layer collapse (x: a layer pruned away, mean over seeds)")
+  ax.set_title("layer collapse: smallest layer density over layers and "
+               "seeds (x: a layer pruned away)", fontsize=10)
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
   fig.tight_layout()
@@ -188,7 +189,7 @@ def write_pai_report(wd: Workdir, summary: PaiSummary) -> None:
   small = ""
   if summary.small_dense:
     small = "\n".join(
-        [f"\n## Small-dense references (Ma et al.'s condition 2)\n",
+        ["\n## Small-dense references (Ma et al.'s condition 2)\n",
          "| density (%) | width | weights | test acc (%) |",
          "|---:|---:|---:|---:|"] +
         [f"| {100 * float(d):g} | {v['width']:.3f} | {v['weights']} | "
