@@ -143,25 +143,33 @@ class ScoredMethod:
                        np.int32)
     else:
       table = np.zeros((len(task.densities), len(leaf_paths)), np.int32)
-    forward, output_loss = forward_fn(prog), output_loss_fn(prog)
     data = task.batches is not None and self.data_dependent
     xs, ys = task.batches if data else (
         jnp.zeros((len(task.densities), 1)), jnp.zeros((len(task.densities),
                                                         1)))
+    structure = jax.tree.structure(mask, is_leaf=lambda x: x is None)
+    shapes = tuple(m.shape for m in jax.tree.leaves(mask))
+    key = (self.name, self.scorer, self.allocation, n_rounds, data,
+           float(cfg.pai.grasp_temperature), id(prog), str(structure), shapes,
+           tuple(task.input_shape))
+    if key not in _COMPILED:  # one compiled builder per method and shape
+      forward, output_loss = forward_fn(prog), output_loss_fn(prog)
+      input_shape = tuple(task.input_shape)
 
-    def one(params, stats, key, x, y, density, counts):
-      ctx = scorers.ScoreContext(
-          params, mask, key, None, ((x, y),) if data else (), forward,
-          output_loss, stats, tuple(task.input_shape))
-      if per_layer:
-        groups = rounds.layer_groups(mask)
-        target = rounds.layer_counts_table(groups, counts)
-      else:
-        groups = rounds.global_groups(mask)
-        target = rounds.global_counts(mask, density)
-      return rounds.prune_in_rounds(scorer, ctx, groups, target, n_rounds)
+      def one(params, stats, k, x, y, density, counts):
+        ctx = scorers.ScoreContext(
+            params, mask, k, None, ((x, y),) if data else (), forward,
+            output_loss, stats, input_shape)
+        if per_layer:
+          groups = rounds.layer_groups(mask)
+          target = rounds.layer_counts_table(groups, counts)
+        else:
+          groups = rounds.global_groups(mask)
+          target = rounds.global_counts(mask, density)
+        return rounds.prune_in_rounds(scorer, ctx, groups, target, n_rounds)
 
-    return loop_lib.vmapped(one)(
+      _COMPILED[key] = (prog, loop_lib.vmapped(one))
+    return _COMPILED[key][1](
         task.params, task.batch_stats, task.keys, xs, ys,
         jnp.asarray(task.densities, jnp.float32), jnp.asarray(table))
 
@@ -175,6 +183,11 @@ class ScoredMethod:
       counts = ratios.counts(self.allocation, ordered, density)
     by_path = dict(zip(paths, counts))
     return [by_path[p] for p in leaf_paths]
+
+
+#: Compiled mask builders, keyed by method, options and shapes (the program
+#: is kept with its builder so that its id stays unique).
+_COMPILED: dict[tuple, tuple[step_lib.Program, Any]] = {}
 
 
 def _paths_tree(mask: PyTree) -> PyTree:
