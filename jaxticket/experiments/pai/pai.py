@@ -334,7 +334,7 @@ def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
         s, wd, 0, state, mask, hp, s.trainer, progress=progress,
         seeds=[l["seed"] for l in labels], lrs=[cfg.train.lr] * len(idx),
         desc=f"pai chunk {c + 1}/{len(parts)} ({len(idx)} replicas)",
-        extra={"stage": "pai", "chunk": c})
+        extra={"stage": "pai", "chunk": c, "first_replica": idx[0]})
     ev = row["evaluation"]
     ok = [d["replica"] for d in row["diverged"]]
     done[str(c)] = {str(i): {"val": float(ev.val_accuracy[j]),
