@@ -11,28 +11,31 @@ import pytest
 from jaxticket import models
 from jaxticket.core import masks
 from jaxticket.core.checks import ConfigError
+from jaxticket.experiments.pai import pai
 from jaxticket.pruning import controls, ratios
 
 LENET = [(784, 300), (300, 100), (100, 10)]
 
 
-def resnet20_shapes():
+def resnet20_shapes(w=1.0):
+  c = lambda n: max(1, int(round(n * w)))
   conv = lambda cin, cout, k=3: (k, k, cin, cout)
-  out = [conv(3, 16)]
-  cin = 16
-  for width in (16, 32, 64):
+  out = [conv(3, c(16))]
+  cin = c(16)
+  for width in (c(16), c(32), c(64)):
     for block in range(3):
       out += [conv(cin, width), conv(width, width)]
       if cin != width:
         out.append(conv(cin, width, 1))  # projection shortcut
       cin = width
-  return out + [(64, 10)]
+  return out + [(c(64), 10)]
 
 
-def vgg16_shapes():
-  plan = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+def vgg16_shapes(w=1.0):
+  plan = [max(1, int(round(n * w))) for n in
+          [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]]
   cins = [3] + plan[:-1]
-  return [(3, 3, a, b) for a, b in zip(cins, plan)] + [(512, 10)]
+  return [(3, 3, a, b) for a, b in zip(cins, plan)] + [(plan[-1], 10)]
 
 
 def reference(shapes, density, vgg, keep_last=0.3):
@@ -95,17 +98,23 @@ def test_smart_ratio_equals_numpy_reimplementation(name, shapes, variant,
 
 
 def test_shape_lists_are_our_models_in_forward_order():
-  for name, shape, want in (("resnet20", (32, 32, 3), resnet20_shapes()),
-                            ("vgg16", (32, 32, 3), vgg16_shapes())):
-    model = models.build(name, 10, input_shape=shape)
+  # kernel shapes do not depend on the resolution (global pooling)
+  for name, shape, want in (("resnet20", (8, 8, 3), resnet20_shapes(0.25)),
+                            ("vgg16", (16, 16, 3), vgg16_shapes(0.125))):
+    width = 0.25 if name == "resnet20" else 0.125
+    model = models.build(name, 10, width=width, input_shape=shape)
     params = jax.eval_shape(lambda: model.init(
         jax.random.key(0), jnp.zeros((1, *shape)), train=False))["params"]
     flat = dict(zip(jax.tree.leaves(masks.leaf_paths(params)),
                     jax.tree.leaves(params)))
-    order = [p for p in masks.creation_order(model.init(
-        jax.random.key(0), jnp.zeros((1, *shape)), train=False)["params"])
+    order = [p for p in pai.creation_order(model, shape)
              if p.endswith("kernel")]
+    assert order[0].startswith("ConvBN_0/") and order[-1] == "head/kernel"
     assert [tuple(flat[p].shape) for p in order] == want
+  deep = models.build("resnet32", 10, width=0.25, input_shape=(8, 8, 3))
+  order = pai.creation_order(deep, (8, 8, 3))  # not jax.tree's sorted order
+  assert order.index("BasicBlock_2/ConvBN_0/Conv_0/kernel") < order.index(
+      "BasicBlock_10/ConvBN_0/Conv_0/kernel")
 
 
 def test_carry_caps_early_layers_at_high_density():

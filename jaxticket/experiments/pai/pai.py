@@ -146,13 +146,27 @@ def ticket_and_reinit(cfg: ml_collections.ConfigDict) -> tuple[str, str]:
       "fresh", "fresh2")
 
 
+def creation_order(model, input_shape: tuple[int, ...]) -> list[str]:
+  """Parameter paths in the order a Flax ``init`` creates them (forward
+  order), read while ``jax.eval_shape`` traces it: no weights computed (an
+  eager init of ResNet-20 took 30 s on a busy 2-core CPU)."""
+  seen: list[str] = []
+
+  def init():
+    variables = model.init(jax.random.key(0),
+                           jnp.zeros((1, *input_shape)), train=False)
+    seen.extend(masks_lib.creation_order(variables["params"]))
+    return variables
+
+  jax.eval_shape(init)
+  return seen
+
+
 def forward_order(s: common.Setup, mask: PyTree) -> list[str]:
   """Prunable leaf paths from input to output."""
-  variables = s.model.init(jax.random.key(0),
-                           jnp.zeros((1, *s.data.input_shape)), train=False)
   prunable = set(jax.tree.leaves(masks_lib.map_prunable(
       lambda m, p: p, mask, masks_lib.leaf_paths(mask))))
-  return [p for p in masks_lib.creation_order(variables["params"])
+  return [p for p in creation_order(s.model, tuple(s.data.input_shape))
           if p in prunable]
 
 
