@@ -220,3 +220,53 @@ def test_pai_end_to_end_with_imp_reference_and_resume(tmp_path):
                             {"pai.densities": (0.2,)})
   with pytest.raises(Exception, match="different config"):
     pai.run(other, str(wd), progress=False)
+
+
+@pytest.mark.slow
+def test_a_killed_training_chunk_resumes_from_its_checkpoint(tmp_path,
+                                                             monkeypatch,
+                                                             capsys):
+  """Killed after the checkpoint at step 5 of 10, the rerun continues from
+  it and ends exactly as the uninterrupted run."""
+  from jaxticket.core import checkpoint
+  from jaxticket.core.workdir import Workdir
+  cfg = tiny(**{"pai.methods": ("random",), "pai.densities": (0.1,),
+                "pai.checks": ("shuffle",), "train.steps": 10,
+                "train.eval_every": 5, "checkpoint.every_steps": 5})
+  seeds = pai.seeds_of(cfg)
+  s = common.setup(cfg)
+  inits = pai.make_inits(s, seeds)
+  one = masks.ones(jax.tree.map(lambda a: a[0], inits.scored.params))
+  paths = pai.forward_order(s, one)
+
+  def run(path):
+    wd = Workdir(str(path), "pai")
+    bank = pai.all_masks(cfg, s, wd, inits, seeds, one, paths, False)
+    return pai.train_chunks(cfg, s, wd, inits, seeds, bank,
+                            pai.training_plan(cfg, seeds), False)
+
+  whole = run(tmp_path / "a")
+  save = checkpoint.TrainCheckpoints.save
+
+  class Killed(Exception):
+    pass
+
+  def save_then_die(self, position, tree):
+    save(self, position, tree)
+    self.close()
+    raise Killed
+
+  monkeypatch.setattr(checkpoint.TrainCheckpoints, "save", save_then_die)
+  with pytest.raises(Killed):
+    run(tmp_path / "b")
+  monkeypatch.setattr(checkpoint.TrainCheckpoints, "save", save)
+  assert not (tmp_path / "b" / "results.json").exists()
+  capsys.readouterr()
+  resumed = run(tmp_path / "b")
+  assert "training chunk 1/1 from step 5" in capsys.readouterr().err
+  assert resumed == whole
+  rows = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl"
+                                  ).read_text().split("\n") if l]
+  steps = sorted({r["step"] for r in rows if r.get("stage") == "pai"})
+  assert steps == [5, 10]
+  assert len(rows) == 2 * len(whole)  # no duplicated rows after the resume

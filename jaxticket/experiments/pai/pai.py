@@ -24,8 +24,9 @@ sanity check's own ``verdict.judge`` (ticket = the method's mask, random
 re-initialization = the ``reinit`` check). Layer collapse (Tanaka et al.
 2020): per-layer densities of every mask, and masks on a grid of
 compressions up to 10^-4 give each method's largest compression before a
-layer is pruned away. Resumes per stage: masks, each training chunk, each
-small-dense net and the IMP reference are kept in the workdir.
+layer is pruned away. Resumes per stage (masks, each training chunk, each
+small-dense net and the IMP reference are kept in the workdir) and inside a
+training chunk from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -329,23 +330,50 @@ def gather_state(s: common.Setup, inits: Inits, seeds: list[int],
 
 def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
                  dens_of: dict[str, list[float]] | None = None) -> dict:
-  """Train the plan chunk by chunk; ``{replica: {val, test, diverged}}``,
-  kept in ``results.json`` so a killed run resumes after the last chunk."""
+  """Train the plan chunk by chunk; ``{replica: {val, test, diverged}}``.
+  Finished chunks are kept in ``results.json``; inside a chunk the whole
+  state is checkpointed every ``checkpoint.every_steps`` steps
+  (``checkpoints/train``, as IMP does), so a killed run resumes there."""
   path = wd.file("results.json")
   results = read_json(path) if os.path.exists(path) else {}
   done = results.get("chunks", {})
   parts = chunks(plan, cfg.pai.chunk)
-  wd.truncate_metrics(lambda r: r.get("stage") != "pai"
-                      or str(r.get("chunk")) in done)
+  steps, every = cfg.train.steps, cfg.checkpoint.every_steps
+  say = lambda text: tqdm.write(text, file=sys.stderr)
+  ckpts = checkpoint.TrainCheckpoints(wd.file("checkpoints", "train"),
+                                      cfg.checkpoint.keep)
   for c, idx in enumerate(parts):
     if str(c) in done:
       continue
     labels = [plan[i] for i in idx]
     state, mask = gather_state(s, inits, seeds, bank, labels, cfg, dens_of)
+    template = {"chunk": jnp.zeros((), jnp.int32),
+                "state": state.replace(mask=None), "mask": mask}
+    resumed = ckpts.restore_latest(template, warn=lambda m: say("warning: "
+                                                                + m))
+    begin = 0
+    if resumed is not None and int(resumed[1]["chunk"]) == c:
+      tree = resumed[1]
+      state = tree["state"].replace(mask=tree["mask"])
+      begin = int(np.asarray(state.step).min())
+      say(f"resuming {wd.path}: training chunk {c + 1}/{len(parts)} from "
+          f"step {begin}.")
+    wd.truncate_metrics(lambda r: r.get("stage") != "pai" or (
+        str(r.get("chunk")) in done) or (r.get("chunk") == c
+                                         and r["step"] <= begin))
+    stops = tuple(range(begin - begin % every + every, steps, every)
+                  ) if every else ()
+
+    def on_stop(step, st, c=c):
+      ckpts.save(c * (steps + 1) + step,
+                 {"chunk": jnp.asarray(c, jnp.int32),
+                  "state": st.replace(mask=None), "mask": st.mask})
+
     hp = optim.stack_hparams([cfg.train.lr] * len(idx),
                              [cfg.train.weight_decay] * len(idx))
     _, row = common.train_level(
-        s, wd, 0, state, mask, hp, s.trainer, progress=progress,
+        s, wd, 0, state, state.mask, hp, s.trainer, stops=stops,
+        on_stop=on_stop, progress=progress,
         seeds=[l["seed"] for l in labels], lrs=[cfg.train.lr] * len(idx),
         desc=f"pai chunk {c + 1}/{len(parts)} ({len(idx)} replicas)",
         extra={"stage": "pai", "chunk": c, "first_replica": idx[0]})
@@ -357,6 +385,7 @@ def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
                     for j, i in enumerate(idx)}
     results["chunks"] = done
     write_json(path, results)
+  ckpts.close()
   out = {}
   for part in done.values():
     out.update({int(k): v for k, v in part.items()})
