@@ -146,6 +146,7 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   c.seeds = seeds
   if "sanity" in c:
     c.sanity.seeds = min(c.sanity.seeds, seeds)
+    c.sanity.max_seeds = min(c.sanity.max_seeds, c.sanity.seeds)
   if width is not None:
     c.model.width = width
   return c

@@ -62,6 +62,11 @@ class SanitySummary(Summary):
   diverged: list[dict] = dataclasses.field(default_factory=list)
   wall_time_s: float = 0.0
   auto_rewind: dict | None = None
+  #: Only the sparsities whose class is decided (no open condition).
+  largest_decided_jackpot_sparsity: float | None = None
+  largest_decided_secondary_sparsity: float | None = None
+  #: Seeds and checked levels of each round (round 0, then adaptive ones).
+  rounds: list[dict] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
