@@ -219,13 +219,15 @@ def run_round(cfg: ml_collections.ConfigDict, wd: Workdir, levels: list[int],
 
 
 def round_config(cfg: ml_collections.ConfigDict, seeds_before: int,
-                 seeds: int, levels: list[int]) -> ml_collections.ConfigDict:
+                 seeds: int, levels: list[int], lrs: list[float]
+                 ) -> ml_collections.ConfigDict:
   """The config of an adaptive round: ``seeds`` new seeds (after the
-  ``seeds_before`` already used), IMP only as deep as the deepest of
-  ``levels``, controls only there."""
+  ``seeds_before`` already used), only the learning rates ``lrs``, IMP
+  only as deep as the deepest of ``levels``, controls only there."""
   c = cfg.copy_and_resolve_references()
   c.seed, c.seeds = cfg.seed + seeds_before, seeds
   c.sanity.seeds = seeds
+  c.sanity.lrs = tuple(float(lr) for lr in lrs)
   c.imp.levels = max(levels)
   c.sanity.levels = tuple(levels)
   return c
@@ -234,23 +236,26 @@ def round_config(cfg: ml_collections.ConfigDict, seeds_before: int,
 def merged_tables(rounds: list[Round], level: int, checked: bool) -> dict:
   """``tables[setting][lr] = {"val", "test"}`` per-seed arrays at ``level``
   over the rounds that checked it (``checked``: a verdict compares the
-  same seeds in every setting) or, for the accuracy rows, every round
-  whose IMP reached it."""
+  same seeds in every setting at an LR) or, for the accuracy rows, every
+  round whose IMP reached it. Adaptive rounds may cover only some LRs, so
+  LRs can differ in their number of seeds."""
   use = [r for r in rounds if (level in r.levels if checked
                                else level < len(r.outcome.rows))]
-  parts = [_tables(r.evals, level, r.setup.axis) for r in use]
   out = {}
-  for name in parts[0]:
-    have = [p[name] for p in parts if name in p]
-    out[name] = {lr: {split: np.concatenate([h[lr][split] for h in have])
-                      for split in ("val", "test")} for lr in have[0]}
+  for part in (_tables(r.evals, level, r.setup.axis) for r in use):
+    for name, by_lr in part.items():
+      for lr, splits in by_lr.items():
+        into = out.setdefault(name, {}).setdefault(lr, {})
+        for split, values in splits.items():
+          into[split] = np.concatenate([into.get(split, values[:0]), values])
   return out
 
 
 def judge_levels(cfg: ml_collections.ConfigDict, rounds: list[Round],
                  levels: list[int], crit: verdict_lib.Criteria) -> dict:
   """``{level: verdict with its confidence}`` from every round that
-  checked the level."""
+  checked the level; ``seeds`` counts those behind the judged ticket's LR,
+  ``seeds_per_lr`` every LR's."""
   out = {}
   first = rounds[0]
   for level in levels:
@@ -260,22 +265,47 @@ def judge_levels(cfg: ml_collections.ConfigDict, rounds: list[Round],
     v["confidence"] = verdict_lib.confidence(
         tables, 1 - density, crit, v, cfg.sanity.resamples, cfg.seed + level)
     v["outcome"] = v["confidence"]["outcome"]
-    v["seeds"] = len(tables["ticket"][next(iter(tables["ticket"]))]["test"])
+    per_lr = {float(lr): len(t["test"]) for lr, t in tables["ticket"].items()}
+    v["seeds"] = per_lr[v["lr"]]
+    v["seeds_per_lr"] = {f"{lr:g}": n for lr, n in per_lr.items()}
     out[level] = {"density": density, "sparsity": 1 - density,
                   "level": level, **v}
   return out
+
+
+def next_round(cfg: ml_collections.ConfigDict, verdicts: dict
+               ) -> tuple[list[int], list[float], int] | None:
+  """(levels, LRs, seeds) of the next adaptive round, or None: every
+  inconclusive level whose open conditions compare settings at LRs with
+  fewer than ``sanity.max_seeds`` seeds, those LRs only, and as many new
+  seeds as the least-sampled of them may take (at most
+  ``sanity.seeds_per_round``)."""
+  levels, lrs, room = [], set(), []
+  for level, v in sorted(verdicts.items()):
+    if v["confidence"]["decided"] is not False:
+      continue
+    need = verdict_lib.lrs_to_sample(v["confidence"])
+    left = [cfg.sanity.max_seeds - v["seeds_per_lr"][f"{lr:g}"]
+            for lr in need]
+    if need and max(left) > 0:
+      levels.append(level)
+      lrs |= set(need)
+      room.append(max(left))
+  if not levels:
+    return None
+  return levels, sorted(lrs), min(cfg.sanity.seeds_per_round, max(room))
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
         ) -> SanitySummary:
   """The whole sanity check; writes the workdir and returns the summary.
 
-  Round 0 runs ``sanity.seeds`` seeds. While some checked sparsity is
-  inconclusive (an open condition could change its class) and fewer than
-  ``sanity.max_seeds`` seeds were used there, an adaptive round adds
-  ``sanity.seeds_per_round`` seeds at those sparsities only (IMP to the
-  deepest of them, then their controls), each round one program per
-  stage."""
+  Round 0 runs ``sanity.seeds`` seeds at every LR. While some checked
+  sparsity is inconclusive (an open condition could change its class), an
+  adaptive round adds up to ``sanity.seeds_per_round`` new seeds, at those
+  sparsities only and only at the LRs their open conditions compare (IMP
+  to the deepest of them, then their controls; one program per stage),
+  until each is decided or its LRs have ``sanity.max_seeds`` seeds."""
   validate(cfg)  # before touching the workdir
   wd = Workdir(workdir, "sanity")
   done = wd.finished(SanitySummary)
@@ -292,24 +322,20 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   cfg, auto = imp.resolve_rewind_step(cfg, wd, progress)
   rounds = [run_round(cfg, wd, checked_levels(cfg), progress)]
   verdicts = judge_levels(cfg, rounds, checked_levels(cfg), crit)
-  used = cfg.seeds
-  while True:
-    open_levels = [l for l, v in verdicts.items()
-                   if v["confidence"]["decided"] is False]
-    add = min(cfg.sanity.seeds_per_round, cfg.sanity.max_seeds - used)
-    if not open_levels or add <= 0:
-      break
-    rcfg = round_config(cfg, used, add, open_levels)
+  used = cfg.seeds  # seed values taken so far (each round takes new ones)
+  while (plan := next_round(cfg, verdicts)) is not None:
+    levels, lrs, add = plan
+    rcfg = round_config(cfg, used, add, levels, lrs)
     rwd = Workdir(wd.file("rounds", f"round_{len(rounds)}"), "sanity_round")
     rwd.claim(rcfg, config_lib.default_config())
     tqdm.write(f"round {len(rounds)}: sparsities "
                + ", ".join(f"{100 * verdicts[l]['sparsity']:.1f}%"
-                           for l in open_levels)
-               + f" are inconclusive; adding {add} seeds there "
-               f"({used} -> {used + add}, at most {cfg.sanity.max_seeds}).",
-               file=sys.stderr)
-    rounds.append(run_round(rcfg, rwd, open_levels, progress))
-    verdicts.update(judge_levels(cfg, rounds, open_levels, crit))
+                           for l in levels)
+               + f" are inconclusive; {add} more seeds there at LR "
+               + ", ".join(f"{lr:g}" for lr in lrs)
+               + f" (at most {cfg.sanity.max_seeds} per LR).", file=sys.stderr)
+    rounds.append(run_round(rcfg, rwd, levels, progress))
+    verdicts.update(judge_levels(cfg, rounds, levels, crit))
     used += add
 
   first = rounds[0]
@@ -422,6 +448,7 @@ def summarize(cfg, rounds: list[Round], verdicts: dict,
           "criteria": dataclasses.asdict(crit),
           "lrs": lrs, "seeds": seeds,
           "rounds": [{"seeds": list(r.setup.axis.levels("seed")),
+                      "lrs": list(r.setup.axis.levels("lr")),
                       "levels": r.levels} for r in rounds],
           "overlap_top": cfg.sanity.overlap_top,
           "model": cfg.model.name, "dataset": cfg.data.name,

@@ -14,10 +14,11 @@ def section() -> ml_collections.ConfigDict:
   c.levels = (5, 8, 12)  # IMP levels that get every control
   c.seeds = 3  # seeds per LR for `sanity` (0 = use `seeds`)
   # Adaptive seeding: while a checked sparsity is inconclusive, rounds of
-  # `seeds_per_round` new seeds run there only, up to `max_seeds` per LR
-  # (max_seeds <= seeds: no adaptive rounds).
-  c.max_seeds = 9
-  c.seeds_per_round = 3
+  # `seeds_per_round` new seeds run there only, at the LRs its open
+  # conditions compare, up to `max_seeds` per LR (max_seeds <= seeds: no
+  # adaptive rounds).
+  c.max_seeds = 15
+  c.seeds_per_round = 4
   c.resamples = 1000  # seed-bootstrap resamples of each verdict (0 = none)
   c.tolerance = -1.0  # "similar": within this; < 0 = dataset default
   c.margin = -1.0  # "clearly better": by more; < 0 = dataset default

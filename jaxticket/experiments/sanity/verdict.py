@@ -182,6 +182,8 @@ def judge(tables: Mapping[str, Mapping[float, Mapping[str, np.ndarray]]],
                    "status": st,
                    "gaps": g, "ticket_val": float(np.mean(tk[lr]["val"])),
                    "random_reinit_lr": rr_decisive,
+                   "reference_lrs": {"small_dense": float(sd_best),
+                                     "dense": float(dn_best)},
                    "vs_random_reinit_per_lr": {f"{r:g}": v
                                                for r, v in vs_rr.items()}})
   best = min(per_lr, key=lambda r: (CLASSES.index(r["class"]), -r["ticket_val"]))
@@ -202,23 +204,42 @@ _CONDITION_GAPS = {"2": ("vs_small_dense", "margin", True),
 
 def _evidence(p: dict, cond: str, c: Criteria) -> dict:
   """What condition ``cond`` rests on at one LR row ``p`` of :func:`judge`:
-  its gap, CI and threshold (for 3, the RR LR that matters most: an open or
-  failing one if any, else the closest)."""
+  its gap, CI and threshold, and ``reference_lr``, the LR of the setting it
+  compares with (for 3, the RR LR that matters most: a failing or open one
+  if any, else the closest; ``open_random_reinit_lrs`` lists every open
+  one)."""
   if cond == "1":
     return {"lr": p["lr"], "condition": "1", "status": p["status"]["1"]}
   name, kind, strict = _CONDITION_GAPS[cond]
   threshold = c.margin if kind == "margin" else -c.tolerance
-  one, rr_lr = p["gaps"][name], None
+  one = p["gaps"][name]
+  reference = {"2": p["reference_lrs"]["small_dense"], "4": p["lr"],
+               "5": p["reference_lrs"]["dense"]}.get(cond)
+  out = {}
   if cond == "3":
     rank = {FAILS: 0, OPEN: 1, HOLDS: 2}
-    rr_lr, one = min(p["vs_random_reinit_per_lr"].items(), key=lambda kv: (
+    per_rr = p["vs_random_reinit_per_lr"]
+    reference, one = min(per_rr.items(), key=lambda kv: (
         rank[status(kv[1], threshold, True)], kv[1]["gap"]))
-  out = {"lr": p["lr"], "condition": cond, "status": p["status"][cond],
-         "gap": one["gap"], "ci_low": one.get("ci_low"),
-         "ci_high": one.get("ci_high"), "threshold": threshold}
-  if rr_lr is not None:
-    out["random_reinit_lr"] = float(rr_lr)
-  return out
+    out["open_random_reinit_lrs"] = [
+        float(r) for r, v in per_rr.items()
+        if status(v, threshold, True) == OPEN]
+  return {"lr": p["lr"], "condition": cond, "status": p["status"][cond],
+          "gap": one["gap"], "ci_low": one.get("ci_low"),
+          "ci_high": one.get("ci_high"), "threshold": threshold,
+          "reference_lr": float(reference), **out}
+
+
+def lrs_to_sample(conf: dict) -> list[float]:
+  """The LRs whose settings an inconclusive verdict's open conditions
+  compare (the ticket's and each reference's): more seeds there, and only
+  there, can decide it."""
+  lrs = set()
+  for e in conf["deciding"]:
+    if e["condition"] != "1":
+      lrs |= {e["lr"], e["reference_lr"], *e.get("open_random_reinit_lrs",
+                                                  ())}
+  return sorted(lrs)
 
 
 def _slack(e: dict) -> float:
@@ -346,23 +367,39 @@ def describe(v: dict) -> str:
 
 
 def conclusion(verdicts: list[dict], criteria: Criteria) -> str:
-  """A few plain sentences summarizing the verdicts over sparsities."""
-  jack = [v["sparsity"] for v in verdicts if v["class"] == "jackpot"]
-  sec = [v["sparsity"] for v in verdicts if v["class"] == "secondary"]
+  """A few plain sentences summarizing the verdicts over sparsities. Claims
+  rest on decided verdicts only; inconclusive point estimates are named as
+  such (verdicts without a confidence, from earlier versions, count as
+  decided)."""
+  decided = lambda v: v.get("outcome", v["class"]) == v["class"]
+  at = lambda klass, sure: [v for v in verdicts if v["class"] == klass
+                            and decided(v) == sure]
+  jack, sec = at("jackpot", True), at("secondary", True)
+  maybe_jack, maybe_sec = at("jackpot", False), at("secondary", False)
+  pcts = lambda vs: ", ".join(f"{100 * v['sparsity']:.1f}%" for v in vs)
   parts = []
   if jack:
-    lrs = sorted({v["lr"] for v in verdicts if v["class"] == "jackpot"})
-    parts.append(f"Jackpot winning tickets exist up to {100 * max(jack):.1f}% "
+    lrs = sorted({v["lr"] for v in jack})
+    parts.append(f"Jackpot winning tickets exist up to "
+                 f"{100 * max(v['sparsity'] for v in jack):.1f}% "
                  f"sparsity (found at LR {', '.join(f'{x:g}' for x in lrs)}): "
                  "they match the well-trained dense net and clearly beat "
                  "their random re-initialization and the small-dense net.")
+  elif maybe_jack:
+    parts.append(f"No jackpot ticket is established: at {pcts(maybe_jack)} "
+                 "sparsity the means look like a jackpot, but the seeds "
+                 "leave it undecided.")
   else:
     parts.append("No jackpot ticket: at no checked sparsity >= "
                  f"{100 * criteria.min_sparsity:.0f}% does a ticket match the "
                  "well-trained dense net while clearly beating both controls.")
   if sec:
     parts.append(f"Secondary prizes (matching the dense net at the same LR "
-                 f"only) reach {100 * max(sec):.1f}% sparsity.")
+                 f"only) reach {100 * max(v['sparsity'] for v in sec):.1f}% "
+                 "sparsity.")
+  elif maybe_sec:
+    parts.append(f"At {pcts(maybe_sec)} the means look like a secondary "
+                 "prize, undecided.")
   fails = {i: sum(not v["conditions"][i] for v in verdicts) for i in "2345"}
   names = {"2": "beat the small-dense net",
            "3": "beat random re-initialization",
@@ -370,8 +407,9 @@ def conclusion(verdicts: list[dict], criteria: Criteria) -> str:
            "5": "match the well-trained dense net"}
   worst = max(fails, key=fails.get)
   if fails[worst]:
-    parts.append(f"The most common failure was to {names[worst]} "
-                 f"({fails[worst]} of {len(verdicts)} sparsities).")
+    parts.append(f"The most common failure of the means was to "
+                 f"{names[worst]} ({fails[worst]} of {len(verdicts)} "
+                 "sparsities).")
   unsure = [v for v in verdicts if v.get("outcome") == "inconclusive"]
   if unsure:
     parts.append(
@@ -380,8 +418,9 @@ def conclusion(verdicts: list[dict], criteria: Criteria) -> str:
                     f"{v['class']}, could be "
                     f"{' or '.join(v['confidence']['possible'])})"
                     for v in unsure)
-        + ": a confidence interval there straddles its threshold, so more "
-        "seeds (sanity.max_seeds) are needed before claiming either.")
+        + ": a confidence interval there still straddles its threshold "
+        "after the adaptive rounds; more seeds (sanity.max_seeds) or a "
+        "less noisy benchmark are needed before claiming either.")
   elif verdicts and all(v.get("outcome") for v in verdicts):
     parts.append("Every checked sparsity is decided: no condition's "
                  "confidence interval straddles its threshold.")
