@@ -210,3 +210,26 @@ def test_bootstrap_resamples_seeds_jointly():
   assert abs(sum(shares.values()) - 1) < 1e-9
   # P(seed 0 never drawn in 4 draws) = (3/4)^4 = 0.32: then jackpot.
   assert 0.2 < shares["jackpot"] < 0.45
+
+
+def test_possible_classes_treat_one_comparison_as_one_unknown():
+  # At LR 0.1 the ticket matches the dense net (which is also the best
+  # dense LR) within an open interval; everything else clearly holds. Then
+  # conditions 4 and 5 are the SAME comparison: it is a jackpot or, if the
+  # comparison fails, none; never a secondary prize (4 without 5).
+  rng = np.random.default_rng(0)
+  t = {"ticket": {lr: seeded(0.90, 0.002, 5, rng) for lr in LRS},
+       "random_reinit": {lr: seeded(0.80, 0.002, 5, rng) for lr in LRS},
+       "small_dense": {lr: seeded(0.80, 0.002, 5, rng) for lr in LRS},
+       "dense": {0.01: seeded(0.80, 0.002, 5, rng),
+                 0.1: seeded(0.905, 0.004, 5, rng)}}
+  t["ticket"][0.01] = seeded(0.70, 0.002, 5, rng)  # poor at the small LR
+  crit = verdict.Criteria(tolerance=0.005, margin=0.005)
+  v = verdict.judge(t, 0.8, crit)
+  row = [p for p in v["per_lr"] if p["lr"] == 0.1][0]
+  assert row["status"]["4"] == row["status"]["5"] == verdict.OPEN
+  assert row["status"]["2"] == row["status"]["3"] == verdict.HOLDS
+  assert verdict.possible_classes(v["per_lr"], crit) == ["jackpot", "none"]
+  # The three-valued shortcut over conditions would also allow 'secondary'.
+  assert verdict.possible_classes(v["per_lr"], crit, limit=0) == [
+      "jackpot", "secondary", "none"]

@@ -33,6 +33,7 @@ the same class says how robust it is to the particular seeds.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Mapping
 
@@ -250,6 +251,51 @@ def _slack(e: dict) -> float:
   return min(abs(low - e["threshold"]), abs(high - e["threshold"]))
 
 
+def _comparisons(p: dict, c: Criteria) -> dict:
+  """Condition -> the comparisons it rests on at one LR row, each as
+  ``(key, status)``; the key names the compared settings and threshold, so
+  a comparison two conditions share (4 and 5 when the best dense LR is the
+  ticket's own) is one unknown, not two."""
+  lr, refs = p["lr"], p["reference_lrs"]
+  tol = -c.tolerance
+  rr = [(("random_reinit", lr, float(r)), status(v, c.margin, True))
+        for r, v in p["vs_random_reinit_per_lr"].items()]
+  return {"2": [(("small_dense", lr, refs["small_dense"]), p["status"]["2"])],
+          "3": rr,
+          "4": [(("dense", lr, lr), p["status"]["4"])],
+          "5": [(("dense", lr, refs["dense"]), p["status"]["5"])]}
+
+
+def possible_classes(per_lr: list[dict], criteria: Criteria,
+                     limit: int = 16) -> list[str]:
+  """Every class the verdict could take if each open comparison went
+  either way (exhaustively over up to ``limit`` open comparisons; beyond
+  that, by three-valued logic over the conditions, which may list a class
+  that no assignment gives)."""
+  comps = [_comparisons(p, criteria) for p in per_lr]
+  unknown = sorted({k for cs in comps for items in cs.values()
+                    for k, st in items if st == OPEN})
+  if len(unknown) > limit:
+    jack = any_of(all_of(p["status"][i] for i in "12345") for p in per_lr)
+    sec = any_of(all_of(p["status"][i] for i in "1234") for p in per_lr)
+    return [k for k, ok in (("jackpot", jack != FAILS),
+                            ("secondary", sec != FAILS and jack != HOLDS),
+                            ("none", sec != HOLDS)) if ok]
+  found = set()
+  for bits in itertools.product((True, False), repeat=len(unknown)):
+    value = dict(zip(unknown, bits))
+    truth = lambda k, st: value[k] if st == OPEN else st == HOLDS
+    best = len(CLASSES) - 1
+    for p, cs in zip(per_lr, comps):
+      cond = {"1": p["status"]["1"] == HOLDS,
+              **{i: all(truth(k, st) for k, st in cs[i]) for i in "2345"}}
+      klass = (0 if all(cond.values()) else
+               1 if all(cond[i] for i in "1234") else 2)
+      best = min(best, klass)
+    found.add(CLASSES[best])
+  return [k for k in CLASSES if k in found]
+
+
 def decide(per_lr: list[dict], criteria: Criteria) -> dict:
   """Whether the class is decided by the conditions' intervals.
 
@@ -263,10 +309,7 @@ def decide(per_lr: list[dict], criteria: Criteria) -> dict:
   c = criteria
   jack_lr = [all_of(p["status"][i] for i in "12345") for p in per_lr]
   sec_lr = [all_of(p["status"][i] for i in "1234") for p in per_lr]
-  jack, sec = any_of(jack_lr), any_of(sec_lr)
-  possible = [k for k, ok in (("jackpot", jack != FAILS),
-                              ("secondary", sec != FAILS and jack != HOLDS),
-                              ("none", sec != HOLDS)) if ok]
+  possible = possible_classes(per_lr, c)
   best = lambda rows: max(rows, key=lambda p: p["ticket_val"])
   if possible == ["jackpot"]:
     p = best([p for p, j in zip(per_lr, jack_lr) if j == HOLDS])
