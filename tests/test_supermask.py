@@ -265,3 +265,12 @@ def test_unknown_rule_is_one_clear_error():
   with pytest.raises(ConfigError, match="Unknown mask rule 'topk'.*"
                      "layerwise, global, units"):
     sm.make_rule("topk")
+
+
+def test_top_fraction_with_ties_keeps_exactly_k_like_a_stable_sort():
+  a = np.round(np.abs(np.random.default_rng(0).normal(size=(50, 7))) * 2) / 2
+  f = jax.jit(sm.top_fraction)
+  for keep in (0.0, 0.01, 0.33, 0.5, 0.9, 1.0):
+    k = sm.kept_count(a.size, keep)
+    got = np.asarray(f(jnp.asarray(a, jnp.float32), keep))
+    np.testing.assert_array_equal(got, _np_top(a, k))

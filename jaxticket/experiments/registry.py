@@ -116,6 +116,20 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.lmc.lmc", (),
         "summary.json, report.md, lmc_paths.png, instability.png, "
         "metrics.jsonl"),
+    # --- strong tickets and theory (issue 16) ---
+    Experiment(
+        "strong", "Strong tickets: edge-popup, structured, subset-sum "
+        "construction.",
+        "Strong lottery tickets: subnetworks of frozen random networks "
+        "found by edge-popup (Ramanujan et al. 2020; top-k per layer, "
+        "global, or whole units as in da Cunha et al.'s structured tickets) "
+        "vs width and vs trained dense/IMP references, and built without "
+        "training by random subset sum (Pensia et al. 2020) with the "
+        "approximation error vs over-parameterization.",
+        "jaxticket.experiments.strong.strong", (),
+        "summary.json, report.md, strong_vs_width.png, "
+        "strong_vs_density.png, construction.png, metrics.jsonl, stages/, "
+        "reference_w*/ (imp sub-runs)"),
 )}
 
 
