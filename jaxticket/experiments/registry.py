@@ -130,6 +130,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "summary.json, report.md, strong_vs_width.png, "
         "strong_vs_density.png, construction.png, metrics.jsonl, stages/, "
         "reference_w*/ (imp sub-runs)"),
+    Experiment(
+        "theory", "Greedy forward selection and the teacher-student "
+        "sample complexity.",
+        "Theory checks: greedy forward selection of units from a trained "
+        "MLP (Ye et al. 2020; loss gap vs size against L1-norm and random "
+        "selection, layer-wise pruning with fine-tuning) and students of a "
+        "pruned one-hidden-layer ReLU teacher (Zhang et al. 2021; success "
+        "rate over samples x density, samples needed vs unpruned weights, "
+        "convergence speed).",
+        "jaxticket.experiments.theory.theory", (),
+        "summary.json, report.md, loss_gap.png, phase_diagram.png, "
+        "samples_needed.png, stages/, dense/ (train sub-run)"),
 )}
 
 

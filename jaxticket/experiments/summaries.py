@@ -129,3 +129,16 @@ class StrongSummary(Summary):
   dataset: str
   timings_s: dict
   wall_time_s: float
+
+
+@dataclasses.dataclass
+class TheorySummary(Summary):
+  """``jaxticket theory``: greedy forward selection (loss-gap curves and
+  pruning) and the teacher-student phase diagram."""
+  SCHEMA = "theory"
+  greedy: dict | None
+  teacher_student: dict | None
+  model: str
+  dataset: str
+  timings_s: dict
+  wall_time_s: float
