@@ -90,17 +90,20 @@ def test_a_block_computes_its_subset_sums_exactly():
   for kind in ss.KINDS:
     blk = ss.construct_layer(w, 8, kind, np.random.default_rng(4))
     a, b = ss.random_block(np.random.default_rng(4), 6, 5, 8, 1.0)
+    big_a, big_b = blk.matrices()
     x = np.abs(rng.normal(size=(20, 6)))
-    np.testing.assert_allclose(ss.relu(x @ blk.a) @ blk.b, x @ blk.w_pos,
+    np.testing.assert_allclose(ss.relu(x @ big_a) @ big_b, x @ blk.w_pos,
                                atol=1e-12)
-    np.testing.assert_allclose(ss.relu(-x @ blk.a) @ blk.b, -x @ blk.w_neg,
+    np.testing.assert_allclose(ss.relu(-x @ big_a) @ big_b, -x @ blk.w_neg,
                                atol=1e-12)
-    kept_b = blk.b.reshape(6, 8, 5)
-    assert np.all((kept_b == 0) | (kept_b == b))
-    diag = blk.a.reshape(6, 6, 8)[np.arange(6), np.arange(6)]
-    assert np.all((diag == 0) | (diag == a)) and (blk.a != 0).sum() <= 48
+    mixed = rng.normal(size=(20, 6))
+    np.testing.assert_allclose(blk(mixed, chunk=7),
+                               ss.relu(mixed @ big_a) @ big_b, atol=1e-12)
+    assert np.all((blk.out == 0) | (blk.out == b))
+    assert np.all((blk.unit == 0) | (blk.unit == a))
+    assert (big_a != 0).sum() <= 48
     if kind == "units":  # a kept unit keeps all its outgoing weights
-      rows = kept_b.reshape(48, 5)
+      rows = blk.out.reshape(48, 5) != 0
       assert np.all(rows.all(axis=1) | ~rows.any(axis=1))
 
 

@@ -125,7 +125,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "global, or whole units as in da Cunha et al.'s structured tickets) "
         "vs width and vs trained dense/IMP references, and built without "
         "training by random subset sum (Pensia et al. 2020) with the "
-        "approximation error vs over-parameterization.",
+        "approximation error vs over-parameterization. strong.keep is the "
+        "fraction of weights (units) KEPT, the paper's k.",
         "jaxticket.experiments.strong.strong", (),
         "summary.json, report.md, strong_vs_width.png, "
         "strong_vs_density.png, construction.png, metrics.jsonl, stages/, "
@@ -138,7 +139,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "selection, layer-wise pruning with fine-tuning) and students of a "
         "pruned one-hidden-layer ReLU teacher (Zhang et al. 2021; success "
         "rate over samples x density, samples needed vs unpruned weights, "
-        "convergence speed).",
+        "convergence speed). Knobs under theory.greedy.* and "
+        "theory.teacher.*.",
         "jaxticket.experiments.theory.theory", (),
         "summary.json, report.md, loss_gap.png, phase_diagram.png, "
         "samples_needed.png, stages/, dense/ (train sub-run)"),

@@ -113,15 +113,34 @@ def best_vector_subset(vectors: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class Block:
-  """One pruned random block ``relu(x @ A) @ B`` (masked, float64) and
-  what it holds. ``kept``/``total``: weights of the random block kept /
-  present (dense A for ``weights``, one input per unit for ``units``)."""
-  a: np.ndarray
-  b: np.ndarray
+  """One pruned random block ``relu(x @ A) @ B`` (float64), stored by
+  groups: hidden unit (j, k) reads input j with weight ``unit[j, k]`` and
+  writes ``out[j, k, :]`` (zeros where pruned). ``kept``/``total``: weights
+  of the random block kept / present (a dense A for ``weights``, one input
+  per unit for ``units``)."""
+  unit: np.ndarray  # (d_in, n)
+  out: np.ndarray  # (d_in, n, d_out)
   w_pos: np.ndarray  # the weights the block applies to x_j >= 0
   w_neg: np.ndarray  # ... and to x_j < 0
   kept: int
   total: int
+
+  def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+    """The explicit (A, B) of the pruned block, hidden unit u = j*n + k
+    (A's entries off the one-input pattern are pruned)."""
+    d_in, n = self.unit.shape
+    a = np.zeros((d_in, d_in * n))
+    a[np.repeat(np.arange(d_in), n), np.arange(d_in * n)] = \
+        self.unit.reshape(-1)
+    return a, self.out.reshape(d_in * n, -1)
+
+  def __call__(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """``relu(x @ A) @ B`` without building A (x: (N, d_in))."""
+    outs = []
+    for i in range(0, len(x), chunk):
+      h = np.maximum(x[i:i + chunk, :, None] * self.unit[None], 0.0)
+      outs.append(np.einsum("bjk,jko->bo", h, self.out))
+    return np.concatenate(outs) if outs else np.zeros((0, self.out.shape[2]))
 
 
 def random_block(rng: np.random.Generator, d_in: int, d_out: int, n: int,
@@ -165,15 +184,11 @@ def construct_layer(w: np.ndarray, n: int, kind: str,
   used = np.where(keep_edge, c, 0.0)
   w_pos = np.einsum("jki,jk->ji", used, (a > 0).astype(float))
   w_neg = -np.einsum("jki,jk->ji", used, (a < 0).astype(float))
-  # Explicit matrices of the pruned random block: hidden unit u = j*n + k.
-  big_a = np.zeros((d_in, d_in * n))
-  big_a[np.repeat(np.arange(d_in), n), np.arange(d_in * n)] = np.where(
-      unit, a, 0.0).reshape(-1)
-  big_b = np.where(keep_edge, b, 0.0).reshape(d_in * n, d_out)
   kept = int(unit.sum() + keep_edge.sum())
   total = (d_in * d_in * n if kind == "weights" else d_in * n) + \
       d_in * n * d_out
-  return Block(big_a, big_b, w_pos, w_neg, kept, total)
+  return Block(np.where(unit, a, 0.0), np.where(keep_edge, b, 0.0), w_pos,
+               w_neg, kept, total)
 
 
 def construct(kernels: list[np.ndarray], n: int, kind: str, seed: int,
@@ -205,7 +220,7 @@ def target_forward(kernels: list[np.ndarray], x: np.ndarray) -> np.ndarray:
 def network_forward(blocks: list[Block], x: np.ndarray) -> np.ndarray:
   """The pruned random network (2 layers per block) on inputs x (N, d)."""
   for i, blk in enumerate(blocks):
-    x = relu(x @ blk.a) @ blk.b
+    x = blk(x)
     if i < len(blocks) - 1:
       x = relu(x)
   return x
