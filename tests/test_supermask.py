@@ -176,8 +176,11 @@ def _trained(trainer, keys, keeps, steps, lr=0.1, wd=1e-4):
   return state, trainer.run(state, hp, steps)
 
 
-def test_edge_popup_trains_scores_only_under_vmap(mnist1d):
-  body = models.build("lenet_300_100", 10, width=0.25, input_shape=(40, 1))
+@pytest.mark.parametrize("name,width", [
+    ("lenet_300_100", 0.25), ("cnn1d", 0.25),
+    pytest.param("resnet1d", 0.25, marks=pytest.mark.slow)])  # BatchNorm
+def test_edge_popup_trains_scores_only_under_vmap(mnist1d, name, width):
+  body = models.build(name, 10, width=width, input_shape=(40, 1))
   model = sm.Supermask(body, sm.LayerTopK())
   trainer = loop_lib.Trainer(_program(model, 60), mnist1d)
   state0 = trainer.init(loop_lib.replica_keys([0, 1, 0, 1]))
@@ -190,7 +193,7 @@ def test_edge_popup_trains_scores_only_under_vmap(mnist1d):
   for path in before:
     if path.endswith("scores"):
       assert (before[path] != after[path]).mean() > 0.5, path
-    else:  # kernels, biases, keep: bit-identical
+    else:  # kernels, biases, keep, BatchNorm scale/offset: bit-identical
       np.testing.assert_array_equal(before[path], after[path], err_msg=path)
   losses = np.asarray(losses)
   assert (losses[:, -10:].mean(1) < losses[:, :10].mean(1)).all()

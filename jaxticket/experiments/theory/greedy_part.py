@@ -108,22 +108,19 @@ def loss_gap_curves(cfg: ml_collections.ConfigDict, nets: list[greedy.Mlp],
     for m, values in gaps.items():
       mean = np.mean(values, axis=0)
       row[m] = {"gap": mean.tolist(),
-                "slope": fit_slope(np.arange(1, top + 1), mean)}
+                "slope": fit_slope(np.arange(1, top + 1), mean, n_units)}
     out.append(row)
   return out
 
 
-def fit_slope(n: np.ndarray, gap: np.ndarray) -> float | None:
-  """Least-squares slope of log(gap) on log(n) over the sizes whose gap is
-  positive, from n = 2 to the first n where the gap falls below 1% of its
-  start (where it is noise); None with fewer than 3 points."""
-  ok = gap > 0
-  if ok.sum() < 3:
-    return None
-  floor = 0.01 * gap[ok][0]
-  below = np.flatnonzero(gap < floor)
-  end = int(below[0]) if below.size else len(gap)
-  sel = ok & (np.arange(len(gap)) >= 1) & (np.arange(len(gap)) < end)
+def fit_slope(n: np.ndarray, gap: np.ndarray, units: int | None = None
+              ) -> float | None:
+  """Least-squares slope of log(gap) on log(n) for 2 <= n <= N/4 where
+  the gap is positive: the theory's rates are for N -> infinity, and near
+  n = N every method's gap falls to 0 (n = N is the full layer). None with
+  fewer than 3 points."""
+  units = int(n[-1]) if units is None else units
+  sel = (gap > 0) & (n >= 2) & (n <= max(units / 4, 3))
   if sel.sum() < 3:
     return None
   return float(np.polyfit(np.log(n[sel]), np.log(gap[sel]), 1)[0])

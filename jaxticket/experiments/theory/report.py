@@ -20,7 +20,8 @@ def _slope(x) -> str:
 def greedy_tables(g: dict) -> str:
   lines = ["Loss-gap decay (log-log slope of training-loss gap vs units, "
            "mean over seeds):", "",
-           "| layer | units | greedy | L1-norm | random |",
+           "(fitted for 2 <= n <= N/4: at n = N every method is the full "
+           "layer)", "", "| layer | units | greedy | L1-norm | random |",
            "|---:|---:|---:|---:|---:|"]
   for c in g["curves"]:
     lines.append(f"| {c['layer']} | {c['units']} | "
@@ -85,7 +86,8 @@ def teacher_tables(t: dict) -> str:
     lines.append(f"| {s} | " + " | ".join(
         "—" if v is None else str(v) for v in t["samples_needed"][s])
                  + f" | {_slope(t['needed_slope'][s])} |")
-  lines += ["", f"Steps until the median test error < {t['threshold']:g} "
+  lines += ["", f"Steps until the median test error < "
+            f"{t.get('converge_to', t['threshold']):g} "
             f"at N = {max(t['samples'])}:", "",
             "| student | " + " | ".join(f"r={k}" for k in t["kept"]) + " |",
             "|---|" + "---:|" * len(t["kept"])]
@@ -141,6 +143,9 @@ def plot_needed(t: dict, path: str) -> None:
   for k, curve in t["curves"].get("teacher_mask", {}).items():
     b.semilogy(steps, curve, label=f"teacher mask, r={k}")
   b.axhline(t["threshold"], color="k", ls="--", lw=1, label="threshold")
+  if "converge_to" in t:
+    b.axhline(t["converge_to"], color="gray", ls=":", lw=1,
+              label="convergence level")
   b.set_xlabel("training step")
   b.set_ylabel("median relative test error")
   b.set_title(f"convergence at N = {max(t['samples'])}")

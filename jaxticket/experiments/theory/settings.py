@@ -43,7 +43,8 @@ def section() -> ml_collections.ConfigDict:
   t.threshold = 0.01  # success: test error / E[y^2] below this
   t.noise = 0.0  # std of the label noise on training labels
   t.test_examples = 1000
-  t.eval_every = 50  # steps between evaluations (convergence curves)
+  t.converge_to = 1e-4  # convergence speed: steps to this median error
+  t.eval_every = 10  # steps between evaluations (convergence curves)
   return c
 
 
@@ -123,6 +124,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   check_range("theory.teacher.threshold", _finite(t.threshold) and
               t.threshold > 0, t.threshold,
               "a relative test error > 0, e.g. 0.01")
+  check_range("theory.teacher.converge_to", _finite(t.converge_to) and
+              t.converge_to > 0, t.converge_to,
+              "a relative test error > 0, e.g. 1e-4")
   check_range("theory.teacher.noise", t.noise >= 0, t.noise, "must be >= 0")
   check_range("theory.teacher.test_examples", t.test_examples >= 1,
               t.test_examples, "must be >= 1")

@@ -27,7 +27,8 @@ A trial succeeds when its test error E(f - f*)^2 / E f*^2 is below
 success rate per (student, r, N) (phase diagram), the smallest N with a
 success rate >= 1/2 against the number of unpruned hidden weights K r
 (the paper: proportional), and the test error along training at the
-largest N (the paper: faster convergence the sparser the teacher).
+largest N with the steps until its median falls below ``converge_to``
+(the paper: faster convergence the sparser the teacher).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def initial_kernels(teacher: teacher_lib.Teacher, masks: np.ndarray,
 
 
 def train_cell(cfg: ml_collections.ConfigDict, kept: int, n: int,
-               progress: Any) -> dict:
+               progress: Any, wd: Workdir | None = None) -> dict:
   """Train every student x trial of one (r, N) cell; per replica the final
   relative test error and its curve over training."""
   t = cfg.theory.teacher
@@ -125,9 +126,18 @@ def train_cell(cfg: ml_collections.ConfigDict, kept: int, n: int,
   scale = 0.5 * float(np.mean(np.asarray(data.test_y, np.float64) ** 2))
   curve, steps = [], []
 
+  labels = axis.labels()
+
   def on_eval(st, ev, losses):
     steps.append(int(np.asarray(st.step).min()))
     curve.append(np.asarray(ev.test_loss, np.float64) / scale)
+    if wd is not None:
+      wd.log_metrics([
+          {"stage": "teacher_student", "kept": kept, "samples": n,
+           "student": lab["student"], "trial": lab["trial"], "replica": i,
+           "step": steps[-1], "train_loss": float(np.mean(losses[i, -1:])),
+           "relative_test_error": float(curve[-1][i])}
+          for i, lab in enumerate(labels)])
 
   trainer.train(state, hp, t.steps, t.eval_every, on_eval=on_eval,
                 progress=progress)
@@ -138,9 +148,10 @@ def train_cell(cfg: ml_collections.ConfigDict, kept: int, n: int,
 
 
 def run(cfg: ml_collections.ConfigDict, wd: Workdir, progress: bool) -> dict:
-  """The phase diagram, the samples needed and the convergence curves."""
-  del wd
+  """The phase diagram, the samples needed and the convergence curves
+  (evaluations logged to metrics.jsonl, stage ``teacher_student``)."""
   t = cfg.theory.teacher
+  wd.truncate_metrics(lambda row: row.get("stage") != "teacher_student")
   students = list(t.students)
   kept_values, samples = [int(k) for k in t.kept], [int(n) for n in t.samples]
   success = {s: np.zeros((len(kept_values), len(samples))) for s in students}
@@ -152,7 +163,7 @@ def run(cfg: ml_collections.ConfigDict, wd: Workdir, progress: bool) -> dict:
             dynamic_ncols=True) as bar:
     for i, kept in enumerate(kept_values):
       for j, n in enumerate(samples):
-        cell = train_cell(cfg, kept, n, bar)
+        cell = train_cell(cfg, kept, n, bar, wd)
         for s, idx in cell["axis"].groups("student").items():
           err = cell["errors"][idx]
           success[s][i, j] = float(np.mean(err < t.threshold))
@@ -173,9 +184,9 @@ def run(cfg: ml_collections.ConfigDict, wd: Workdir, progress: bool) -> dict:
       "needed_slope": {s: _slope(unpruned, needed[s]) for s in students},
       "curve_steps": steps, "curves": curves,
       "steps_to_threshold": {
-          s: {k: _first_below(steps, c, t.threshold) for k, c in v.items()}
-          for s, v in curves.items()},
-      "threshold": float(t.threshold), "trials": int(t.trials),
+          s: {k: _first_below(steps, c, t.converge_to)
+              for k, c in v.items()} for s, v in curves.items()},
+      "threshold": float(t.threshold), "converge_to": float(t.converge_to), "trials": int(t.trials),
       "init": t.init}
 
 
