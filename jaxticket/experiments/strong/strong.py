@@ -29,7 +29,6 @@ sub-runs resume like ``imp``).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -51,8 +50,9 @@ from jaxticket.core import step as step_lib
 from jaxticket.core.parametrization import Parametrization
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
-from jaxticket.core.workdir import Workdir, read_json, write_json
+from jaxticket.core.workdir import Workdir
 from jaxticket.experiments import common, registry
+from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.strong import construction, report, settings
 from jaxticket.experiments.summaries import StrongSummary
 from jaxticket.models import supermask
@@ -142,24 +142,6 @@ def _values_in_order(tree: dict) -> list:
   for v in tree.values():
     out += _values_in_order(v) if isinstance(v, dict) else [v]
   return out
-
-
-class Stages:
-  """Finished programs as ``stages/<name>.json`` (what a rerun skips)."""
-
-  def __init__(self, wd: Workdir):
-    self.wd = wd
-
-  def path(self, name: str) -> str:
-    return self.wd.file("stages", f"{name}.json")
-
-  def get(self, name: str) -> Any:
-    return read_json(self.path(name)) if os.path.exists(self.path(name)) \
-        else None
-
-  def put(self, name: str, value: Any) -> Any:
-    write_json(self.path(name), value)
-    return value
 
 
 def edge_popup_stage(cfg: ml_collections.ConfigDict, wd: Workdir,

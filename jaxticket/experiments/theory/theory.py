@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from jaxticket import config as config_lib
 from jaxticket import data as data_lib
 from jaxticket.core.workdir import Workdir
-from jaxticket.experiments.strong.strong import Stages
+from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.summaries import TheorySummary
 from jaxticket.experiments.theory import (greedy_part, report, settings,
                                           teacher_part)
