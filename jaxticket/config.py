@@ -32,11 +32,15 @@ from jaxticket.experiments.imp import settings as imp_settings
 from jaxticket.experiments.lmc import settings as lmc_settings
 from jaxticket.experiments.sanity import settings as sanity_settings
 from jaxticket.experiments.sweep import settings as sweep_settings
+# --- strong tickets and theory (issue 16) ---
+from jaxticket.experiments.strong import settings as strong_settings
+from jaxticket.experiments.theory import settings as theory_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
 SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
             "sweep": sweep_settings, "lmc": lmc_settings}
+SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND
@@ -149,6 +153,9 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
     c.sanity.max_seeds = min(c.sanity.max_seeds, c.sanity.seeds)
   if width is not None:
     c.model.width = width
+  for name, settings in SECTIONS.items():  # sections that size themselves
+    if name in c and hasattr(settings, "shrink"):
+      settings.shrink(c)
   return c
 
 
@@ -287,8 +294,10 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
       return float(text)
     if isinstance(current, (tuple, list)):
       text = text.strip()
+      words = bool(current) and all(isinstance(v, str) for v in current)
+      item = lambda t: t.strip() if words else ast.literal_eval(t)
       value = (ast.literal_eval(text) if text[:1] in "([" else
-               tuple(ast.literal_eval(t) for t in text.split(",") if t.strip()))
+               tuple(item(t) for t in text.split(",") if t.strip()))
       return tuple(value) if isinstance(value, (tuple, list)) else (value,)
     return text
   except (ValueError, SyntaxError):
