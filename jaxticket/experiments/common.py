@@ -34,7 +34,8 @@ from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
-from jaxticket.core.workdir import Workdir, read_json, write_json
+from jaxticket.core.workdir import Workdir
+from jaxticket.experiments.stages import Stages
 
 PyTree = Any
 
@@ -277,7 +278,7 @@ def stage_started(wd: Workdir, name: str) -> bool:
   checkpoint in ``wd`` (a resumed run then needs nothing computed before
   it)."""
   ckpts = wd.file("checkpoints", "stages", name)
-  return os.path.exists(wd.file("stages", f"{name}.json")) or (
+  return os.path.exists(Stages(wd).path(name)) or (
       os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)))
 
 
@@ -302,10 +303,11 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
   done, row). Metric rows carry ``"stage": NAME``.
   """
   cfg = s.cfg
-  done_path = wd.file("stages", f"{name}.json")
+  stages = Stages(wd)
   final_path = wd.file("checkpoints", "stages", f"{name}_final")
-  if os.path.exists(done_path):
-    row = row_from_json(read_json(done_path))
+  done = stages.get(name)
+  if done is not None:
+    row = row_from_json(done)
     if not keep_state:
       return None, row
     saved = checkpoint.load_tree(final_path)
@@ -344,7 +346,7 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
   if keep_state:
     checkpoint.save_tree(final_path, {"params": trained.params,
                                       "batch_stats": trained.batch_stats})
-  write_json(done_path, row_to_json(row))
+  stages.put(name, row_to_json(row))
   if runtime.writes_files():
     shutil.rmtree(ckpt_dir, ignore_errors=True)
   return trained, row

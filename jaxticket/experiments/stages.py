@@ -1,6 +1,8 @@
 """Stage-level resume for experiments made of several programs: each
 finished stage's JSON result is ``WORKDIR/stages/<name>.json``, and a rerun
-reads it instead of recomputing (``strong``, ``theory``)."""
+reads it instead of recomputing (``strong``, ``theory``; and every training
+stage of :func:`jaxticket.experiments.common.train_stage`, which adds
+checkpoints inside a stage)."""
 
 from __future__ import annotations
 
