@@ -6,6 +6,11 @@ program per step budget. Prints a table of validation (and test) accuracy.
 
   python benchmarks/tune_dense.py --config configs/mnist1d_lenet.py \
       --lrs 0.01,0.03,0.1,0.3 --wds 1e-4,5e-4 --steps 1000,2000,4000 --seeds 4
+
+``--set KEY=VALUE`` (repeatable, ``--config.`` keys without the prefix)
+changes the config for the whole sweep, e.g. ``--set train.optimizer=adam``
+or ``--set model.width=2``: a recipe axis that changes the program is one
+run of this script per value.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from jaxticket import config as config_lib
 from jaxticket.experiments import common
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
+from jaxticket.core import runtime
 
 
 def floats(text: str) -> list[float]:
@@ -35,11 +41,15 @@ def main() -> None:
   ap.add_argument("--steps", type=lambda t: [int(x) for x in t.split(",")],
                   default=[1000, 2000, 4000])
   ap.add_argument("--seeds", type=int, default=4)
+  ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                  help="config override for the whole sweep (repeatable)")
   args = ap.parse_args()
-  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
+  runtime.set_cpu_devices(runtime.AUTO_CPU_DEVICES)  # as the command does
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}"
+        + (f"; {', '.join(args.set)}" if args.set else ""))
   print("| steps | lr | wd | val acc (%) | test acc (%) |\n|---:|---:|---:|---:|---:|")
   for steps in args.steps:
-    cfg = config_lib.load(args.config)
+    cfg = config_lib.apply_overrides(config_lib.load(args.config), args.set)
     cfg.train.steps = steps
     cfg.train.eval_every = steps
     cfg.seeds = args.seeds

@@ -41,6 +41,8 @@ examples:
   jaxticket lmc --config.lmc.rewind_steps=0,25,100,500
   jaxticket lmc --config.lmc.level=4 --config.lmc.imp_workdir=runs/imp
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=-1  (auto k)
+  jaxticket strong --config.strong.keep=0.1,0.5 --config.strong.rules=layerwise,units
+  jaxticket theory --config.theory.parts=teacher_student
   jaxticket pai --config configs/mnist1d_lenet.py:tiny --workdir /tmp/pai
   jaxticket pai --config.pai.methods=snip,grasp,synflow --config.pai.densities=0.1,0.01
 

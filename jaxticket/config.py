@@ -33,12 +33,16 @@ from jaxticket.experiments.lmc import settings as lmc_settings
 from jaxticket.experiments.pai import settings as pai_settings
 from jaxticket.experiments.sanity import settings as sanity_settings
 from jaxticket.experiments.sweep import settings as sweep_settings
+# --- strong tickets and theory (issue 16) ---
+from jaxticket.experiments.strong import settings as strong_settings
+from jaxticket.experiments.theory import settings as theory_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
 SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
-            "sweep": sweep_settings, "lmc": lmc_settings,
-            "pai": pai_settings}
+            "sweep": sweep_settings, "lmc": lmc_settings}
+SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
+SECTIONS.update(pai=pai_settings)  # issue 14
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND
@@ -148,11 +152,12 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
   c.seeds = seeds
   if "sanity" in c:
     c.sanity.seeds = min(c.sanity.seeds, seeds)
+    c.sanity.max_seeds = min(c.sanity.max_seeds, c.sanity.seeds)
   if width is not None:
     c.model.width = width
-  for name, settings in SECTIONS.items():  # sections with a :tiny of their own
+  for name, settings in SECTIONS.items():  # sections that size themselves
     if name in c and hasattr(settings, "shrink"):
-      settings.shrink(c[name])
+      settings.shrink(c)
   return c
 
 
@@ -289,15 +294,12 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
       return int(text)
     if isinstance(current, float):
       return float(text)
-    if isinstance(current, (tuple, list)) and current and all(
-        isinstance(v, str) for v in current) and text.strip()[:1] not in "([":
-      # a tuple of names (e.g. pai.methods=snip,grasp): no quotes needed
-      return tuple(t.strip().strip("'\"") for t in text.split(",")
-                   if t.strip())
     if isinstance(current, (tuple, list)):
       text = text.strip()
+      words = bool(current) and all(isinstance(v, str) for v in current)
+      item = lambda t: t.strip() if words else ast.literal_eval(t)
       value = (ast.literal_eval(text) if text[:1] in "([" else
-               tuple(ast.literal_eval(t) for t in text.split(",") if t.strip()))
+               tuple(item(t) for t in text.split(",") if t.strip()))
       return tuple(value) if isinstance(value, (tuple, list)) else (value,)
     return text
   except (ValueError, SyntaxError):

@@ -15,7 +15,8 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "jaxticket"
 
 LAYERS = {"core": 0, "tasks": 1, "models": 1, "data": 1, "pruning": 1,
-          "sparse_training": 1, "config": 2, "experiments": 3, "cli": 4}
+          "sparse_training": 1, "subnetworks": 1, "config": 2,
+          "experiments": 3, "cli": 4}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -238,3 +238,16 @@ def test_train_imports_no_matplotlib(tmp_path):
                        env={**os.environ, "PYTHONPATH": ROOT})
   assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
   assert (tmp_path / "w" / "report.md").exists()
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("--config.sanity.max_seeds=-1", "must be >= 0"),
+    ("--config.sanity.seeds_per_round=0", "must be >= 1"),
+    ("--config.sanity.resamples=-5", "0 = no bootstrap"),
+])
+def test_bad_sanity_seeding_keys(tmp_path, capsys, override, needle):
+  code, out = run_main(capsys, "sanity", "--config", TINY, "--workdir",
+                       str(tmp_path / "w"), override)
+  assert code == 2
+  assert override.split("=")[0][len("--config."):] in out.err
+  assert needle in out.err and "Traceback" not in out.err

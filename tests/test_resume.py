@@ -283,8 +283,8 @@ def save(self, position, tree):  # an earlier version's save
   self.manager.save(position, args=ocp.args.StandardSave(legacy_flatten(tree)),
                     force=True)
   self.manager.wait_until_finished()
-  self._saves += 1
-  if self._saves == int(os.environ["KILL_AFTER"]):
+  checkpoint.TrainCheckpoints.saves += 1
+  if checkpoint.TrainCheckpoints.saves == int(os.environ["KILL_AFTER"]):
     os.kill(os.getpid(), signal.SIGKILL)
 
 checkpoint.TrainCheckpoints.save = save

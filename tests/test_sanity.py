@@ -166,3 +166,90 @@ def test_smart_ratios_follow_forward_order(setup_and_ticket):
   assert paths[0].startswith("ConvBN_0/") and paths[-1].startswith("head/")
   assert paths.index("BasicBlock_2/ConvBN_0/Conv_0/kernel") < paths.index(
       "BasicBlock_8/ConvBN_0/Conv_0/kernel")
+
+
+def test_adaptive_rounds_add_seeds_only_where_inconclusive(tmp_path,
+                                                           monkeypatch):
+  # Level 1 is made to look inconclusive, by an open condition at LR 0.1,
+  # until it has 4 seeds there; level 2 is decided. Round 1 must add 2 seeds
+  # at level 1 and LR 0.1 only, with IMP run only as deep as level 1, and
+  # then stop.
+  real = sanity.judge_levels
+  calls = []
+
+  def judge_levels(cfg, rounds, levels, crit):
+    out = real(cfg, rounds, levels, crit)
+    calls.append(list(levels))
+    for level, v in out.items():
+      if level == 1 and v["seeds_per_lr"]["0.1"] < 4:
+        v["confidence"]["decided"] = False
+        v["confidence"]["deciding"] = [{"condition": "4", "lr": 0.1,
+                                        "reference_lr": 0.1}]
+        v["outcome"] = "inconclusive"
+      else:
+        v["confidence"]["decided"] = True
+    return out
+
+  monkeypatch.setattr(sanity, "judge_levels", judge_levels)
+  cfg = tiny(**{"sanity.levels": (1, 2), "sanity.max_seeds": 6,
+                "sanity.seeds_per_round": 2})
+  summary = sanity.run(cfg, str(tmp_path), progress=False)
+  assert calls == [[1, 2], [1]]  # round 1 re-judged level 1 only
+  assert summary.rounds == [
+      {"seeds": [0, 1], "lrs": [0.1, 0.3], "levels": [1, 2]},
+      {"seeds": [2, 3], "lrs": [0.1], "levels": [1]}]
+  by_level = {v["level"]: v for v in summary.verdicts}
+  assert by_level[1]["seeds_per_lr"] == {"0.1": 4, "0.3": 2}
+  assert by_level[2]["seeds_per_lr"] == {"0.1": 2, "0.3": 2}
+  assert summary.seeds == [0, 1, 2, 3]
+  round_dir = tmp_path / "rounds" / "round_1"
+  levels = json.loads((round_dir / "levels.json").read_text())
+  assert [r["level"] for r in levels] == [0, 1]  # IMP only to level 1
+  assert sorted(p.name for p in (round_dir / "stages").iterdir()) == [
+      "level_1_random_reinit+random_prune+shuffle+smart_ratio+omp.json",
+      "level_1_small_dense.json"]
+  # Level 1's rows hold 4 seeds of the ticket and of every control; the
+  # deeper level only the first round's 2.
+  row = {(r["level"], r["lr"]): r for r in summary.rows}
+  assert len(row[1, 0.1]["random_reinit"]["per_seed"]) == 4
+  assert len(row[1, 0.3]["random_reinit"]["per_seed"]) == 2
+  assert len(row[2, 0.1]["random_reinit"]["per_seed"]) == 2
+  # A finished run returns at once, without new rounds.
+  calls.clear()
+  again = sanity.run(cfg, str(tmp_path), progress=False)
+  assert calls == [] and again.rounds == summary.rounds
+
+
+def test_finished_stages_are_not_retrained(tmp_path, monkeypatch):
+  # Run once; drop summary.json (as if killed just before writing it):
+  # the rerun trains nothing but reads every stage back, same verdict.
+  cfg = tiny(**{"imp.levels": 1, "sanity.levels": (1,)})
+  first = sanity.run(cfg, str(tmp_path), progress=False)
+  (tmp_path / "summary.json").unlink()
+  monkeypatch.setattr(loop_lib.Trainer, "run", lambda *a, **k: pytest.fail(
+      "a finished stage was trained again"))
+  second = sanity.run(cfg, str(tmp_path), progress=False)
+  assert second.verdicts[0]["class"] == first.verdicts[0]["class"]
+  assert second.rows == first.rows
+
+
+def test_next_round_targets_open_levels_lrs_and_budget():
+  cfg = tiny(**{"sanity.max_seeds": 7, "sanity.seeds_per_round": 4})
+  open_at = lambda *evidence, per_lr: {
+      "confidence": {"decided": False, "deciding": list(evidence)},
+      "seeds_per_lr": per_lr}
+  e = lambda lr, ref, **kw: {"condition": "3", "lr": lr, "reference_lr": ref,
+                             **kw}
+  verdicts = {
+      1: {"confidence": {"decided": True, "deciding": []},
+          "seeds_per_lr": {"0.1": 3, "0.3": 3}},
+      2: open_at(e(0.3, 0.3, open_random_reinit_lrs=[0.1]),
+                 per_lr={"0.1": 3, "0.3": 3}),
+      3: open_at(e(0.3, 0.3), per_lr={"0.1": 3, "0.3": 7}),  # budget spent
+  }
+  levels, lrs, add = sanity.next_round(cfg, verdicts)
+  assert levels == [2] and lrs == [0.1, 0.3] and add == 4
+  verdicts[2]["seeds_per_lr"] = {"0.1": 7, "0.3": 5}
+  assert sanity.next_round(cfg, verdicts) == ([2], [0.1, 0.3], 2)
+  verdicts[2]["seeds_per_lr"] = {"0.1": 7, "0.3": 7}
+  assert sanity.next_round(cfg, verdicts) is None

@@ -154,10 +154,12 @@ class TrainCheckpoints:
   when complete, so a kill during a write leaves the previous checkpoints
   intact. ``keep`` newest checkpoints are kept (older ones deleted).
   """
+  #: Saves by every manager of this process (the fault-injection hook,
+  #: ``JAXTICKET_FAULT=kill_after_save:N``, counts across a run's stages).
+  saves = 0
 
   def __init__(self, directory: str, keep: int = 2):
     self.directory = os.path.abspath(directory)
-    self._saves = 0
     os.makedirs(self.directory, exist_ok=True)
     # The handler is registered up front (not on first use) so that a
     # resuming process can read a checkpoint's metadata before restoring it.
@@ -188,14 +190,15 @@ class TrainCheckpoints:
     self.manager.save(
         position, args=ocp.args.StandardSave(jax.tree.map(_stored, tree)),
         force=True)
-    self._saves += 1
+    TrainCheckpoints.saves += 1
     self._fault("kill_during_save")
     self.manager.wait_until_finished()
     self._fault("kill_after_save")
 
   def _fault(self, kind: str) -> None:
     spec = os.environ.get(FAULT_ENV, "")
-    if spec.startswith(kind + ":") and self._saves == int(spec.split(":")[1]):
+    if (spec.startswith(kind + ":")
+        and TrainCheckpoints.saves == int(spec.split(":")[1])):
       os.kill(os.getpid(), signal.SIGKILL)
 
   def positions(self) -> list[int]:

@@ -289,7 +289,8 @@ class Trainer:
             on_eval: Callable[[TrainState, Evaluation, np.ndarray], None]
             | None = None,
             on_stop: Callable[[int, TrainState], None] | None = None,
-            progress: Any = None) -> TrainState:
+            progress: Any = None, staggered: bool | None = None
+            ) -> TrainState:
     """Train from ``state.step`` to step ``until`` in scanned chunks.
 
     Chunks end at every multiple of ``eval_every``, at each step in ``stops``
@@ -299,11 +300,15 @@ class Trainer:
     called before ``on_stop`` (so a checkpoint covers its metrics).
     Replicas may start at different steps (children of different rewind
     points): the chunks follow the earliest, the others wait for it to
-    reach their step, and all end at ``until``.
+    reach their step, and all end at ``until``. ``staggered`` (default:
+    whether the replicas' steps differ now) fixes which program runs, so a
+    run resumed after the replicas have caught up keeps the program it
+    started with.
     """
     steps = np.asarray(jax.device_get(state.step)).reshape(-1)
     start = int(steps.min())
-    staggered = int(steps.max()) != start
+    if staggered is None:
+      staggered = int(steps.max()) != start
     bounds = set(range(start - start % eval_every + eval_every, until,
                        eval_every)) | {until}
     bounds |= {s for s in stops if start < s < until}

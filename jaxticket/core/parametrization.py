@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
@@ -29,16 +29,23 @@ class Parametrization:
 
   ``Parametrization()`` trains everything; ``Parametrization.scores()``
   trains leaves named ``scores`` only (supermasks).
+
+  ``project`` (optional) maps the tree of trained leaves (None elsewhere)
+  to its projection onto the feasible set, applied by the step after every
+  optimizer update: projected gradient descent, e.g. scores clipped to
+  [0, 1] (GEM-MINER, Sreenivasan et al. 2022). None: no projection.
   """
   trainable: str = ""  # "" = every leaf
+  project: Callable[[PyTree], PyTree] | None = None
 
   @classmethod
   def weights(cls) -> "Parametrization":
     return cls("")
 
   @classmethod
-  def scores(cls) -> "Parametrization":
-    return cls(r"(^|/)scores$")
+  def scores(cls, project: Callable[[PyTree], PyTree] | None = None
+             ) -> "Parametrization":
+    return cls(r"(^|/)scores$", project)
 
   def flags(self, params: PyTree) -> PyTree:
     """Pytree of Python bools: is the leaf trained?"""

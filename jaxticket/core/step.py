@@ -254,7 +254,10 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
   optimizer = optim.make_optimizer(recipe, hp, state.step)
   updates, opt_state = optimizer.update(
       masks_lib.apply(grads, state.mask), state.opt_state, trainable)
-  params = merge(optax.apply_updates(trainable, updates), frozen)
+  trainable = optax.apply_updates(trainable, updates)
+  if prog.parametrization.project is not None:
+    trainable = prog.parametrization.project(trainable)
+  params = merge(trainable, frozen)
   diverged_at = jnp.where((state.diverged_at < 0) & ~jnp.isfinite(loss),
                           state.step, state.diverged_at)
   state = state.replace(params=params, batch_stats=new_stats,

@@ -10,6 +10,8 @@ level, a group of controls, LMC children) and writes its metric rows.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import sys
 import warnings
 from typing import Any
@@ -21,6 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
+from jaxticket.core import checkpoint
+from jaxticket.core import runtime
 from jaxticket import data as data_lib
 from jaxticket import models as models_lib
 from jaxticket import tasks
@@ -31,6 +35,7 @@ from jaxticket.core import step as step_lib
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
 from jaxticket.core.workdir import Workdir
+from jaxticket.experiments.stages import Stages
 
 PyTree = Any
 
@@ -203,13 +208,14 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                 stops: tuple[int, ...] = (), on_stop=None,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
-                extra: dict | None = None
+                extra: dict | None = None, staggered: bool | None = None
                 ) -> tuple[step_lib.TrainState, dict]:
   """Train one level to ``train.steps``; returns (trained state, its row).
 
   The row aggregates over all replicas and keeps the per-replica final
   evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
-  the replicas (default: the Setup's), ``extra`` is added to metric rows.
+  the replicas (default: the Setup's), ``extra`` is added to metric rows;
+  ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`.
   """
   seeds = s.seeds if seeds is None else seeds
   lrs = s.lrs if lrs is None else lrs
@@ -222,7 +228,8 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                          s.cfg.train.stop_on_divergence)
     state = trainer.train(state.replace(mask=mask), hparams, s.cfg.train.steps,
                           s.cfg.train.eval_every, stops=stops,
-                          on_eval=logger, on_stop=on_stop, progress=bar)
+                          on_eval=logger, on_stop=on_stop, progress=bar,
+                          staggered=staggered)
   ev, at = logger.last, logger.diverged_at
   ok = at < 0
   row = {"level": level, "density": float(density.mean()),
@@ -242,3 +249,104 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                + "; those replicas are left out of means. Lower train.lr "
                "or add warm-up.", file=sys.stderr)
   return state, row
+
+
+def row_to_json(row: dict) -> dict:
+  """A :func:`train_level` row as JSON (its evaluation as lists)."""
+  ev = row["evaluation"]
+  return {**row, "evaluation": {k: np.asarray(v).tolist()
+                                for k, v in ev._asdict().items()}}
+
+
+def row_from_json(row: dict) -> dict:
+  """Inverse of :func:`row_to_json` (evaluation arrays float32, as trained)."""
+  ev = loop_lib.Evaluation(**{k: np.asarray(v, np.float32)
+                               for k, v in row["evaluation"].items()})
+  return {**row, "evaluation": ev}
+
+
+def checkpoint_stops(begin: int, until: int, every: int) -> set[int]:
+  """Chunk boundaries at every multiple of ``every`` in (begin, until):
+  present in every run of a stage, resumed or not, so that a resumed run
+  scans exactly the chunks of an uninterrupted one."""
+  return set(range(begin - begin % every + every, until, every)) if every \
+      else set()
+
+
+def stage_started(wd: Workdir, name: str) -> bool:
+  """Whether stage ``name`` of :func:`train_stage` finished or left a
+  checkpoint in ``wd`` (a resumed run then needs nothing computed before
+  it)."""
+  ckpts = wd.file("checkpoints", "stages", name)
+  return os.path.exists(Stages(wd).path(name)) or (
+      os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts)))
+
+
+def train_stage(s: Setup, wd: Workdir, name: str, level: int,
+                state: step_lib.TrainState, mask: PyTree,
+                hparams: optim.HParams, trainer: loop_lib.Trainer, *,
+                progress: bool = True, seeds: list[int] | None = None,
+                lrs: list[float] | None = None, desc: str | None = None,
+                extra: dict | None = None, keep_state: bool = False
+                ) -> tuple[step_lib.TrainState | None, dict]:
+  """:func:`train_level` as a resumable stage of a run (sanity controls,
+  small-dense nets, LMC children, ...).
+
+  The stage checkpoints its whole state under ``checkpoints/stages/NAME``
+  every ``checkpoint.every_steps`` steps; a killed run that calls it again
+  with the same arguments continues from the newest readable checkpoint
+  (its metric rows truncated to it) and ends bit-identical to an
+  uninterrupted run. A finished stage leaves ``stages/NAME.json`` (its
+  row) and, with ``keep_state``, its trained params and BatchNorm
+  statistics; calling it again then trains nothing. Returns (trained
+  state or None when ``keep_state`` is off and the stage was already
+  done, row). Metric rows carry ``"stage": NAME``.
+  """
+  cfg = s.cfg
+  stages = Stages(wd)
+  final_path = wd.file("checkpoints", "stages", f"{name}_final")
+  done = stages.get(name)
+  if done is not None:
+    row = row_from_json(done)
+    if not keep_state:
+      return None, row
+    saved = checkpoint.load_tree(final_path)
+    return state.replace(params=jax.device_put(saved["params"]),
+                         batch_stats=jax.device_put(saved["batch_stats"]),
+                         mask=mask), row
+  say = lambda text: tqdm.write(text, file=sys.stderr)
+  staggered = bool(np.ptp(np.asarray(jax.device_get(state.step))))
+  ckpt_dir = wd.file("checkpoints", "stages", name)
+  ckpts = checkpoint.TrainCheckpoints(ckpt_dir, cfg.checkpoint.keep)
+  resumed = ckpts.restore_latest({"state": state.replace(mask=None),
+                                  "mask": mask},
+                                 warn=lambda m: say("warning: " + m))
+  if resumed is None:
+    wd.truncate_metrics(lambda r: r.get("stage") != name)
+  else:
+    state = resumed[1]["state"]
+    mask = resumed[1]["mask"]
+    step = int(np.asarray(state.step).min())
+    say(f"resuming stage {name} of {wd.path} at step {step} "
+        f"(checkpoint {resumed[0]}).")
+    wd.truncate_metrics(lambda r: r.get("stage") != name or
+                        r["step"] <= step)
+  every = cfg.checkpoint.every_steps
+  begin = int(np.asarray(state.step).min())
+
+  def on_stop(step: int, st: step_lib.TrainState) -> None:
+    ckpts.save(step, {"state": st.replace(mask=None), "mask": st.mask})
+
+  trained, row = train_level(
+      s, wd, level, state, mask, hparams, trainer,
+      stops=tuple(sorted(checkpoint_stops(begin, cfg.train.steps, every))),
+      on_stop=on_stop, progress=progress, seeds=seeds, lrs=lrs, desc=desc,
+      extra={**(extra or {}), "stage": name}, staggered=staggered)
+  ckpts.close()
+  if keep_state:
+    checkpoint.save_tree(final_path, {"params": trained.params,
+                                      "batch_stats": trained.batch_stats})
+  stages.put(name, row_to_json(row))
+  if runtime.writes_files():
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+  return trained, row

@@ -116,6 +116,34 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.lmc.lmc", (),
         "summary.json, report.md, lmc_paths.png, instability.png, "
         "metrics.jsonl"),
+    # --- strong tickets and theory (issue 16) ---
+    Experiment(
+        "strong", "Strong tickets: edge-popup, structured, subset-sum "
+        "construction.",
+        "Strong lottery tickets: subnetworks of frozen random networks "
+        "found by edge-popup (Ramanujan et al. 2020; top-k per layer, "
+        "global, or whole units as in da Cunha et al.'s structured tickets) "
+        "vs width and vs trained dense/IMP references, and built without "
+        "training by random subset sum (Pensia et al. 2020) with the "
+        "approximation error vs over-parameterization. strong.keep is the "
+        "fraction of weights (units) KEPT, the paper's k.",
+        "jaxticket.experiments.strong.strong", (),
+        "summary.json, report.md, strong_vs_width.png, "
+        "strong_vs_density.png, construction.png, metrics.jsonl, stages/, "
+        "reference_w*/ (imp sub-runs)"),
+    Experiment(
+        "theory", "Greedy forward selection and the teacher-student "
+        "sample complexity.",
+        "Theory checks: greedy forward selection of units from a trained "
+        "MLP (Ye et al. 2020; loss gap vs size against L1-norm and random "
+        "selection, layer-wise pruning with fine-tuning) and students of a "
+        "pruned one-hidden-layer ReLU teacher (Zhang et al. 2021; success "
+        "rate over samples x density, samples needed vs unpruned weights, "
+        "convergence speed). Knobs under theory.greedy.* and "
+        "theory.teacher.*.",
+        "jaxticket.experiments.theory.theory", (),
+        "summary.json, report.md, loss_gap.png, phase_diagram.png, "
+        "samples_needed.png, stages/, dense/ (train sub-run)"),
     Experiment(
         "pai", "Pruning at initialization with Su et al.'s checks.",
         "Pruning at initialization (pai.methods, from: random, magnitude, "

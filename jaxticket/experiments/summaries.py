@@ -62,6 +62,11 @@ class SanitySummary(Summary):
   diverged: list[dict] = dataclasses.field(default_factory=list)
   wall_time_s: float = 0.0
   auto_rewind: dict | None = None
+  #: Only the sparsities whose class is decided (no open condition).
+  largest_decided_jackpot_sparsity: float | None = None
+  largest_decided_secondary_sparsity: float | None = None
+  #: Seeds and checked levels of each round (round 0, then adaptive ones).
+  rounds: list[dict] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -109,6 +114,39 @@ class StudySummary(Summary):
   wall_time_s: float
   model: str
   dataset: str
+
+
+# --- strong tickets (issue 16) -------------------------------------------
+@dataclasses.dataclass
+class StrongSummary(Summary):
+  """``jaxticket strong``: edge-popup rows per (rule, width, k), trained
+  references per (width, IMP level), and the subset-sum construction."""
+  SCHEMA = "strong"
+  edge_popup: list[dict]
+  references: list[dict]
+  construction: dict | None
+  keep: list[float]
+  widths: list[float]
+  rules: list[str]
+  seeds: list[int]
+  weight_init: str
+  model: str
+  dataset: str
+  timings_s: dict
+  wall_time_s: float
+
+
+@dataclasses.dataclass
+class TheorySummary(Summary):
+  """``jaxticket theory``: greedy forward selection (loss-gap curves and
+  pruning) and the teacher-student phase diagram."""
+  SCHEMA = "theory"
+  greedy: dict | None
+  teacher_student: dict | None
+  model: str
+  dataset: str
+  timings_s: dict
+  wall_time_s: float
 
 
 @dataclasses.dataclass

@@ -45,8 +45,9 @@ from jaxticket.experiments import registry
 from jaxticket.experiments.imp import report
 from jaxticket.experiments.imp import settings
 from jaxticket.experiments.summaries import ImpSummary
-from jaxticket.experiments.common import (Setup, copy_tree, dense_masks, setup,
-                                          train_level)
+from jaxticket.experiments.common import (Setup, copy_tree, dense_masks,
+                                          checkpoint_stops, row_from_json,
+                                          row_to_json, setup, train_level)
 from jaxticket.core.workdir import Workdir, read_json, write_json
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
@@ -160,22 +161,15 @@ def _trained_state(init: step_lib.TrainState, saved: dict,
   return state
 
 
-def _row_to_json(row: dict) -> dict:
-  ev = row["evaluation"]
-  return {**row, "evaluation": {k: np.asarray(v).tolist()
-                                for k, v in ev._asdict().items()}}
-
-
-def _row_from_json(row: dict) -> dict:
-  ev = loop_lib.Evaluation(**{k: np.asarray(v, np.float32)
-                               for k, v in row["evaluation"].items()})
-  return {**row, "evaluation": ev}
-
-
 def _keep_imp_metric(level: int, step: int):
-  """Predicate over metrics rows: IMP-stage rows up to (level, step)."""
+  """Predicate over metrics rows: IMP-stage rows up to (level, step). Rows
+  of later stages (``"stage"``, e.g. a sanity check's controls) are kept:
+  each stage truncates its own when it resumes; controls rows of earlier
+  versions (``"settings"`` without a stage) are recomputed, so dropped."""
   def keep(row: dict) -> bool:
-    if "settings" in row or "stage" in row:
+    if "stage" in row:
+      return True
+    if "settings" in row:
       return False
     return row["level"] < level or (row["level"] == level
                                     and row["step"] <= step)
@@ -229,7 +223,7 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
     done = level + 1 if step == steps else level  # levels finished
     finished = [load_level(wd.path, l) for l in range(done)]
     outcome.masks = [saved["mask"] for saved in finished]
-    outcome.rows = [_row_from_json(row) for row in saved_rows[:done]]
+    outcome.rows = [row_from_json(row) for row in saved_rows[:done]]
     if done > 0:
       outcome.dense = _trained_state(init, finished[0], steps)
       trained = (state if done == level + 1 else
@@ -283,8 +277,7 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
         state = rewind(cfg, source, init, outcome.at_k, mask, trainer,
                        steps=ks)
     begin = int(np.asarray(state.step).min())
-    stops = set(range(begin - begin % every + every, steps, every)) \
-        if every else set()
+    stops = checkpoint_stops(begin, steps, every)
     if level == 0:
       stops.update(k for k in k_stops if k > begin)
     trained, row = train_level(s, wd, level, state, mask, hparams, trainer,
@@ -293,7 +286,7 @@ def run_levels(s: Setup, wd: Workdir, progress: bool = True) -> Outcome:
     save_level(wd, level, mask, trained)
     outcome.masks.append(jax.device_get(mask))
     outcome.rows.append(row)
-    write_json(rows_path, [_row_to_json(r) for r in outcome.rows])
+    write_json(rows_path, [row_to_json(r) for r in outcome.rows])
     ckpts.save(_position(level, steps, steps),
                {"level": jnp.asarray(level, jnp.int32),
                 "state": trained.replace(mask=None), "mask": trained.mask})

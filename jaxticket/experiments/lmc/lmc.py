@@ -59,6 +59,8 @@ PyTree = Any
 #: Seed offset of the random re-initializations of the ticket's mask
 #: (Evci et al.'s "scratch" networks).
 SCRATCH_SEED_OFFSET = 20_000
+#: The resumable stage that trains the children (and scratch networks).
+CHILDREN_STAGE = "lmc_children"
 
 
 # --------------------------------------------------------------------------
@@ -377,17 +379,22 @@ def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
   num_seeds, num_children = len(s.seeds), cfg.lmc.children
   timings = {}
 
-  # theta_k along the dense trajectory of each seed (IMP's level 0).
+  # theta_k along the dense trajectory of each seed (IMP's level 0); not
+  # needed when the children's stage has started (its checkpoints hold
+  # them), where init only shapes the template.
   t0 = time.time()
   init = trainer.init(loop_lib.replica_keys(s.seeds))
   ones = common.dense_masks(cfg, init.params)
   saved = {0: common.copy_tree(init)}
-  if ks[-1] > 0:
+  if ks[-1] > 0 and not common.stage_started(wd, CHILDREN_STAGE):
     keep = lambda step, st: saved.__setitem__(step, common.copy_tree(st))
     with tqdm(total=ks[-1], disable=not progress, unit="step",
               desc="parent: dense run to the last rewind step") as bar:
       trainer.train(common.copy_tree(init), s.hparams, ks[-1], ks[-1],
                     stops=ks, on_stop=keep, progress=bar)
+  else:
+    saved.update({k: init.replace(step=jnp.full_like(init.step, k))
+                  for k in ks})
   jax.block_until_ready(saved[ks[-1]].params)
   timings["parent_s"] = time.time() - t0
 
@@ -415,11 +422,11 @@ def instability(s: common.Setup, wd: Workdir, ticket: Ticket | None,
   hp = jax.tree.map(lambda x: jnp.concatenate(
       [jnp.tile(jnp.repeat(x, num_children), len(ks))] + ([x] if sparse else [])),
       s.hparams)
-  trained, row = common.train_level(
-      s, wd, ticket.level if ticket else 0, state, mask_all, hp, trainer,
-      progress=progress, seeds=[l[1] for l in labels], lrs=list(
-          np.asarray(hp.lr)), desc=f"{n} children (k x seed x child)",
-      extra={"stage": "lmc_children"})
+  trained, row = common.train_stage(
+      s, wd, CHILDREN_STAGE, ticket.level if ticket else 0, state, mask_all,
+      hp, trainer, progress=progress, seeds=[l[1] for l in labels],
+      lrs=[float(x) for x in np.asarray(hp.lr)],
+      desc=f"{n} children (k x seed x child)", keep_state=True)
   jax.block_until_ready(trained.params)
   timings["children_s"] = time.time() - t0
 
@@ -518,7 +525,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     tqdm.write(f"{wd.path} holds a finished `lmc` run with this config; "
                "nothing recomputed.", file=sys.stderr)
     return done
-  wd.restart_metrics()
+  if not common.stage_started(wd, CHILDREN_STAGE):
+    wd.restart_metrics()
   t0 = time.time()
   ticket = load_ticket(cfg, wd, progress) if cfg.lmc.level else None
   s = common.setup(cfg)

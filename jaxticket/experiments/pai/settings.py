@@ -54,8 +54,10 @@ def section() -> ml_collections.ConfigDict:
   return c
 
 
-def shrink(c: ml_collections.ConfigDict) -> None:
-  """``:tiny`` (tests): few methods, densities and rounds."""
+def shrink(cfg: ml_collections.ConfigDict) -> None:
+  """``:tiny`` (tests): few methods, densities and rounds (called by
+  ``config.shrink`` with the whole config)."""
+  c = cfg.pai
   c.methods = ("random", "snip", "synflow", "smart_ratio")
   c.densities = (0.1, 0.01)
   c.seeds = min(c.seeds, 2) if c.seeds else 0

@@ -8,6 +8,7 @@ import numpy as np
 from jaxticket.core.workdir import Workdir, write_atomic
 from jaxticket.experiments.summaries import SanitySummary
 from jaxticket.experiments.plotting import density_axis, pct, plt
+from jaxticket.experiments.sanity.verdict import describe
 
 
 #: Colour and line style of each setting in the plots.
@@ -17,20 +18,37 @@ SETTING_STYLE = {"ticket": ("C0", "o-"), "omp": ("C1", "s--"),
                  "smart_ratio": ("C6", "*:")}
 
 def verdict_table(verdicts: list[dict]) -> str:
-  """Markdown: one row per checked sparsity with class and conditions."""
-  lines = ["| sparsity (%) | class | ticket LR | 1 sparse | 2 > SDT | 3 > RR | "
+  """Markdown: one row per checked sparsity with the outcome (the class, or
+  inconclusive), the seeds behind it, the bootstrap agreement and each
+  condition (✓ holds, ✗ fails; ? when its CI straddles the threshold)."""
+  lines = ["| sparsity (%) | outcome | class (point) | seeds | resamples "
+           "agreeing | ticket LR | 1 sparse | 2 > SDT | 3 > RR | "
            "4 ~ dense@LR | 5 ~ best dense | gap vs best dense (pts, 95% CI) |",
-           "|---:|:---|---:|:-:|:-:|:-:|:-:|:-:|---:|"]
-  mark = lambda b: "✓" if b else "✗"
+           "|---:|:---|:---|---:|---:|---:|:-:|:-:|:-:|:-:|:-:|---:|"]
   for v in verdicts:
     c = v["conditions"]
     g = v["gaps"]["vs_dense_best"]
     ci = (f" [{100 * g['ci_low']:+.2f}, {100 * g['ci_high']:+.2f}]"
           if g.get("ci_low") is not None else "")
-    lines.append(f"| {pct(v['sparsity'])} | **{v['class']}** | {v['lr']:g} | "
-                 + " | ".join(mark(c[i]) for i in "12345")
-                 + f" | {100 * g['gap']:+.2f}{ci} |")
+    row = [p for p in v.get("per_lr", []) if p["lr"] == v["lr"]]
+    status = row[0].get("status", {}) if row else {}
+    mark = lambda i: ("?" if status.get(i) == "open" else
+                      "✓" if c[i] else "✗")
+    conf = v.get("confidence") or {}
+    agree = conf.get("agreement")
+    lines.append(
+        f"| {pct(v['sparsity'])} | **{v.get('outcome', v['class'])}** | "
+        f"{v['class']} | {v.get('seeds', '—')} | "
+        f"{'—' if agree is None else f'{100 * agree:.0f}%'} | {v['lr']:g} | "
+        + " | ".join(mark(i) for i in "12345")
+        + f" | {100 * g['gap']:+.2f}{ci} |")
   return "\n".join(lines)
+
+
+def confidence_lines(verdicts: list[dict]) -> str:
+  """One plain sentence per checked sparsity: how sure its verdict is."""
+  return "\n".join(f"- {pct(v['sparsity'])}% sparsity ({v.get('seeds', '?')}"
+                   f" seeds): {describe(v)}" for v in verdicts)
 
 
 def sanity_accuracy_table(rows: list[dict], settings: list[str]) -> str:
@@ -132,11 +150,21 @@ def write_sanity_report(wd: Workdir, summary: SanitySummary) -> None:
           f"Conditions of Ma et al. (2021): 'similar' = within "
           f"{100 * crit['tolerance']:.1f} points, 'clearly' = by more than "
           f"{100 * crit['margin']:.1f} points, test accuracy means over "
-          f"{len(summary.seeds)} seeds; best LRs chosen on validation, "
+          "the seeds of each sparsity; best LRs chosen on validation, "
           "except that condition 3 compares the ticket with its random "
           "re-initialization at every LR of the grid (Ma et al.: 'trained "
           "at any LR'), the closest one deciding.", "",
           verdict_table(verdicts), "",
+          "### How sure each verdict is", "",
+          "A condition is decided when the 95% Welch confidence interval of "
+          "its gap lies wholly on one side of its threshold (✓/✗ above) and "
+          "open (?) when it straddles it. The outcome is the class only if "
+          "no open condition could change it, otherwise *inconclusive*; "
+          "adaptive rounds (`sanity.max_seeds`, `sanity.seeds_per_round`) "
+          "add seeds at inconclusive sparsities only. 'Resamples agreeing' "
+          "is the share of seed bootstraps (seeds drawn with replacement, "
+          "best LRs re-chosen each time) that give the same class.", "",
+          confidence_lines(verdicts), "",
           "## Test accuracy (%) at the checked sparsities", "",
           sanity_accuracy_table(checked, settings), "",
           "![accuracy vs density](sanity_accuracy_vs_density.png)", "",

@@ -163,40 +163,35 @@ def start_state(state: step_lib.TrainState, mask: PyTree,
   return trainer.restart(common.copy_tree(state))
 
 
-def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
-        ) -> SanitySummary:
-  """The whole sanity check; writes the workdir and returns the summary."""
-  validate(cfg)  # before touching the workdir
-  wd = Workdir(workdir, "sanity")
-  done = wd.finished(SanitySummary)
-  if cfg.sanity.seeds:
-    cfg = cfg.copy_and_resolve_references()
-    cfg.seeds = cfg.sanity.seeds
-  wd.claim(cfg, config_lib.default_config())
-  if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
-               "nothing recomputed.", file=sys.stderr)
-    return done
-  t0 = time.time()
-  crit = criteria(cfg)
+@dataclasses.dataclass
+class Round:
+  """One round of seeds: IMP at every LR x seed and the controls at
+  ``levels``. Round 0 runs in the workdir itself, adaptive round i in
+  ``WORKDIR/rounds/round_i``."""
+  setup: common.Setup
+  outcome: imp.Outcome
+  evals: dict  # evals[setting][level] = Evaluation on setup.axis
+  widths: dict  # small-dense width per checked level
+  levels: list[int]
 
-  # Stage 1: IMP at every LR x seed, one program. Level 0 is the dense net.
-  cfg, auto = imp.resolve_rewind_step(cfg, wd, progress)
+
+def run_round(cfg: ml_collections.ConfigDict, wd: Workdir, levels: list[int],
+              progress: bool) -> Round:
+  """IMP for every LR x seed (one program), then at each of ``levels``
+  the controls (one program per sparsity) and the small-dense net, every
+  stage resumable (:func:`common.train_stage`)."""
   s = common.setup(cfg, lrs=tuple(cfg.sanity.lrs))
   outcome = imp.run_levels(s, wd, progress)
-  evals = {"ticket": {}, "dense": {}}
-  for level, row in enumerate(outcome.rows):
-    evals["ticket"][level] = row["evaluation"]
-  evals["dense"] = {level: outcome.rows[0]["evaluation"]
-                    for level in range(len(outcome.rows))}
-
-  # Stage 2: controls at each checked sparsity, same recipe, replica axis.
+  evals = {"ticket": {level: row["evaluation"]
+                      for level, row in enumerate(outcome.rows)},
+           "dense": {level: outcome.rows[0]["evaluation"]
+                     for level in range(len(outcome.rows))}}
   init, dense = outcome.init, outcome.dense
   fresh = reinit_state(s, init)
   from_init = lambda m: start_state(init, m, s.trainer)
   ones = common.dense_masks(cfg, init.params)
   widths = {}
-  for level in checked_levels(cfg):
+  for level in levels:
     ticket = jax.device_put(outcome.masks[level])
     density = float(np.mean(masks_lib.replica_densities(ticket)))
     key = jax.random.fold_in(jax.random.key(cfg.seed), level)
@@ -221,11 +216,134 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     width, count = small_dense_width(cfg, s.data, kept)
     widths[level] = {"width": width, "weights": count, "ticket_weights": kept}
     train_small_dense(cfg, wd, level, width, evals, progress)
+  return Round(s, outcome, evals, widths, list(levels))
 
-  summary = summarize(cfg, s, outcome, evals, widths, crit)
-  summary["diagnostics"] = why_it_wins(cfg, s, wd, outcome)
-  summary["diverged"] = [{"level": r["level"], **d} for r in outcome.rows
-                         for d in r["diverged"]]
+
+def round_config(cfg: ml_collections.ConfigDict, seeds_before: int,
+                 seeds: int, levels: list[int], lrs: list[float]
+                 ) -> ml_collections.ConfigDict:
+  """The config of an adaptive round: ``seeds`` new seeds (after the
+  ``seeds_before`` already used), only the learning rates ``lrs``, IMP
+  only as deep as the deepest of ``levels``, controls only there."""
+  c = cfg.copy_and_resolve_references()
+  c.seed, c.seeds = cfg.seed + seeds_before, seeds
+  c.sanity.seeds = seeds
+  c.sanity.lrs = tuple(float(lr) for lr in lrs)
+  c.imp.levels = max(levels)
+  c.sanity.levels = tuple(levels)
+  return c
+
+
+def merged_tables(rounds: list[Round], level: int, checked: bool) -> dict:
+  """``tables[setting][lr] = {"val", "test"}`` per-seed arrays at ``level``
+  over the rounds that checked it (``checked``: a verdict compares the
+  same seeds in every setting at an LR) or, for the accuracy rows, every
+  round whose IMP reached it. Adaptive rounds may cover only some LRs, so
+  LRs can differ in their number of seeds."""
+  use = [r for r in rounds if (level in r.levels if checked
+                               else level < len(r.outcome.rows))]
+  out = {}
+  for part in (_tables(r.evals, level, r.setup.axis) for r in use):
+    for name, by_lr in part.items():
+      for lr, splits in by_lr.items():
+        into = out.setdefault(name, {}).setdefault(lr, {})
+        for split, values in splits.items():
+          into[split] = np.concatenate([into.get(split, values[:0]), values])
+  return out
+
+
+def judge_levels(cfg: ml_collections.ConfigDict, rounds: list[Round],
+                 levels: list[int], crit: verdict_lib.Criteria) -> dict:
+  """``{level: verdict with its confidence}`` from every round that
+  checked the level; ``seeds`` counts those behind the judged ticket's LR,
+  ``seeds_per_lr`` every LR's."""
+  out = {}
+  first = rounds[0]
+  for level in levels:
+    density = first.outcome.rows[level]["density"]
+    tables = merged_tables(rounds, level, checked=True)
+    v = verdict_lib.judge(tables, 1 - density, crit)
+    v["confidence"] = verdict_lib.confidence(
+        tables, 1 - density, crit, v, cfg.sanity.resamples, cfg.seed + level)
+    v["outcome"] = v["confidence"]["outcome"]
+    per_lr = {float(lr): len(t["test"]) for lr, t in tables["ticket"].items()}
+    v["seeds"] = per_lr[v["lr"]]
+    v["seeds_per_lr"] = {f"{lr:g}": n for lr, n in per_lr.items()}
+    out[level] = {"density": density, "sparsity": 1 - density,
+                  "level": level, **v}
+  return out
+
+
+def next_round(cfg: ml_collections.ConfigDict, verdicts: dict
+               ) -> tuple[list[int], list[float], int] | None:
+  """(levels, LRs, seeds) of the next adaptive round, or None: every
+  inconclusive level whose open conditions compare settings at LRs with
+  fewer than ``sanity.max_seeds`` seeds, those LRs only, and as many new
+  seeds as the least-sampled of them may take (at most
+  ``sanity.seeds_per_round``)."""
+  levels, lrs, room = [], set(), []
+  for level, v in sorted(verdicts.items()):
+    if v["confidence"]["decided"] is not False:
+      continue
+    need = verdict_lib.lrs_to_sample(v["confidence"])
+    left = [cfg.sanity.max_seeds - v["seeds_per_lr"][f"{lr:g}"]
+            for lr in need]
+    if need and max(left) > 0:
+      levels.append(level)
+      lrs |= set(need)
+      room.append(max(left))
+  if not levels:
+    return None
+  return levels, sorted(lrs), min(cfg.sanity.seeds_per_round, max(room))
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
+        ) -> SanitySummary:
+  """The whole sanity check; writes the workdir and returns the summary.
+
+  Round 0 runs ``sanity.seeds`` seeds at every LR. While some checked
+  sparsity is inconclusive (an open condition could change its class), an
+  adaptive round adds up to ``sanity.seeds_per_round`` new seeds, at those
+  sparsities only and only at the LRs their open conditions compare (IMP
+  to the deepest of them, then their controls; one program per stage),
+  until each is decided or its LRs have ``sanity.max_seeds`` seeds."""
+  validate(cfg)  # before touching the workdir
+  wd = Workdir(workdir, "sanity")
+  done = wd.finished(SanitySummary)
+  if cfg.sanity.seeds:
+    cfg = cfg.copy_and_resolve_references()
+    cfg.seeds = cfg.sanity.seeds
+  wd.claim(cfg, config_lib.default_config())
+  if done is not None:
+    tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
+               "nothing recomputed.", file=sys.stderr)
+    return done
+  t0 = time.time()
+  crit = criteria(cfg)
+  cfg, auto = imp.resolve_rewind_step(cfg, wd, progress)
+  rounds = [run_round(cfg, wd, checked_levels(cfg), progress)]
+  verdicts = judge_levels(cfg, rounds, checked_levels(cfg), crit)
+  used = cfg.seeds  # seed values taken so far (each round takes new ones)
+  while (plan := next_round(cfg, verdicts)) is not None:
+    levels, lrs, add = plan
+    rcfg = round_config(cfg, used, add, levels, lrs)
+    rwd = Workdir(wd.file("rounds", f"round_{len(rounds)}"), "sanity_round")
+    rwd.claim(rcfg, config_lib.default_config())
+    tqdm.write(f"round {len(rounds)}: sparsities "
+               + ", ".join(f"{100 * verdicts[l]['sparsity']:.1f}%"
+                           for l in levels)
+               + f" are inconclusive; {add} more seeds there at LR "
+               + ", ".join(f"{lr:g}" for lr in lrs)
+               + f" (at most {cfg.sanity.max_seeds} per LR).", file=sys.stderr)
+    rounds.append(run_round(rcfg, rwd, levels, progress))
+    verdicts.update(judge_levels(cfg, rounds, levels, crit))
+    used += add
+
+  first = rounds[0]
+  summary = summarize(cfg, rounds, verdicts, crit)
+  summary["diagnostics"] = why_it_wins(cfg, first.setup, wd, first.outcome)
+  summary["diverged"] = [{"level": r["level"], **d} for rd in rounds
+                         for r in rd.outcome.rows for d in r["diverged"]]
   if auto:
     summary["auto_rewind"] = auto
   summary["wall_time_s"] = round(time.time() - t0, 2)
@@ -241,7 +359,9 @@ def command(cfg: ml_collections.ConfigDict, args) -> SanitySummary:
 
 
 def console(summary: SanitySummary) -> str:
-  return report.verdict_table(summary.verdicts) + "\n\n" + summary.conclusion
+  return (report.verdict_table(summary.verdicts) + "\n\n"
+          + report.confidence_lines(summary.verdicts) + "\n\n"
+          + summary.conclusion)
 
 
 def train_group(s: common.Setup, wd: Workdir, level: int,
@@ -253,9 +373,10 @@ def train_group(s: common.Setup, wd: Workdir, level: int,
   masks = _stack([g[1] for g in group])
   state = _stack([g[2] for g in group])
   hp = jax.tree.map(lambda x: jnp.tile(x, len(group)), s.hparams)
-  _, row = common.train_level(
-      s, wd, level, state, masks, hp, s.trainer, progress=progress,
-      seeds=s.seeds * len(group), lrs=s.lrs * len(group),
+  _, row = common.train_stage(
+      s, wd, f"level_{level}_{'+'.join(names)}", level, state, masks, hp,
+      s.trainer, progress=progress, seeds=s.seeds * len(group),
+      lrs=s.lrs * len(group),
       desc=f"level {level} controls ({', '.join(names)})",
       extra={"settings": "+".join(names)})
   for name, idx in axis.groups("setting").items():
@@ -271,10 +392,11 @@ def train_small_dense(cfg: ml_collections.ConfigDict, wd: Workdir,
   s = common.setup(narrow, lrs=tuple(cfg.sanity.lrs))
   state = s.trainer.init(loop_lib.replica_keys(s.seeds))
   mask = common.dense_masks(cfg, state.params)
-  _, row = common.train_level(s, wd, level, state, mask, s.hparams, s.trainer,
-                           progress=progress,
-                           desc=f"level {level} small dense (width {width:.3f})",
-                           extra={"settings": "small_dense"})
+  _, row = common.train_stage(
+      s, wd, f"level_{level}_small_dense", level, state, mask, s.hparams,
+      s.trainer, progress=progress,
+      desc=f"level {level} small dense (width {width:.3f})",
+      extra={"settings": "small_dense"})
   evals.setdefault("small_dense", {})[level] = row["evaluation"]
 
 
@@ -292,14 +414,15 @@ def _tables(evals: dict, level: int, axis: ReplicaAxis) -> dict:
   return out
 
 
-def summarize(cfg, s: common.Setup, outcome: imp.Outcome, evals: dict,
-              widths: dict, crit: verdict_lib.Criteria) -> dict:
+def summarize(cfg, rounds: list[Round], verdicts: dict,
+              crit: verdict_lib.Criteria) -> dict:
   """summary.json of ``sanity`` (schema in the README)."""
   lrs = [float(x) for x in cfg.sanity.lrs]
-  rows, verdicts = [], []
-  for level, imp_row in enumerate(outcome.rows):
+  first = rounds[0]
+  rows = []
+  for level, imp_row in enumerate(first.outcome.rows):
     density = imp_row["density"]
-    tables = _tables(evals, level, s.axis)
+    tables = merged_tables(rounds, level, checked=level in verdicts)
     for lr in lrs:
       row = {"lr": lr, "level": level, "density": density}
       for name in SETTINGS:
@@ -307,18 +430,27 @@ def summarize(cfg, s: common.Setup, outcome: imp.Outcome, evals: dict,
           row[name] = common.stats(tables[name][lr]["test"])
           row[name + "_val"] = common.stats(tables[name][lr]["val"])
       rows.append(row)
-    if level in widths:
-      v = verdict_lib.judge(tables, 1 - density, crit)
-      verdicts.append({"density": density, "sparsity": 1 - density,
-                       "level": level, **v, "small_dense": widths[level]})
-  jack = [v["sparsity"] for v in verdicts if v["class"] == "jackpot"]
-  sec = [v["sparsity"] for v in verdicts if v["class"] == "secondary"]
-  return {"rows": rows, "verdicts": verdicts,
+  out = [{**verdicts[level], "small_dense": first.widths[level]}
+         for level in sorted(verdicts)]
+  pick = lambda klass, decided: [
+      v["sparsity"] for v in out if v["class"] == klass and (
+          not decided or v["outcome"] == klass)]
+  jack, sec = pick("jackpot", False), pick("secondary", False)
+  sure_jack, sure_sec = pick("jackpot", True), pick("secondary", True)
+  seeds = sorted({sd for r in rounds for sd in r.setup.axis.levels("seed")})
+  return {"rows": rows, "verdicts": out,
           "largest_jackpot_sparsity": max(jack) if jack else None,
           "largest_secondary_sparsity": max(sec) if sec else None,
-          "conclusion": verdict_lib.conclusion(verdicts, crit),
+          "largest_decided_jackpot_sparsity": max(sure_jack) if sure_jack
+          else None,
+          "largest_decided_secondary_sparsity": max(sure_sec) if sure_sec
+          else None,
+          "conclusion": verdict_lib.conclusion(out, crit),
           "criteria": dataclasses.asdict(crit),
-          "lrs": lrs, "seeds": list(s.axis.levels("seed")),
+          "lrs": lrs, "seeds": seeds,
+          "rounds": [{"seeds": list(r.setup.axis.levels("seed")),
+                      "lrs": list(r.setup.axis.levels("lr")),
+                      "levels": r.levels} for r in rounds],
           "overlap_top": cfg.sanity.overlap_top,
           "model": cfg.model.name, "dataset": cfg.data.name,
           "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}

@@ -13,6 +13,13 @@ def section() -> ml_collections.ConfigDict:
   c.lrs = (0.03, 0.1, 0.3)
   c.levels = (5, 8, 12)  # IMP levels that get every control
   c.seeds = 3  # seeds per LR for `sanity` (0 = use `seeds`)
+  # Adaptive seeding: while a checked sparsity is inconclusive, rounds of
+  # `seeds_per_round` new seeds run there only, at the LRs its open
+  # conditions compare, up to `max_seeds` per LR (max_seeds <= seeds: no
+  # adaptive rounds).
+  c.max_seeds = 15
+  c.seeds_per_round = 4
+  c.resamples = 1000  # seed-bootstrap resamples of each verdict (0 = none)
   c.tolerance = -1.0  # "similar": within this; < 0 = dataset default
   c.margin = -1.0  # "clearly better": by more; < 0 = dataset default
   c.min_sparsity = 0.6  # condition 1: non-trivial sparsity
@@ -51,6 +58,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "or raise --config.imp.levels.")
   check_range("sanity.seeds", sc.seeds >= 0, sc.seeds,
               "must be >= 0 (0 = use `seeds`)")
+  check_range("sanity.max_seeds", sc.max_seeds >= 0, sc.max_seeds,
+              "must be >= 0 (at most sanity.seeds: no adaptive rounds)")
+  check_range("sanity.seeds_per_round", sc.seeds_per_round >= 1,
+              sc.seeds_per_round, "must be >= 1")
+  check_range("sanity.resamples", sc.resamples >= 0, sc.resamples,
+              "must be >= 0 (0 = no bootstrap)")
   check_choice("sanity.test", sc.test, ("welch", "none"))
   check_range("sanity.alpha", 0 < sc.alpha < 1, sc.alpha, "must be in (0, 1)")
   check_range("sanity.overlap_top", 0 < sc.overlap_top <= 1,
