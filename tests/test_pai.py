@@ -208,13 +208,14 @@ def test_pai_end_to_end_with_imp_reference_and_resume(tmp_path):
   assert "Su et al.'s checks" in text and summary.conclusion in text
   rows = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().split(
       "\n") if l]
-  assert {r.get("stage") for r in rows} >= {"pai", "small_dense"}
+  stages = {r.get("stage") for r in rows}
+  assert {"pai_chunk_0", "small_dense_0.1"} <= stages
   # a finished run is returned; a resumed one reuses masks and results
   assert pai.run(cfg, str(wd), progress=False) == summary
-  mtime = (wd / "masks.json").stat().st_mtime
+  mtime = (wd / "stages" / "masks.json").stat().st_mtime
   (wd / "summary.json").unlink()
   again = pai.run(cfg, str(wd), progress=False)
-  assert (wd / "masks.json").stat().st_mtime == mtime
+  assert (wd / "stages" / "masks.json").stat().st_mtime == mtime
   assert again.rows == summary.rows
   other = config.set_values(cfg.copy_and_resolve_references(),
                             {"pai.densities": (0.2,)})
@@ -260,13 +261,14 @@ def test_a_killed_training_chunk_resumes_from_its_checkpoint(tmp_path,
   with pytest.raises(Killed):
     run(tmp_path / "b")
   monkeypatch.setattr(checkpoint.TrainCheckpoints, "save", save)
-  assert not (tmp_path / "b" / "results.json").exists()
+  assert not (tmp_path / "b" / "stages" / "pai_chunk_0.json").exists()
   capsys.readouterr()
   resumed = run(tmp_path / "b")
-  assert "training chunk 1/1 from step 5" in capsys.readouterr().err
+  assert "stage pai_chunk_0" in (err := capsys.readouterr().err)
+  assert "at step 5" in err
   assert resumed == whole
   rows = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl"
                                   ).read_text().split("\n") if l]
-  steps = sorted({r["step"] for r in rows if r.get("stage") == "pai"})
+  steps = sorted({r["step"] for r in rows if r.get("stage") == "pai_chunk_0"})
   assert steps == [5, 10]
   assert len(rows) == 2 * len(whole)  # no duplicated rows after the resume

@@ -24,9 +24,9 @@ sanity check's own ``verdict.judge`` (ticket = the method's mask, random
 re-initialization = the ``reinit`` check). Layer collapse (Tanaka et al.
 2020): per-layer densities of every mask, and masks on a grid of
 compressions up to 10^-4 give each method's largest compression before a
-layer is pruned away. Resumes per stage (masks, each training chunk, each
-small-dense net and the IMP reference are kept in the workdir) and inside a
-training chunk from its newest checkpoint.
+layer is pruned away. Resumes per stage (``stages/``: the masks, each
+training chunk, each small-dense net, the collapse grid; ``imp/``: the IMP
+reference) and inside a training stage from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
 from jaxticket.core.workdir import Workdir, read_json, write_json
 from jaxticket.experiments import common, registry
+from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.pai import methods as methods_lib
 from jaxticket.experiments.pai import report, scoring, settings
 from jaxticket.experiments.sanity import verdict as verdict_lib
@@ -234,10 +235,10 @@ def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress,
   path = wd.file("checkpoints", "masks")
   names = [f"{m}/{v}" for m in cfg.pai.methods
            for v in mask_variants(cfg, methods_lib.METHODS[m])]
-  if os.path.exists(wd.file("masks.json")):
-    saved = read_json(wd.file("masks.json"))
-    if saved == names:
-      return checkpoint.load_tree(path)
+  stages = Stages(wd)
+  saved = stages.get("masks")
+  if saved is not None and saved["names"] == names:
+    return checkpoint.load_tree(path)
   dens_of = dens_of or all_densities(cfg)
   if "synflow" in [methods_lib.METHODS[m].scorer for m in cfg.pai.methods]:
     check_synflow_range(s, inits, one_mask)
@@ -256,8 +257,7 @@ def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress,
       bank[f"{m}/shuffle"] = jax.device_get(loop_lib.vmapped(
           controls.shuffle_within_layers)(jax.random.split(key, n), clean))
   checkpoint.save_tree(path, bank)
-  write_json(wd.file("masks.json"), names)
-  write_json(wd.file("scoring_times.json"), timings)
+  stages.put("masks", {"names": names, "seconds": timings})
   return bank
 
 
@@ -330,65 +330,28 @@ def gather_state(s: common.Setup, inits: Inits, seeds: list[int],
 
 def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
                  dens_of: dict[str, list[float]] | None = None) -> dict:
-  """Train the plan chunk by chunk; ``{replica: {val, test, diverged}}``.
-  Finished chunks are kept in ``results.json``; inside a chunk the whole
-  state is checkpointed every ``checkpoint.every_steps`` steps
-  (``checkpoints/train``, as IMP does), so a killed run resumes there."""
-  path = wd.file("results.json")
-  results = read_json(path) if os.path.exists(path) else {}
-  done = results.get("chunks", {})
+  """Train the plan chunk by chunk, each a resumable stage
+  (``common.train_stage``: ``stages/pai_chunk_C.json`` when done,
+  checkpoints every ``checkpoint.every_steps`` inside);
+  ``{replica: {val, test, diverged}}``."""
   parts = chunks(plan, cfg.pai.chunk)
-  steps, every = cfg.train.steps, cfg.checkpoint.every_steps
-  say = lambda text: tqdm.write(text, file=sys.stderr)
-  ckpts = checkpoint.TrainCheckpoints(wd.file("checkpoints", "train"),
-                                      cfg.checkpoint.keep)
+  out = {}
   for c, idx in enumerate(parts):
-    if str(c) in done:
-      continue
     labels = [plan[i] for i in idx]
     state, mask = gather_state(s, inits, seeds, bank, labels, cfg, dens_of)
-    template = {"chunk": jnp.zeros((), jnp.int32),
-                "state": state.replace(mask=None), "mask": mask}
-    resumed = ckpts.restore_latest(template, warn=lambda m: say("warning: "
-                                                                + m))
-    begin = 0
-    if resumed is not None and int(resumed[1]["chunk"]) == c:
-      tree = resumed[1]
-      state = tree["state"].replace(mask=tree["mask"])
-      begin = int(np.asarray(state.step).min())
-      say(f"resuming {wd.path}: training chunk {c + 1}/{len(parts)} from "
-          f"step {begin}.")
-    wd.truncate_metrics(lambda r: r.get("stage") != "pai" or (
-        str(r.get("chunk")) in done) or (r.get("chunk") == c
-                                         and r["step"] <= begin))
-    stops = tuple(range(begin - begin % every + every, steps, every)
-                  ) if every else ()
-
-    def on_stop(step, st, c=c):
-      ckpts.save(c * (steps + 1) + step,
-                 {"chunk": jnp.asarray(c, jnp.int32),
-                  "state": st.replace(mask=None), "mask": st.mask})
-
     hp = optim.stack_hparams([cfg.train.lr] * len(idx),
                              [cfg.train.weight_decay] * len(idx))
-    _, row = common.train_level(
-        s, wd, 0, state, state.mask, hp, s.trainer, stops=stops,
-        on_stop=on_stop, progress=progress,
-        seeds=[l["seed"] for l in labels], lrs=[cfg.train.lr] * len(idx),
+    _, row = common.train_stage(
+        s, wd, f"pai_chunk_{c}", 0, state, mask, hp, s.trainer,
+        progress=progress, seeds=[l["seed"] for l in labels],
+        lrs=[cfg.train.lr] * len(idx),
         desc=f"pai chunk {c + 1}/{len(parts)} ({len(idx)} replicas)",
-        extra={"stage": "pai", "chunk": c, "first_replica": idx[0]})
+        extra={"chunk": c, "first_replica": idx[0]})
     ev = row["evaluation"]
-    ok = [d["replica"] for d in row["diverged"]]
-    done[str(c)] = {str(i): {"val": float(ev.val_accuracy[j]),
-                             "test": float(ev.test_accuracy[j]),
-                             "diverged": j in ok}
-                    for j, i in enumerate(idx)}
-    results["chunks"] = done
-    write_json(path, results)
-  ckpts.close()
-  out = {}
-  for part in done.values():
-    out.update({int(k): v for k, v in part.items()})
+    bad = {d["replica"] for d in row["diverged"]}
+    out.update({i: {"val": float(ev.val_accuracy[j]),
+                    "test": float(ev.test_accuracy[j]),
+                    "diverged": j in bad} for j, i in enumerate(idx)})
   return out
 
 
@@ -404,17 +367,9 @@ def train_small_dense(cfg, s, wd, seeds, one_mask, progress
   if not cfg.pai.small_dense:
     return {}
   sanity = registry.load("sanity")
-  path = wd.file("results.json")
   out = {}
   total = masks_lib.count(one_mask)[1]
   for d in cfg.pai.densities:
-    results = read_json(path) if os.path.exists(path) else {}
-    saved = results.get("small_dense", {})
-    if f"{d:.10g}" in saved:
-      out[float(d)] = saved[f"{d:.10g}"]
-      continue
-    wd.truncate_metrics(lambda r: r.get("stage") != "small_dense"
-                        or r.get("for_density") != float(d))  # a killed try
     target = int(round(d * total))
     width, count = sanity.small_dense_width(cfg, s.data, target)
     narrow = cfg.copy_and_resolve_references()
@@ -423,17 +378,15 @@ def train_small_dense(cfg, s, wd, seeds, one_mask, progress
     ns = common.setup(narrow)
     state = ns.trainer.init(loop_lib.replica_keys(seeds))
     mask = common.dense_masks(narrow, state.params)
-    _, row = common.train_level(
-        ns, wd, 0, state, mask, ns.hparams, ns.trainer, progress=progress,
+    _, row = common.train_stage(
+        ns, wd, f"small_dense_{d:g}", 0, state, mask, ns.hparams, ns.trainer,
+        progress=progress,
         desc=f"small dense for density {d:g} (width {width:.3f})",
-        extra={"stage": "small_dense", "for_density": float(d)})
+        extra={"for_density": float(d)})
     ev = row["evaluation"]
-    saved[f"{d:.10g}"] = out[float(d)] = {
-        "width": width, "weights": count,
-        "val": [float(v) for v in ev.val_accuracy],
-        "test": [float(v) for v in ev.test_accuracy]}
-    results["small_dense"] = saved
-    write_json(path, results)
+    out[float(d)] = {"width": width, "weights": count,
+                     "val": [float(v) for v in ev.val_accuracy],
+                     "test": [float(v) for v in ev.test_accuracy]}
   return out
 
 
@@ -747,7 +700,11 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   imp = imp_reference(cfg, wd, seeds, progress)
   timings["imp_s"] = round(time.time() - t, 2)
   t = time.time()
-  grid = collapse_grid(cfg, s, inits, seeds, one_mask, paths, progress)
+  stages = Stages(wd)
+  grid = stages.get("collapse")
+  if grid is None:
+    grid = stages.put("collapse", collapse_grid(cfg, s, inits, seeds,
+                                                one_mask, paths, progress))
   timings["collapse_s"] = round(time.time() - t, 2)
   summary = summarize(cfg, plan, results, bank, one_mask, small, imp, grid,
                       seeds, criteria(cfg), dens_of, skipped)
