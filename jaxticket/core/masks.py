@@ -140,6 +140,46 @@ def per_layer_density(mask: PyTree) -> dict[str, jax.Array]:
           for p, m in flat if m is not None}
 
 
+def sortable_bits(x: jax.Array) -> jax.Array:
+  """uint32 keys ordered as the float32 values (-0.0 counted as +0.0, as
+  float comparison does)."""
+  x = jnp.where(x == 0, jnp.float32(0), x.astype(jnp.float32))
+  b = jax.lax.bitcast_convert_type(x, jnp.uint32)
+  sign = b >> 31
+  return jnp.where(sign == 1, ~b, b | jnp.uint32(0x80000000))
+
+
+def keep_largest(values: jax.Array, live: jax.Array | None,
+                 count: jax.Array) -> jax.Array:
+  """Bool vector: the ``count`` largest of the ``live`` entries of the flat
+  ``values`` (all live if None; all live ones if fewer). Ties at the
+  threshold keep the higher flattened index (the lower one is dropped
+  first, as a stable ascending sort would). No sort: the threshold is found
+  by bisection over the 2^32 ordered float32 keys (32 rounds of
+  compare-and-count), a fraction of a sort's cost on XLA:CPU inside a
+  compiled loop, exact, traceable ``count``."""
+  keys = sortable_bits(values)
+  live = jnp.ones(keys.shape, bool) if live is None else live
+  count = jnp.asarray(count, jnp.int32)
+  at_least = lambda t: jnp.sum(live & (keys >= t), dtype=jnp.int32) >= count
+
+  def step(_, bounds):
+    lo, hi = bounds  # at_least(lo) holds; the answer lies in [lo, hi]
+    mid = lo + (hi - lo) // 2 + 1
+    ok = at_least(mid)
+    move = lo < hi
+    return (jnp.where(move & ok, mid, lo),
+            jnp.where(move & ~ok, mid - 1, hi))
+
+  lo, _ = jax.lax.fori_loop(0, 32, step, (jnp.uint32(0),
+                                          jnp.uint32(0xFFFFFFFF)))
+  above = live & (keys > lo)
+  ties = live & (keys == lo)
+  need = count - jnp.sum(above, dtype=jnp.int32)
+  from_end = jnp.cumsum(ties[::-1].astype(jnp.int32))[::-1]
+  return above | (ties & (from_end <= need))
+
+
 def intersect(a: PyTree, b: PyTree) -> PyTree:
   """Elementwise AND of two masks of the same structure."""
   return map_prunable(jnp.logical_and, a, b)

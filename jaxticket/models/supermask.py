@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxticket.core import masks as masks_lib
 from jaxticket.core.checks import check_choice
 
 PyTree = Any
@@ -108,35 +109,14 @@ def straight_through(a: jax.Array, hard: jax.Array) -> jax.Array:
 
 
 def top_fraction(a: jax.Array, keep: jax.Array) -> jax.Array:
-  """Bool array shaped like ``a`` (entries >= 0): its ``round(keep *
-  a.size)`` largest entries. Ties: the lower flattened index is dropped
-  first (as a stable ascending sort would, and as
-  :mod:`jaxticket.pruning.allocators` does).
-
-  The k-th largest value is found by bisection over the float32 bit
-  patterns (monotone for non-negative floats): 32 passes of compare-and-
-  count, 10x faster than a sort on XLA:CPU for 10^5 entries, and exact.
-  """
-  flat = a.reshape(-1)
-  n = flat.shape[0]
+  """Bool array shaped like ``a``: its ``round(keep * a.size)`` largest
+  entries. Ties: the lower flattened index is dropped first (as a stable
+  ascending sort would, and as :mod:`jaxticket.pruning.allocators` does);
+  found without a sort by :func:`jaxticket.core.masks.keep_largest`."""
+  n = a.size
   k = jnp.round(jnp.asarray(keep, jnp.float32) * jnp.float32(n)).astype(
       jnp.int32)
-  bits = jax.lax.bitcast_convert_type(flat.astype(jnp.float32), jnp.int32)
-
-  def halve(_, bounds):  # invariant: #(bits >= lo) >= k > #(bits >= hi)
-    lo, hi = bounds
-    mid = lo + (hi - lo) // 2
-    enough = jnp.sum(bits >= mid, dtype=jnp.int32) >= k
-    return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid)
-
-  threshold, _ = jax.lax.fori_loop(
-      0, 32, halve, (jnp.int32(0), jnp.int32(np.iinfo(np.int32).max)))
-  above = bits > threshold
-  tied = bits == threshold
-  room = k - jnp.sum(above, dtype=jnp.int32)
-  from_end = jnp.cumsum(tied[::-1].astype(jnp.int32))[::-1]
-  kept = above | (tied & (from_end <= room))
-  return jnp.where(k > 0, kept, False).reshape(a.shape)
+  return masks_lib.keep_largest(a.reshape(-1), None, k).reshape(a.shape)
 
 
 def kaiming_uniform_scores(key: jax.Array, shape: Shape, fan: int

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxticket.core import masks as masks_lib
 from jaxticket.core.checks import check_choice
 
 PyTree = Any
@@ -108,43 +109,15 @@ def keep_top(scores: PyTree, mask: PyTree, groups: PyTree,
   return jax.tree.unflatten(treedef, new)
 
 
-def sortable_bits(x: jax.Array) -> jax.Array:
-  """uint32 keys ordered as the float32 values (-0.0 counted as +0.0, as
-  float comparison does)."""
-  x = jnp.where(x == 0, jnp.float32(0), x.astype(jnp.float32))
-  b = jax.lax.bitcast_convert_type(x, jnp.uint32)
-  sign = b >> 31
-  return jnp.where(sign == 1, ~b, b | jnp.uint32(0x80000000))
-
-
 def _keep_highest(scores: Sequence[jax.Array], alive: Sequence[jax.Array],
                   n_keep: jax.Array) -> list[jax.Array]:
   """Keep the ``n_keep`` highest-scoring alive weights of one group, ties
   at the threshold resolved as :func:`_drop_lowest` does (the lower index is
-  pruned first), without sorting: the threshold is found by bisection over
-  the 2^32 ordered float keys (32 rounds of compare-and-count), which on a
-  CPU inside a compiled loop costs a fraction of a sort of every weight."""
-  keys = jnp.concatenate([sortable_bits(s.ravel()) for s in scores])
-  live = jnp.concatenate([a.ravel() for a in alive])
-  n_keep = n_keep.astype(jnp.int32)
-  at_least = lambda t: jnp.sum(live & (keys >= t), dtype=jnp.int32) >= n_keep
-
-  def step(_, bounds):
-    lo, hi = bounds  # at_least(lo) holds; the answer lies in [lo, hi]
-    mid = lo + (hi - lo) // 2 + 1
-    ok = at_least(mid)
-    move = lo < hi
-    return (jnp.where(move & ok, mid, lo),
-            jnp.where(move & ~ok, mid - 1, hi))
-
-  lo, _ = jax.lax.fori_loop(0, 32, step, (jnp.uint32(0),
-                                          jnp.uint32(0xFFFFFFFF)))
-  above = live & (keys > lo)
-  ties = live & (keys == lo)
-  need = n_keep - jnp.sum(above, dtype=jnp.int32)
-  # keep the highest-index ties: count ties at or after each position
-  from_end = jnp.cumsum(ties[::-1].astype(jnp.int32))[::-1]
-  keep = above | (ties & (from_end <= need))
+  pruned first), by :func:`jaxticket.core.masks.keep_largest` (bisection,
+  no sort)."""
+  keep = masks_lib.keep_largest(
+      jnp.concatenate([s.ravel() for s in scores]),
+      jnp.concatenate([a.ravel() for a in alive]), n_keep)
   out, start = [], 0
   for a in alive:
     out.append(keep[start:start + a.size].reshape(a.shape))
