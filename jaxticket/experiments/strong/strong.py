@@ -20,7 +20,8 @@ target MLP is approximated, without any training, by pruning a random
 network about ``n`` times wider (Pensia et al. 2020's weight-wise random
 subset sum; a unit-wise, multidimensional subset sum for the structured
 case, after da Cunha et al.); its output error, accuracy and sparsity vs n,
-next to the subset-sum rate.
+next to the subset-sum counting limit (``construction.RATE_TEXT`` states
+the papers' bounds).
 
 Resume: each finished program writes ``stages/<name>.json``; a rerun skips
 those (an interrupted program restarts from its beginning; the reference
@@ -218,12 +219,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     return done
   t0 = time.time()
   stages = Stages(wd)
-  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
-  if cfg.train.batch_size > len(data.train_y):
-    raise config_lib.ConfigError(
-        f"train.batch_size={cfg.train.batch_size} exceeds the "
-        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  data = common.load_data(cfg)
   rows, references, built = [], [], None
   timings = {}
   if "edge_popup" in cfg.strong.parts:
