@@ -8,11 +8,13 @@ import ml_collections
 
 from jaxticket.core.checks import (check_choice, check_distinct,
                                    check_nonempty, check_range, is_number)
+from jaxticket.models import supermask
+from jaxticket.subnetworks import subset_sum
 
 PARTS = ("edge_popup", "construction")
-RULES = ("layerwise", "global", "units")  # models.supermask.RULES
-WEIGHT_INITS = ("signed_constant", "kaiming_normal")
-CONSTRUCTIONS = ("weights", "units")
+RULES = tuple(supermask.RULES)  # layerwise, global, units
+WEIGHT_INITS = supermask.WEIGHT_INITS
+CONSTRUCTIONS = subset_sum.KINDS  # weights, units
 
 
 def section() -> ml_collections.ConfigDict:
