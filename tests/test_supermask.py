@@ -203,12 +203,12 @@ def test_unit_masks_on_outgoing_weights_let_dropped_units_learn():
         np.asarray(loss(column)[name]["scores"])[m == 0], 0.0)
 
 
-@pytest.mark.parametrize("name,shape,want", [
-    ("conv2", (8, 8, 1), [("ConvBN_0/Conv_0/kernel",
-                           "ConvBN_1/Conv_0/kernel", 1),
-                          ("ConvBN_1/Conv_0/kernel", "Dense_0/kernel", 16),
-                          ("Dense_0/kernel", "Dense_1/kernel", 1),
-                          ("Dense_1/kernel", "head/kernel", 1)]),
+@pytest.mark.parametrize("name,shape,want", [  # ~20-50 s each (eager init)
+    pytest.param("conv2", (8, 8, 1), [
+        ("ConvBN_0/Conv_0/kernel", "ConvBN_1/Conv_0/kernel", 1),
+        ("ConvBN_1/Conv_0/kernel", "Dense_0/kernel", 16),
+        ("Dense_0/kernel", "Dense_1/kernel", 1),
+        ("Dense_1/kernel", "head/kernel", 1)], marks=pytest.mark.slow),
     pytest.param("resnet1d", (40, 1), None, marks=pytest.mark.slow)])
 def test_unit_links_follow_the_chain_and_skip_residual_outputs(name, shape,
                                                                want):
