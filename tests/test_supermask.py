@@ -161,6 +161,80 @@ def test_straight_through_gradient_matches_its_closed_form():
                                rtol=1e-5, atol=1e-6)
 
 
+def test_unit_masks_on_outgoing_weights_let_dropped_units_learn():
+  """With links (MLP: Dense_0 -> Dense_1 -> head) a unit's mask multiplies
+  the next kernel's rows: the same function as masking its own column,
+  and dL/ds_j = sign(s_j) * sum_b h_j(x_b) dL/dh_j(x_b) for every unit,
+  dropped ones included (NumPy reference); masking the column instead
+  gives a dropped ReLU unit exactly 0 (its pre-activation is 0)."""
+  body = models.build("lenet_300_100", 10, width=0.1, input_shape=(40, 1))
+  column = sm.Supermask(body, sm.UnitTopK(), keep=0.4,
+                        skip=r"(^|/)head/kernel$")
+  rows = sm.with_unit_links(column, (40, 1))
+  assert rows.links == (("Dense_0/kernel", "Dense_1/kernel", 1),
+                        ("Dense_1/kernel", "head/kernel", 1))
+  x = jax.random.normal(jax.random.key(0), (9, 40, 1))
+  c = np.asarray(jax.random.normal(jax.random.key(1), (9, 10)))
+  params = jax.jit(column.init)(jax.random.key(2), x)["params"]
+  loss = lambda model: jax.jit(jax.grad(lambda p: jnp.sum(
+      model.apply({"params": p}, x) * c)))(params)
+  np.testing.assert_allclose(np.asarray(jax.jit(rows.apply)({"params": params}, x)),
+                             np.asarray(jax.jit(column.apply)({"params": params}, x)),
+                             rtol=1e-6, atol=1e-6)
+  f = _flat(params)
+  w0, w1, w2 = (f[f"{n}/kernel"].astype(np.float64)
+                for n in ("Dense_0", "Dense_1", "head"))
+  s0, s1 = f["Dense_0/scores"], f["Dense_1/scores"]
+  m0 = _np_top(s0, sm.kept_count(s0.size, 0.4)).astype(float)
+  m1 = _np_top(s1, sm.kept_count(s1.size, 0.4)).astype(float)
+  h0 = np.maximum(np.asarray(x).reshape(9, 40) @ w0, 0)
+  z1 = (h0 * m0) @ w1
+  h1 = np.maximum(z1, 0)
+  g_a1 = c @ w2.T  # dL/d(h1 * m1)
+  g_a0 = (g_a1 * m1 * (z1 > 0)) @ w1.T  # dL/d(h0 * m0)
+  want = {"Dense_0": (h0 * g_a0).sum(0) * np.sign(s0),
+          "Dense_1": (h1 * g_a1).sum(0) * np.sign(s1)}
+  got = loss(rows)
+  for name, m in (("Dense_0", m0), ("Dense_1", m1)):
+    g = np.asarray(got[name]["scores"])
+    np.testing.assert_allclose(g, want[name], rtol=1e-4, atol=1e-5)
+    assert np.abs(g[m == 0]).max() > 0  # dropped units get a gradient
+    np.testing.assert_array_equal(  # ... which masking the column kills
+        np.asarray(loss(column)[name]["scores"])[m == 0], 0.0)
+
+
+@pytest.mark.parametrize("name,shape,want", [  # ~20-50 s each (eager init)
+    pytest.param("conv2", (8, 8, 1), [
+        ("ConvBN_0/Conv_0/kernel", "ConvBN_1/Conv_0/kernel", 1),
+        ("ConvBN_1/Conv_0/kernel", "Dense_0/kernel", 16),
+        ("Dense_0/kernel", "Dense_1/kernel", 1),
+        ("Dense_1/kernel", "head/kernel", 1)], marks=pytest.mark.slow),
+    pytest.param("resnet1d", (40, 1), None, marks=pytest.mark.slow)])
+def test_unit_links_follow_the_chain_and_skip_residual_outputs(name, shape,
+                                                               want):
+  """Links only where masking a unit's outgoing rows is the same function:
+  through BatchNorm and a channel-last flatten (16 rows per channel), not
+  from a residual block's output (it also feeds the skip connection)."""
+  body = models.build(name, 10, width=0.25, input_shape=shape)
+  model = sm.with_unit_links(sm.Supermask(body, sm.UnitTopK(), keep=0.5,
+                                          skip=r"(^|/)head/kernel$"), shape)
+  if want is not None:
+    assert list(model.links) == want
+  else:  # every link is a block's first conv feeding its second
+    assert model.links and all(
+        p.endswith("ConvBN_0/Conv_0/kernel") and
+        c == p.replace("ConvBN_0", "ConvBN_1") for p, c, _ in model.links)
+  x = jax.random.normal(jax.random.key(3), (4, *shape))
+  variables = jax.jit(model.init)(jax.random.key(4), x)
+  plain = dataclasses.replace(model, links=())  # masks on the columns
+  # Training mode (batch statistics; unit_links checked inference mode).
+  outs = [jax.jit(lambda v, m=m: m.apply(v, x, train=True,
+                                         mutable=["batch_stats"])[0])(
+                                             variables) for m in (model, plain)]
+  np.testing.assert_allclose(np.asarray(outs[0]), np.asarray(outs[1]),
+                             rtol=1e-5, atol=1e-5)
+
+
 def _program(model, steps=30, project=None):
   recipe = optim.Recipe(steps=steps, batch_size=32, optimizer="sgd",
                         schedule="cosine")

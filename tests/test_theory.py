@@ -98,6 +98,36 @@ def test_ranked_paths_follow_their_rankings():
     greedy.ranked_path(net, 0, "taylor", x, y, np.random.default_rng(0))
 
 
+def test_each_layer_stops_relative_to_the_network_before_it(monkeypatch):
+  """As the authors' prune_a_layer: layer 1 is pruned on the network layer
+  0 was pruned into, and its tolerance is relative to THAT network's
+  training accuracy, not the original's (no fine-tune here, so the two
+  differ)."""
+  net = _net(8)
+  rng = np.random.default_rng(9)
+  x = rng.normal(size=(200, 6))
+  y = np.argmax(greedy.logits(net, x) + rng.normal(0, 0.5, (200, 3)), -1)
+  cfg = config.default_config()
+  g = cfg.theory.greedy
+  g.finetune_steps, g.tolerance, g.candidates = 0, 0.3, 4
+  cfg.train.batch_size = 50
+  seen = []
+  real = greedy.greedy_path
+
+  def spy(net_, layer, *args, stop_accuracy=None, **kw):
+    seen.append((layer, greedy_part.accuracy(net_, x, y), stop_accuracy))
+    return real(net_, layer, *args, stop_accuracy=stop_accuracy, **kw)
+
+  monkeypatch.setattr(greedy, "greedy_path", spy)
+  out = greedy_part.prune_pipeline(cfg, None, [net], x, y, x, y, x, y)
+  (l0, acc0, stop0), (l1, acc1, stop1) = seen
+  assert (l0, l1) == (0, 1) and acc0 == greedy_part.accuracy(net, x, y)
+  assert acc1 != acc0  # layer 0 pruned, not fine-tuned
+  assert stop0 == pytest.approx(0.7 * acc0) and stop1 == pytest.approx(
+      0.7 * acc1)
+  assert [r["train_accuracy_before"] for r in out["rows"]] == [acc0, acc1]
+
+
 def test_loss_gap_slope_fit_recovers_known_rates():
   n = np.arange(1, 201, dtype=float)
   assert greedy_part.fit_slope(n, 3.0 / n ** 2) == pytest.approx(-2, abs=1e-6)

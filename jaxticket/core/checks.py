@@ -9,6 +9,7 @@ exits 2 before any compute.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from typing import Any, Iterable
 
@@ -57,4 +58,24 @@ def check_regex(key: str, value: str, example: str) -> None:
                       ) from None
 
 
-__all__ = ["ConfigError", "check_choice", "check_range", "check_regex"]
+def check_nonempty(key: str, values: Any, example: str) -> None:
+  """Refuse an empty tuple of values (``example``: what to give)."""
+  if not len(values):
+    raise ConfigError(f"{key}=() is empty: give one or more values, "
+                      f"{example}.")
+
+
+def check_distinct(key: str, values: Any) -> None:
+  """Refuse a tuple of values that repeats one."""
+  if len(set(values)) != len(values):
+    raise ConfigError(f"{key}={tuple(values)!r} repeats a value: give each "
+                      "value once.")
+
+
+def is_number(x: Any) -> bool:
+  """A finite int or float (not a bool's string, not NaN or inf)."""
+  return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+__all__ = ["ConfigError", "check_choice", "check_range", "check_regex",
+           "check_nonempty", "check_distinct", "is_number"]

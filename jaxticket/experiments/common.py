@@ -66,6 +66,18 @@ REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction",
                 "imp.rewind_step")
 
 
+def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
+  """The ``data`` section's dataset; a ``train.batch_size`` larger than its
+  training set is one clear error."""
+  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
+  if cfg.train.batch_size > len(data.train_y):
+    raise config_lib.ConfigError(
+        f"train.batch_size={cfg.train.batch_size} exceeds the "
+        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  return data
+
+
 def setup(cfg: ml_collections.ConfigDict,
           lrs: tuple[float, ...] | None = None,
           points: list[dict] | None = None) -> Setup:
@@ -77,12 +89,7 @@ def setup(cfg: ml_collections.ConfigDict,
   config's own values.
   """
   config_lib.validate(cfg)
-  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
-  if cfg.train.batch_size > len(data.train_y):
-    raise config_lib.ConfigError(
-        f"train.batch_size={cfg.train.batch_size} exceeds the "
-        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  data = load_data(cfg)
   model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)

@@ -29,7 +29,14 @@ A mask rule is the pluggable part (one object, see :class:`MaskRule`):
   layers together.
 - :class:`UnitTopK` (``units``): one score per output unit / filter /
   channel (kernel's last axis); keep the top-k units of each layer, the
-  structured strong tickets of da Cunha, d'Amore & Natale.
+  structured strong tickets of da Cunha, d'Amore & Natale. Where the body
+  is a chain from a unit to the next kernel (MLPs, plain conv nets;
+  :func:`unit_links` finds and verifies it), the unit's mask multiplies its
+  *outgoing* weights (the next kernel's input rows) instead of its incoming
+  ones: the same function, but a dropped unit still computes its
+  activation, so its score gets a gradient (masking the incoming weights
+  makes its pre-activation exactly 0, where the ReLU's derivative is 0: a
+  dropped unit's score would never move again).
 
 Every rule returns exact 0/1 masks in the forward pass and passes the
 gradient straight through to the scores (``hard + a - stop_gradient(a)``
@@ -169,10 +176,19 @@ class GlobalTopK(LayerTopK):
 @dataclasses.dataclass(frozen=True)
 class UnitTopK(LayerTopK):
   """Structured: one score per output unit / filter (the kernel's last
-  axis); per layer keep the top-k units, so a dropped unit loses all its
-  incoming weights (and, through its zero output, its outgoing ones). The
-  straight-through gradient of a unit's score is the sum over its weights
-  of dL/d(w_eff) * w (the chain rule through the broadcast)."""
+  axis); per layer keep the top-k units. The straight-through gradient of a
+  unit's score is the sum over the weights its mask multiplies of
+  dL/d(w_eff) * w (the chain rule through the broadcast): over its outgoing
+  weights where :class:`Supermask` has a link for it (then it equals
+  sum over the batch of h_j * dL/dh_j, h_j the unit's activation, also for
+  a dropped unit), else over its incoming weights (0 for a dropped ReLU
+  unit, see the module docstring).
+
+  Scores start as for edge-popup's weights, U(+-1/sqrt(fan_in)); only
+  their order matters for the mask, and a unit's gradient sums fan_in (or
+  fan_out) weights' terms, so the scale relative to the learning rate
+  differs from the per-weight rule's (MNIST-1D: accuracy flat for score
+  LRs 0.02-1.0, see the README)."""
   name: str = "units"
 
   def score_shape(self, kernel_shape: Shape) -> Shape:
@@ -218,9 +234,21 @@ class Supermask:
     scored: regex of the kernel paths that get scores (the rest stay dense).
     skip: regex of kernels left unscored even if ``scored`` matches (the
       output layer for :class:`UnitTopK`: dropping its units drops classes).
-    scale_fan: multiply the masked kernel by 1/sqrt(keep) (the paper's
-      "scaled" inits, Sec. 4: the std of a layer that keeps k% of its
-      inputs; their code scales the fan by 1 - prune_rate instead).
+    scale_fan: multiply each kernel a mask applies to by 1/sqrt(keep)
+      (the paper's "scaled" inits, Sec. 4: std sqrt(2 / (k fan_in)) for a
+      layer that keeps the fraction k of its inputs). The authors' code
+      (utils/builder.py) multiplies the fan by ``1 - prune_rate`` while its
+      ``GetSubnet`` keeps the fraction ``prune_rate``: the two agree only
+      at k = 50%; we follow the paper. A unit mask applied to the outgoing
+      weights scales the next kernel (whose inputs it removes); applied to
+      the incoming ones (no link) it scales the unit's own kernel, which
+      ReLU's homogeneity carries to the next layer (not through a
+      BatchNorm, which undoes it).
+    links: ``(unit kernel path, next kernel path, repeat)`` triples: the
+      unit mask of the first kernel multiplies the input rows of the second
+      (each unit's row repeated ``repeat`` times, for a Dense layer after a
+      channel-last flatten). Found by :func:`unit_links`; empty = every
+      mask on its own kernel.
   """
   body: nn.Module
   rule: MaskRule
@@ -229,6 +257,7 @@ class Supermask:
   scored: str = r"(^|/)kernel$"
   skip: str = ""
   scale_fan: bool = False
+  links: tuple[tuple[str, str, int], ...] = ()
 
   def _is_scored(self, path: tuple) -> bool:
     name = "/".join(path)
@@ -267,7 +296,12 @@ class Supermask:
     scores = [flat.pop(p[:-1] + ("scores",)) for p in paths]
     masks = self.rule.masks(scores, keep)
     scale = jax.lax.rsqrt(keep) if self.scale_fan else None
+    links = {tuple(p.split("/")): (tuple(c.split("/")), r)
+             for p, c, r in self.links}
     for path, m in zip(paths, masks):
+      if path in links:  # a unit's outgoing weights: rows of the next kernel
+        path, repeat = links[path]
+        m = jnp.tile(m, repeat)[:, None]
       w = flat[path] * m
       flat[path] = w if scale is None else w * scale
     return traverse_util.unflatten_dict(flat)
@@ -282,13 +316,58 @@ class Supermask:
 
 def hard_masks(model: Supermask, params: PyTree) -> dict[str, jax.Array]:
   """``{kernel path: bool mask}`` of one replica's subnetwork (scored
-  kernels only), broadcast to the kernel's shape."""
+  kernels only), broadcast to the kernel's shape: for unit scores, which
+  units are kept (all weights into a dropped unit count as unused, also
+  where the mask is applied to its outgoing weights)."""
   flat = traverse_util.flatten_dict(dict(params))
   paths = [p[:-1] + ("kernel",) for p in flat if p[-1] == "scores"]
   masks = model.rule.masks([flat[p[:-1] + ("scores",)] for p in paths],
                            flat[("keep",)])
   return {"/".join(p): jnp.broadcast_to(m, flat[p].shape) > 0.5
           for p, m in zip(paths, masks)}
+
+
+def unit_links(model: Supermask, x: jax.Array, seed: int = 0
+               ) -> tuple[tuple[str, str, int], ...]:
+  """The ``links`` of :class:`Supermask` for ``model``'s unit scores: for
+  every scored kernel with one score per unit (the kernel's last axis) and
+  the kernel created next (forward order of an un-jitted init), a link when
+  the next kernel's input rows are the units (``repeat`` rows each, a
+  channel-last flatten) AND the body computes exactly the same function
+  with a random half of the units zeroed either way (on input ``x``,
+  inference mode). A unit that also feeds a skip connection, a depthwise
+  layer or anything but the next kernel fails the check and keeps its mask
+  on its incoming weights."""
+  variables = model.body.init(jax.random.key(seed), x)
+  flat = traverse_util.flatten_dict(dict(variables["params"]))
+  kernels = [p for p in flat if p[-1] == "kernel"]  # forward order
+  rng = np.random.default_rng(seed)
+  links = []
+  for p, c in zip(kernels, kernels[1:]):
+    shape, nxt = tuple(flat[p].shape), tuple(flat[c].shape)
+    units = shape[-1]
+    if (not model._is_scored(p) or len(nxt) < 2 or nxt[-2] % units
+        or tuple(model.rule.score_shape(shape)) != (units,)):
+      continue
+    repeat = nxt[-2] // units
+    m = (rng.permutation(units) < units // 2).astype(np.float32)
+    dropped_in = {**flat, p: flat[p] * m}
+    dropped_out = {**flat, c: flat[c] * np.tile(m, repeat)[:, None]}
+    outs = [np.asarray(model.body.apply(
+        dict(variables, params=traverse_util.unflatten_dict(f)), x))
+            for f in (dropped_in, dropped_out)]
+    if np.allclose(outs[0], outs[1], rtol=1e-5,
+                   atol=1e-6 * float(np.abs(outs[0]).max() + 1e-30)):
+      links.append(("/".join(p), "/".join(c), int(repeat)))
+  return tuple(links)
+
+
+def with_unit_links(model: Supermask, input_shape: tuple[int, ...]
+                    ) -> Supermask:
+  """``model`` with its unit masks on the outgoing weights wherever
+  :func:`unit_links` verifies a chain (a no-op for per-weight rules)."""
+  x = jax.random.normal(jax.random.key(1), (2, *input_shape))
+  return dataclasses.replace(model, links=unit_links(model, x))
 
 
 def with_keep(params: PyTree, keep: Any) -> PyTree:
@@ -310,5 +389,4 @@ def projection(rule: MaskRule) -> Callable[[PyTree], PyTree]:
 __all__ = ["Supermask", "MaskRule", "LayerTopK", "GlobalTopK", "UnitTopK",
            "RULES", "WEIGHT_INITS", "make_rule", "kept_count", "top_fraction",
            "straight_through", "frozen_kernel", "hard_masks", "projection",
-           "with_keep",
-           "fan_in"]
+           "with_keep", "unit_links", "with_unit_links", "fan_in"]

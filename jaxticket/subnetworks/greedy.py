@@ -21,6 +21,25 @@ the largest L1 norm of their incoming weights (Li et al. 2017's filter
 norm), ``random`` a uniformly random set, whose loss gap is the Monte-Carlo
 O(1/n) that Ye et al. improve on.
 
+Rates (what the report's reference slopes mean). Ye et al. analyse one
+hidden layer feeding a linear output, f = (1/N) sum_j sigma(x; theta_j),
+with a loss convex in f: the uniform average of a growing set is a
+Frank-Wolfe method with step 1/n over the convex hull of the N neurons,
+which gives a loss gap O(1/n) in general, the order of a random n-subset
+(Monte Carlo) and of gradient descent on an n-neuron network in mean-field
+analyses; their faster rate for greedy selection is O(1/n^2), for a
+sufficiently over-parameterized (large N) network. Their repository's
+figure ``fig/toyrate.png`` (loss vs neurons, log-log, pruned vs trained
+from scratch) has slopes -1.87 vs -0.80 by a pixel fit. The paper's full
+text is not in the stored corpora this was checked against (only the
+abstract, the README and the code), so no theorem number is cited. In an
+MLP with two hidden layers only the last one is this setting; for the
+first, the layers above make the loss non-convex in the averaged layer and
+no rate applies. The O(.) constants grow with the squared diameter of the
+hull, N times the largest unit contribution: for a confident network (small
+training loss, large logits) the gaps at small n are far from any rate,
+and greedy's one-step-optimal unit is then a nearly silent one.
+
 We follow the authors' code (lushleaf/Network-Pruning-Greedy-Forward-
 Selection, ``mobile2_prune.py``) for the sampling of candidates, selection
 without replacement, the 1/(n+1) step and the relative accuracy tolerance,

@@ -3,10 +3,10 @@
 Pensia, Rajput, Nagle, Vishwakarma, Papailiopoulos (NeurIPS 2020, "Optimal
 lottery tickets via SubsetSum"): a bias-free ReLU target of depth l is
 approximated by pruning a random network of depth 2l whose width is only
-O(log(d / eps)) times the target's: each target weight w_ji is the sum of a
-subset of n random products (Lueker 1998: n = O(log 1/eps) i.i.d. uniform
-samples contain, with high probability, a subset summing to within eps of
-any target in [-1, 1]). da Cunha, d'Amore & Natale carry the argument to
+O(log(d l / min(eps, delta))) times the target's (their Thm. 1): each
+target weight w_ji is the sum of a subset of n random products (Lueker
+1998: n = O(log 1/eps) i.i.d. uniform samples contain, with high
+probability, a subset summing to within eps of any target in [-1, 1]). da Cunha, d'Amore & Natale carry the argument to
 *structured* pruning with a multidimensional random subset sum: whole units
 (filters) are kept or removed, and a kept unit's outgoing weight *vector*
 adds to the approximation of a whole row of the target.

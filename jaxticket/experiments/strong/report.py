@@ -1,6 +1,6 @@
 """The ``strong`` report: edge-popup accuracy vs width and vs density next
 to the trained references; the construction's error vs over-
-parameterization next to the subset-sum rate."""
+parameterization next to the subset-sum counting limit."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def plot_vs_density(summary: StrongSummary, path: str) -> None:
 
 
 def plot_construction(built: dict, path: str) -> None:
-  """Weight error (with the subset-sum rate), output error and accuracy of
+  """Weight error (with the counting limit), output error and accuracy of
   the constructed subnetworks vs n (log scale)."""
   fig, (a, o, b) = plt.subplots(1, 3, figsize=(13, 4))
   lows = []
@@ -138,7 +138,7 @@ def plot_construction(built: dict, path: str) -> None:
     if rate:
       ref = np.asarray(rate["reference"]) / rows[0]["relative_error"]["mean"]
       a.loglog(n, ref * w[0], ls=":", base=2, color=line.get_color(),
-               label=f"{kind}: rate {rate['label']}")
+               label=f"{kind}: {rate['label']}")
     o.semilogx(n, [r["relative_error"]["mean"] for r in rows], "o-", base=2,
                color=line.get_color(), label=kind)
     b.semilogx(n, [100 * r["test_accuracy"]["mean"] for r in rows], "o-",
@@ -196,6 +196,8 @@ def write_report(wd: Workdir, summary: StrongSummary) -> None:
              construction_table(c), ""]
     for kind, rate in c["rates"].items():
       text.append(f"- `{kind}`: {rate['text']}")
+    if c.get("rate_text"):
+      text += ["", c["rate_text"]]
     text += ["", "![construction](construction.png)", ""]
   text.append(f"Wall time {summary.wall_time_s:.0f} s (per stage: "
               + ", ".join(f"{k} {v:.0f} s" for k, v in

@@ -4,16 +4,17 @@ construction (random subset sum; Pensia et al. 2020, da Cunha et al.)."""
 
 from __future__ import annotations
 
-import math
-
 import ml_collections
 
-from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.checks import (check_choice, check_distinct,
+                                   check_nonempty, check_range, is_number)
+from jaxticket.models import supermask
+from jaxticket.subnetworks import subset_sum
 
 PARTS = ("edge_popup", "construction")
-RULES = ("layerwise", "global", "units")  # models.supermask.RULES
-WEIGHT_INITS = ("signed_constant", "kaiming_normal")
-CONSTRUCTIONS = ("weights", "units")
+RULES = tuple(supermask.RULES)  # layerwise, global, units
+WEIGHT_INITS = supermask.WEIGHT_INITS
+CONSTRUCTIONS = subset_sum.KINDS  # weights, units
 
 
 def section() -> ml_collections.ConfigDict:
@@ -65,67 +66,51 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
   s = cfg.strong
-  _nonempty("strong.parts", s.parts, "e.g. edge_popup,construction")
+  check_nonempty("strong.parts", s.parts, "e.g. edge_popup,construction")
   for p in s.parts:
     check_choice("strong.parts", p, PARTS, "part")
   check_range("strong.seeds", s.seeds >= 1, s.seeds, "must be >= 1")
-  _nonempty("strong.rules", s.rules, "e.g. layerwise,units")
+  check_nonempty("strong.rules", s.rules, "e.g. layerwise,units")
   for r in s.rules:
     check_choice("strong.rules", r, RULES, "mask rule")
-  _distinct("strong.rules", s.rules)
-  _nonempty("strong.keep", s.keep, "fractions kept, e.g. 0.1,0.3,0.5")
+  check_distinct("strong.rules", s.rules)
+  check_nonempty("strong.keep", s.keep, "fractions kept, e.g. 0.1,0.3,0.5")
   for k in s.keep:
-    check_range("strong.keep", _number(k) and 0 < k <= 1, k,
+    check_range("strong.keep", is_number(k) and 0 < k <= 1, k,
                 "each a fraction of weights (units) KEPT in (0, 1], e.g. "
                 "0.1,0.3,0.5")
-  _distinct("strong.keep", s.keep)
-  _nonempty("strong.widths", s.widths, "model widths, e.g. 0.5,1,2")
+  check_distinct("strong.keep", s.keep)
+  check_nonempty("strong.widths", s.widths, "model widths, e.g. 0.5,1,2")
   for w in s.widths:
-    check_range("strong.widths", _number(w) and w > 0, w,
+    check_range("strong.widths", is_number(w) and w > 0, w,
                 "each a model.width multiplier > 0, e.g. 0.5,1,2")
-  _distinct("strong.widths", s.widths)
+  check_distinct("strong.widths", s.widths)
   check_choice("strong.weight_init", s.weight_init, WEIGHT_INITS, "init")
-  check_range("strong.lr", _number(s.lr) and s.lr > 0, s.lr,
+  check_range("strong.lr", is_number(s.lr) and s.lr > 0, s.lr,
               "must be > 0 and finite")
   check_range("strong.weight_decay", s.weight_decay >= 0, s.weight_decay,
               "must be >= 0")
   check_range("strong.imp_levels", s.imp_levels >= 0, s.imp_levels,
               "must be >= 0 (0 = only the dense reference)")
-  _nonempty("strong.target_hidden", s.target_hidden, "e.g. 32 or 32,16")
+  check_nonempty("strong.target_hidden", s.target_hidden, "e.g. 32 or 32,16")
   for h in s.target_hidden:
     check_range("strong.target_hidden", isinstance(h, int) and h >= 1, h,
                 "hidden widths of the target, integers >= 1, e.g. 32")
   check_range("strong.target_steps", s.target_steps >= 0, s.target_steps,
               "must be >= 0 (0 = train.steps)")
-  _nonempty("strong.factors", s.factors, "e.g. 2,4,8,16")
+  check_nonempty("strong.factors", s.factors, "e.g. 2,4,8,16")
   for n in s.factors:
     check_range("strong.factors", isinstance(n, int) and 1 <= n <= 24, n,
                 "candidates per target weight, integers in [1, 24] (the "
                 "subset-sum search is exact: 2^n subsets)")
-  _distinct("strong.factors", s.factors)
-  _nonempty("strong.unit_factors", s.unit_factors, "e.g. 4,16,64,256,1024")
+  check_distinct("strong.factors", s.factors)
+  check_nonempty("strong.unit_factors", s.unit_factors, "e.g. 4,16,64,256,1024")
   for n in s.unit_factors:
     check_range("strong.unit_factors", isinstance(n, int) and 1 <= n <= 1024,
                 n, "units per target input, integers in [1, 1024]")
-  _distinct("strong.unit_factors", s.unit_factors)
-  _nonempty("strong.construct", s.construct, "weights and/or units")
+  check_distinct("strong.unit_factors", s.unit_factors)
+  check_nonempty("strong.construct", s.construct, "weights and/or units")
   for c in s.construct:
     check_choice("strong.construct", c, CONSTRUCTIONS, "construction")
   check_range("strong.construct_seeds", s.construct_seeds >= 1,
               s.construct_seeds, "must be >= 1")
-
-
-def _number(x) -> bool:
-  return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _nonempty(key: str, values, example: str) -> None:
-  if not len(values):
-    raise ConfigError(f"{key}=() is empty: give one or more values, "
-                      f"{example}.")
-
-
-def _distinct(key: str, values) -> None:
-  if len(set(values)) != len(values):
-    raise ConfigError(f"{key}={tuple(values)!r} repeats a value: give each "
-                      "value once.")

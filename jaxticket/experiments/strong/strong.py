@@ -20,7 +20,8 @@ target MLP is approximated, without any training, by pruning a random
 network about ``n`` times wider (Pensia et al. 2020's weight-wise random
 subset sum; a unit-wise, multidimensional subset sum for the structured
 case, after da Cunha et al.); its output error, accuracy and sparsity vs n,
-next to the subset-sum rate.
+next to the subset-sum counting limit (``construction.RATE_TEXT`` states
+the papers' bounds).
 
 Resume: each finished program writes ``stages/<name>.json``; a rerun skips
 those (an interrupted program restarts from its beginning; the reference
@@ -33,6 +34,7 @@ import sys
 import time
 from typing import Any
 
+import flax.traverse_util as traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -44,7 +46,6 @@ from jaxticket import data as data_lib
 from jaxticket import models as models_lib
 from jaxticket import tasks
 from jaxticket.core import loop as loop_lib
-from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.parametrization import Parametrization
@@ -72,12 +73,15 @@ def supermask_model(cfg: ml_collections.ConfigDict, data: data_lib.Dataset,
                     rule: str, width: float) -> supermask.Supermask:
   """A supermask over the config's model: kernels of ``masks.prunable`` get
   scores; the structured rule leaves the output layer (its units are the
-  classes) dense."""
-  return supermask.Supermask(
+  classes) unscored and puts each unit's mask on its outgoing weights where
+  the model is a chain (:func:`supermask.with_unit_links`)."""
+  model = supermask.Supermask(
       build_model(cfg, data, width), supermask.make_rule(rule),
       weight_init=cfg.strong.weight_init, scored=cfg.masks.prunable,
       skip=cfg.masks.output_layer if rule == "units" else "",
       scale_fan=cfg.strong.scale_fan)
+  return (supermask.with_unit_links(model, data.input_shape)
+          if rule == "units" else model)
 
 
 def supermask_trainer(cfg: ml_collections.ConfigDict, data: data_lib.Dataset,
@@ -99,8 +103,8 @@ def layer_shapes(model: supermask.Supermask, input_shape: tuple[int, ...]
   (an un-jitted init keeps Flax's creation order; a jitted one sorts)."""
   params = model.init(jax.random.key(0), jnp.zeros((1, *input_shape)))[
       "params"]
-  leaves = dict(zip(masks_lib.creation_order(params),
-                    _values_in_order(params)))
+  leaves = {"/".join(k): v for k, v in  # flatten_dict keeps creation order
+            traverse_util.flatten_dict(dict(params)).items()}
   paths = set(leaves)
   return [(p[:-len("/kernel")], tuple(np.shape(leaves[p])),
            p[:-len("kernel")] + "scores" in paths)
@@ -135,13 +139,6 @@ def weight_density(rule: str, shapes: list[tuple[str, tuple, bool]],
     alive_in = out / cout
   return {"nominal": nominal / total, "effective": effective / total,
           "units": kept_units / max(all_units, 1)}
-
-
-def _values_in_order(tree: dict) -> list:
-  out = []
-  for v in tree.values():
-    out += _values_in_order(v) if isinstance(v, dict) else [v]
-  return out
 
 
 def edge_popup_stage(cfg: ml_collections.ConfigDict, wd: Workdir,
@@ -222,12 +219,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
     return done
   t0 = time.time()
   stages = Stages(wd)
-  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
-  if cfg.train.batch_size > len(data.train_y):
-    raise config_lib.ConfigError(
-        f"train.batch_size={cfg.train.batch_size} exceeds the "
-        f"{len(data.train_y)} training examples of {cfg.data.name}.")
+  data = common.load_data(cfg)
   rows, references, built = [], [], None
   timings = {}
   if "edge_popup" in cfg.strong.parts:

@@ -159,20 +159,24 @@ def prune_pipeline(cfg: ml_collections.ConfigDict, data: data_lib.Dataset,
                    tx: np.ndarray, ty: np.ndarray, test_x: np.ndarray,
                    test_y: np.ndarray) -> dict:
   """Greedy pruning of every hidden layer to the tolerance, with L1 and
-  random selection at the same widths; rows per (seed, layer)."""
+  random selection at the same widths; rows per (seed, layer).
+
+  As the authors' code (``prune_a_layer``): layers in forward order, each
+  on the network its earlier layers were pruned and fine-tuned into, and
+  each layer's tolerance relative to that network's training accuracy
+  before the layer is pruned (not the original network's)."""
   g = cfg.theory.greedy
   rows = []
   for seed, net in enumerate(nets):
     rng = np.random.default_rng(cfg.seed * 1000 + 7 * seed + 5)
-    full_acc = greedy.evaluate(net, 0, np.ones(net.kernels[0].shape[1]),
-                               greedy.activations(net, ex, 0), ey)[1]
     current = {m: net for m in greedy.METHODS}
     for layer in range(len(net.kernels) - 1):
       n_units = current["greedy"].kernels[layer].shape[1]
+      start_acc = accuracy(current["greedy"], ex, ey)
       path = greedy.greedy_path(
           current["greedy"], layer,
           greedy.minibatches(tx, ty, cfg.train.batch_size, rng), ex, ey, rng,
-          g.candidates, None, stop_accuracy=(1 - g.tolerance) * full_acc)
+          g.candidates, None, stop_accuracy=(1 - g.tolerance) * start_acc)
       keep = len(path.order)
       chosen = {"greedy": path.order,
                 "l1": np.argsort(-np.abs(current["l1"].kernels[layer]).sum(0),
@@ -187,6 +191,7 @@ def prune_pipeline(cfg: ml_collections.ConfigDict, data: data_lib.Dataset,
       rows.append({
           "seed": seed, "layer": layer, "units": n_units, "kept": keep,
           "widths": list(current["greedy"].hidden),
+          "train_accuracy_before": start_acc,
           "full_test_accuracy": accuracy(net, test_x, test_y),
           "before_finetune": before,
           "after_finetune": {m: accuracy(current[m], test_x, test_y)

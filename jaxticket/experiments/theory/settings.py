@@ -4,11 +4,10 @@ networks (Zhang et al., NeurIPS 2021)."""
 
 from __future__ import annotations
 
-import math
-
 import ml_collections
 
-from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.checks import (check_choice, check_distinct,
+                                   check_nonempty, check_range, is_number)
 
 PARTS = ("greedy", "teacher_student")
 STUDENTS = ("teacher_mask", "random_mask", "dense")
@@ -22,7 +21,8 @@ def section() -> ml_collections.ConfigDict:
   c.seeds = 2  # trained wide networks (greedy part)
   g = c.greedy = ml_collections.ConfigDict()
   g.candidates = 50  # units sampled per step (the authors' num_evaluate)
-  g.tolerance = 0.02  # stop at train accuracy >= (1 - tol) * the full net's
+  # stop a layer at train accuracy >= (1 - tol) x the net's before it
+  g.tolerance = 0.02  # (relative, as the authors' top1_tol)
   g.eval_examples = 2000  # training examples the loss/accuracy is read on
   g.max_units = 0  # loss-gap curve up to this many units (0 = all)
   g.random_draws = 3  # random selections averaged per size
@@ -69,7 +69,7 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
   c = cfg.theory
-  _nonempty("theory.parts", c.parts, "greedy and/or teacher_student")
+  check_nonempty("theory.parts", c.parts, "greedy and/or teacher_student")
   for p in c.parts:
     check_choice("theory.parts", p, PARTS, "part")
   check_range("theory.seeds", c.seeds >= 1, c.seeds, "must be >= 1")
@@ -89,42 +89,42 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
               g.random_draws, "must be >= 1")
   check_range("theory.greedy.finetune_steps", g.finetune_steps >= 0,
               g.finetune_steps, "must be >= 0")
-  check_range("theory.greedy.finetune_lr", _finite(g.finetune_lr) and
+  check_range("theory.greedy.finetune_lr", is_number(g.finetune_lr) and
               g.finetune_lr > 0, g.finetune_lr, "must be > 0 and finite")
   t = c.teacher
   check_range("theory.teacher.dim", t.dim >= 1, t.dim, "must be >= 1")
   check_range("theory.teacher.hidden", t.hidden >= 1, t.hidden,
               "must be >= 1")
-  _nonempty("theory.teacher.kept", t.kept, f"e.g. 2,5,{t.dim}")
+  check_nonempty("theory.teacher.kept", t.kept, f"e.g. 2,5,{t.dim}")
   for r in t.kept:
     check_range("theory.teacher.kept", isinstance(r, int) and
                 1 <= r <= t.dim, r, f"inputs kept per teacher unit, "
                 f"integers in [1, theory.teacher.dim={t.dim}]")
-  _distinct("theory.teacher.kept", t.kept)
-  _nonempty("theory.teacher.samples", t.samples, "e.g. 10,40,160")
+  check_distinct("theory.teacher.kept", t.kept)
+  check_nonempty("theory.teacher.samples", t.samples, "e.g. 10,40,160")
   for n in t.samples:
     check_range("theory.teacher.samples", isinstance(n, int) and n >= 1, n,
                 "training set sizes, integers >= 1")
-  _distinct("theory.teacher.samples", t.samples)
-  _nonempty("theory.teacher.students", t.students,
+  check_distinct("theory.teacher.samples", t.samples)
+  check_nonempty("theory.teacher.students", t.students,
             "teacher_mask, random_mask and/or dense")
   for s in t.students:
     check_choice("theory.teacher.students", s, STUDENTS, "student")
-  _distinct("theory.teacher.students", t.students)
+  check_distinct("theory.teacher.students", t.students)
   check_range("theory.teacher.trials", t.trials >= 1, t.trials,
               "must be >= 1")
   check_choice("theory.teacher.init", t.init, INITS, "init")
-  check_range("theory.teacher.init_radius", _finite(t.init_radius) and
+  check_range("theory.teacher.init_radius", is_number(t.init_radius) and
               t.init_radius >= 0, t.init_radius, "must be >= 0")
   check_range("theory.teacher.steps", t.steps >= 1, t.steps, "must be >= 1")
-  check_range("theory.teacher.lr", _finite(t.lr) and t.lr > 0, t.lr,
+  check_range("theory.teacher.lr", is_number(t.lr) and t.lr > 0, t.lr,
               "must be > 0 and finite")
   check_range("theory.teacher.momentum", 0 <= t.momentum < 1, t.momentum,
               "must be in [0, 1)")
-  check_range("theory.teacher.threshold", _finite(t.threshold) and
+  check_range("theory.teacher.threshold", is_number(t.threshold) and
               t.threshold > 0, t.threshold,
               "a relative test error > 0, e.g. 0.01")
-  check_range("theory.teacher.converge_to", _finite(t.converge_to) and
+  check_range("theory.teacher.converge_to", is_number(t.converge_to) and
               t.converge_to > 0, t.converge_to,
               "a relative test error > 0, e.g. 1e-4")
   check_range("theory.teacher.noise", t.noise >= 0, t.noise, "must be >= 0")
@@ -132,19 +132,3 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
               t.test_examples, "must be >= 1")
   check_range("theory.teacher.eval_every", t.eval_every >= 1, t.eval_every,
               "must be >= 1")
-
-
-def _finite(x) -> bool:
-  return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _nonempty(key: str, values, example: str) -> None:
-  if not len(values):
-    raise ConfigError(f"{key}=() is empty: give one or more values, "
-                      f"{example}.")
-
-
-def _distinct(key: str, values) -> None:
-  if len(set(values)) != len(values):
-    raise ConfigError(f"{key}={tuple(values)!r} repeats a value: give each "
-                      "value once.")

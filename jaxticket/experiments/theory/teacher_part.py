@@ -186,7 +186,8 @@ def run(cfg: ml_collections.ConfigDict, wd: Workdir, progress: bool) -> dict:
       "steps_to_threshold": {
           s: {k: _first_below(steps, c, t.converge_to)
               for k, c in v.items()} for s, v in curves.items()},
-      "threshold": float(t.threshold), "converge_to": float(t.converge_to), "trials": int(t.trials),
+      "threshold": float(t.threshold), "converge_to": float(t.converge_to),
+      "trials": int(t.trials),
       "init": t.init}
 
 

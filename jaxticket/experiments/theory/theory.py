@@ -24,8 +24,8 @@ import ml_collections
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
-from jaxticket import data as data_lib
 from jaxticket.core.workdir import Workdir
+from jaxticket.experiments import common
 from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.summaries import TheorySummary
 from jaxticket.experiments.theory import (greedy_part, report, settings,
@@ -49,9 +49,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   timings, results = {}, {"greedy": None, "teacher_student": None}
   if "greedy" in cfg.theory.parts:
     t = time.time()
-    data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                         cfg.data.val_fraction,
-                         local_dir=cfg.data.dir or None)
+    data = common.load_data(cfg)
     results["greedy"] = stages.get("greedy") or stages.put(
         "greedy", greedy_part.run(cfg, wd, data, progress))
     timings["greedy"] = round(time.time() - t, 2)
