@@ -297,8 +297,9 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
   with the same arguments continues from the newest readable checkpoint
   (its metric rows truncated to it) and ends bit-identical to an
   uninterrupted run. A finished stage leaves ``stages/NAME.json`` (its
-  row) and, with ``keep_state``, its trained params and BatchNorm
-  statistics; calling it again then trains nothing. Returns (trained
+  row) and, with ``keep_state``, its trained params, BatchNorm
+  statistics and final mask (a mask updater's, e.g. GEM-MINER's freezing,
+  is returned as it ended); calling it again then trains nothing. Returns (trained
   state or None when ``keep_state`` is off and the stage was already
   done, row). Metric rows carry ``"stage": NAME``.
   """
@@ -311,9 +312,11 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
     if not keep_state:
       return None, row
     saved = checkpoint.load_tree(final_path)
+    # the mask a mask updater ended with (older stages saved none)
+    end_mask = jax.device_put(saved["mask"]) if "mask" in saved else mask
     return state.replace(params=jax.device_put(saved["params"]),
                          batch_stats=jax.device_put(saved["batch_stats"]),
-                         mask=mask), row
+                         mask=end_mask), row
   say = lambda text: tqdm.write(text, file=sys.stderr)
   staggered = bool(np.ptp(np.asarray(jax.device_get(state.step))))
   ckpt_dir = wd.file("checkpoints", "stages", name)
@@ -345,7 +348,8 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
   ckpts.close()
   if keep_state:
     checkpoint.save_tree(final_path, {"params": trained.params,
-                                      "batch_stats": trained.batch_stats})
+                                      "batch_stats": trained.batch_stats,
+                                      "mask": trained.mask})
   stages.put(name, row_to_json(row))
   if runtime.writes_files():
     shutil.rmtree(ckpt_dir, ignore_errors=True)

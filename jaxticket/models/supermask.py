@@ -117,11 +117,22 @@ def top_fraction(a: jax.Array, keep: jax.Array) -> jax.Array:
   patterns (monotone for non-negative floats): 32 passes of compare-and-
   count, 10x faster than a sort on XLA:CPU for 10^5 entries, and exact.
   """
-  flat = a.reshape(-1)
-  n = flat.shape[0]
+  n = a.size
   k = jnp.round(jnp.asarray(keep, jnp.float32) * jnp.float32(n)).astype(
       jnp.int32)
-  bits = jax.lax.bitcast_convert_type(flat.astype(jnp.float32), jnp.int32)
+  bits = jax.lax.bitcast_convert_type(a.astype(jnp.float32), jnp.int32)
+  return top_count(bits, k)
+
+
+def top_count(keys: jax.Array, k: jax.Array) -> jax.Array:
+  """Bool array shaped like ``keys`` (int32, all >= 0): its ``k`` largest
+  entries, ties dropped from the lowest flattened index first (see
+  :func:`top_fraction`, which passes float32 bit patterns; GEM-MINER's
+  freezing passes keys that rank frozen entries below every live one).
+  ``k`` may be traced; ``k <= 0`` keeps nothing."""
+  shape = keys.shape
+  bits = keys.reshape(-1).astype(jnp.int32)
+  k = jnp.asarray(k, jnp.int32)
 
   def halve(_, bounds):  # invariant: #(bits >= lo) >= k > #(bits >= hi)
     lo, hi = bounds
@@ -136,7 +147,7 @@ def top_fraction(a: jax.Array, keep: jax.Array) -> jax.Array:
   room = k - jnp.sum(above, dtype=jnp.int32)
   from_end = jnp.cumsum(tied[::-1].astype(jnp.int32))[::-1]
   kept = above | (tied & (from_end <= room))
-  return jnp.where(k > 0, kept, False).reshape(a.shape)
+  return jnp.where(k > 0, kept, False).reshape(shape)
 
 
 def kaiming_uniform_scores(key: jax.Array, shape: Shape, fan: int
@@ -329,6 +340,7 @@ def projection(rule: MaskRule) -> Callable[[PyTree], PyTree]:
 
 __all__ = ["Supermask", "MaskRule", "LayerTopK", "GlobalTopK", "UnitTopK",
            "RULES", "WEIGHT_INITS", "make_rule", "kept_count", "top_fraction",
+           "top_count",
            "straight_through", "frozen_kernel", "hard_masks", "projection",
            "with_keep",
            "fan_in"]
