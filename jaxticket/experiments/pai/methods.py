@@ -231,6 +231,9 @@ METHODS: dict[str, MaskMethod] = {m.name: m for m in (
                  "rounds, density d^(k/n)"),
     ScoredMethod("grasp", "grasp", "global", 1,
                  "GraSP -w * Hg at T=200 (Wang et al. 2020), largest removed"),
+    ScoredMethod("grasp_iter", "grasp_it", "global", "iterative_rounds",
+                 "de Jorge et al.'s (2021) iterative GraSP, GRASP-It: g^2 of "
+                 "the masked net, pai.iterative_rounds rounds, d^(k/n)"),
     ScoredMethod("synflow", "synflow", "global", "synflow_rounds",
                  "SynFlow (Tanaka et al. 2020), data-free, pai.synflow_rounds "
                  "rounds, density d^(k/n)"),
