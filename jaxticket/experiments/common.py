@@ -208,18 +208,23 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                 stops: tuple[int, ...] = (), on_stop=None,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
-                extra: dict | None = None, staggered: bool | None = None
+                extra: dict | None = None, staggered: bool | None = None,
+                density: np.ndarray | None = None
                 ) -> tuple[step_lib.TrainState, dict]:
   """Train one level to ``train.steps``; returns (trained state, its row).
 
   The row aggregates over all replicas and keeps the per-replica final
   evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
   the replicas (default: the Setup's), ``extra`` is added to metric rows;
-  ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`.
+  ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`;
+  ``density`` is what the rows report per replica (default: the mask's
+  kept fraction at the start; a mask updater's target, e.g.).
   """
   seeds = s.seeds if seeds is None else seeds
   lrs = s.lrs if lrs is None else lrs
-  density = masks_lib.replica_densities(mask)
+  if density is None:
+    density = masks_lib.replica_densities(mask)
+  density = np.asarray(density, np.float64)
   start = int(np.asarray(state.step).min())
   desc = desc or f"level {level} (density {density.mean():.3f})"
   with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
@@ -287,7 +292,8 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
                 hparams: optim.HParams, trainer: loop_lib.Trainer, *,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
-                extra: dict | None = None, keep_state: bool = False
+                extra: dict | None = None, keep_state: bool = False,
+                density: np.ndarray | None = None
                 ) -> tuple[step_lib.TrainState | None, dict]:
   """:func:`train_level` as a resumable stage of a run (sanity controls,
   small-dense nets, LMC children, ...).
@@ -344,7 +350,8 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
       s, wd, level, state, mask, hparams, trainer,
       stops=tuple(sorted(checkpoint_stops(begin, cfg.train.steps, every))),
       on_stop=on_stop, progress=progress, seeds=seeds, lrs=lrs, desc=desc,
-      extra={**(extra or {}), "stage": name}, staggered=staggered)
+      extra={**(extra or {}), "stage": name}, staggered=staggered,
+      density=density)
   ckpts.close()
   if keep_state:
     checkpoint.save_tree(final_path, {"params": trained.params,

@@ -163,7 +163,7 @@ class GemMinerMethod:
           progress=getattr(task, "progress", False),
           desc=f"GEM-MINER scores ({variant}, {r} replicas)",
           extra={"method": self.name, "variant": variant},
-          keep_state=True)
+          keep_state=True, density=task.densities)
     return jax.device_get(gem_miner.kernel_masks(
         state.params, state.mask, task.mask, cfg.pai.gem_final))
 
