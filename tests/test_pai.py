@@ -35,6 +35,12 @@ def tiny(**overrides):
     ("--config.pai.checks=shufle", "shuffle"),
     ("--config.pai.init=later", "scored, fresh"),
     ("--config.pai.synflow_rounds=0", "pai.synflow_rounds=0"),
+    ("--config.pai.gem_lr=0", "must be > 0"),
+    ("--config.pai.gem_lambda=-1e-4", "must be >= 0"),
+    ("--config.pai.gem_freeze_every=0", "epochs between freezes"),
+    ("--config.pai.gem_final=soft", "flag, rounded"),
+    ("--config.pai.gem_schedule=cosin", "Did you mean 'cosine'"),
+    ("--config.pai.gem_steps=-1", "0 = train.steps"),
 ])
 def test_bad_pai_config_gives_one_clear_line(tmp_path, capsys, override,
                                              needle):
@@ -44,6 +50,19 @@ def test_bad_pai_config_gives_one_clear_line(tmp_path, capsys, override,
   assert code == 2
   key = override.split("=")[0][len("--config."):]
   assert key in err and needle in err and "Traceback" not in err
+  assert len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_gem_freezes_that_do_not_fit_give_one_clear_line(tmp_path, capsys):
+  """The freeze period is in epochs: checked once the data is loaded, still
+  before the workdir is claimed."""
+  code = cli.main(["pai", "--config", TINY, "--workdir", str(tmp_path / "w"),
+                   "--config.pai.methods=gem_miner",
+                   "--config.pai.gem_freeze_every=100"])
+  err = capsys.readouterr().err
+  assert code == 2 and "Traceback" not in err
+  assert "pai.gem_freeze_every=100" in err and "no freeze" in err
   assert len(err.strip().splitlines()) == 1, err
   assert not (tmp_path / "w" / "config.json").exists()
 

@@ -1,7 +1,8 @@
 """Pruning-at-initialization scorers against references that can fail:
 SNIP vs a finite-difference gradient, GraSP's Hg vs the explicit Hessian,
 SynFlow vs its closed form (path sums of |w|) on deep chains where plain
-float32 overflows, the rounds' schedule, and vmap == one by one."""
+float32 overflows, the rounds' schedule, vmap == one by one, and the
+iterative GraSP variant (GRASP-It) vs a NumPy re-implementation."""
 
 import flax.linen as nn
 import jax
@@ -291,7 +292,8 @@ def test_layer_counts_are_exact_per_layer():
 
 @pytest.mark.parametrize("name,n_rounds,model_name", [
     ("random", 1, "mlp"), ("magnitude", 1, "mlp"), ("snip", 1, "mlp"),
-    ("grasp", 1, "mlp"), ("snip", 3, "mlp"), ("synflow", 4, "conv2")])
+    ("grasp", 1, "mlp"), ("snip", 3, "mlp"), ("grasp_it", 3, "mlp"),
+    ("synflow", 4, "conv2")])
 def test_masks_equal_under_vmap_and_one_by_one(name, n_rounds, model_name):
   model = models.build(model_name, 4, width=0.1, input_shape=(8, 8, 1))
   keys = jax.random.split(jax.random.key(0), 3)
@@ -335,3 +337,74 @@ def test_keep_top_bisection_equals_the_sort_with_ties_and_dead_weights(seed):
     for a, b in zip(got, want):
       np.testing.assert_array_equal(a, b)
     assert sum(int(a.sum()) for a in got) == n_keep
+
+
+def numpy_kernel_grads(p64, x64, y, h=1e-6):
+  """Central finite differences of :func:`numpy_loss` on the kernels."""
+  out = {}
+  for layer in ("Dense_0", "head"):
+    w = p64[layer]["kernel"]
+    g = np.zeros_like(w)
+    for idx in np.ndindex(w.shape):
+      for sign in (1, -1):
+        q = jax.tree.map(np.copy, p64)
+        q[layer]["kernel"][idx] += sign * h
+        g[idx] += sign * numpy_loss(q, x64, y) / (2 * h)
+    out[layer] = g
+  return out
+
+
+def test_grasp_iter_equals_de_jorge_grasp_it_in_numpy():
+  """GRASP-It (de Jorge et al. 2021; naver/force prune_method=2) written
+  out in float64 NumPy: every round, the finite-difference gradient of the
+  MASKED net, saliency g^2, pruned weights out of the running, the
+  globally largest kept at the round's count (d^(k/n) schedule)."""
+  model, v, (x, y) = tiny_mlp()
+  ctx = context(model, v, (x, y))
+  # the scorer alone: g^2 / sum g^2
+  got = scorers.get("grasp_it")(ctx)
+  p64 = jax.tree.map(lambda a: np.asarray(a, np.float64), v["params"])
+  x64, y64 = np.asarray(x, np.float64), np.asarray(y)
+  g = numpy_kernel_grads(p64, x64, y64)
+  total = sum((gg ** 2).sum() for gg in g.values())
+  for layer in g:
+    np.testing.assert_allclose(got[layer]["kernel"], g[layer] ** 2 / total,
+                               rtol=2e-3, atol=1e-7)
+  assert got["head"]["bias"] is None
+  # the iteration
+  n_rounds, final = 3, 9
+  groups = rounds.global_groups(ctx.mask)
+  mask = jax.jit(lambda: rounds.prune_in_rounds(
+      scorers.get("grasp_it"), ctx, groups, {"body": jnp.int32(final)},
+      n_rounds))()
+  layers = ("Dense_0", "head")
+  sizes = [p64[l]["kernel"].size for l in layers]
+  alive = np.ones(sum(sizes), bool)
+  for k in range(1, n_rounds + 1):
+    q = jax.tree.map(np.copy, p64)
+    start = 0
+    for l, n in zip(layers, sizes):
+      q[l]["kernel"] = q[l]["kernel"] * alive[start:start + n].reshape(
+          q[l]["kernel"].shape)
+      start += n
+    g = numpy_kernel_grads(q, x64, y64)
+    sal = np.concatenate([g[l].ravel() ** 2 for l in layers])
+    sal = np.where(alive, sal, -np.inf)  # pruned weights never return
+    count = (final if k == n_rounds else
+             round(sum(sizes) * (final / sum(sizes)) ** (k / n_rounds)))
+    order = np.argsort(-sal, kind="stable")
+    kept = np.zeros_like(alive)
+    kept[order[:count]] = True
+    # the reference's ranking is not a near-tie at the threshold
+    assert sal[order[count - 1]] > 1.001 * sal[order[count]]
+    alive = kept
+  want = np.split(alive, np.cumsum(sizes)[:-1])
+  for l, w in zip(layers, want):
+    np.testing.assert_array_equal(
+        np.asarray(mask[l]["kernel"]).ravel(), w, err_msg=l)
+  assert int(masks.count(mask)[0]) == final
+  # the rounds matter here: one round of g^2 keeps another mask
+  one_shot = rounds.prune_in_rounds(scorers.get("grasp_it"), ctx, groups,
+                                    {"body": jnp.int32(final)}, 1)
+  assert any((np.asarray(a) != np.asarray(b)).any() for a, b in zip(
+      jax.tree.leaves(one_shot), jax.tree.leaves(mask)))

@@ -215,18 +215,23 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                 stops: tuple[int, ...] = (), on_stop=None,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
-                extra: dict | None = None, staggered: bool | None = None
+                extra: dict | None = None, staggered: bool | None = None,
+                density: np.ndarray | None = None
                 ) -> tuple[step_lib.TrainState, dict]:
   """Train one level to ``train.steps``; returns (trained state, its row).
 
   The row aggregates over all replicas and keeps the per-replica final
   evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
   the replicas (default: the Setup's), ``extra`` is added to metric rows;
-  ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`.
+  ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`;
+  ``density`` is what the rows report per replica (default: the mask's
+  kept fraction at the start; a mask updater's target, e.g.).
   """
   seeds = s.seeds if seeds is None else seeds
   lrs = s.lrs if lrs is None else lrs
-  density = masks_lib.replica_densities(mask)
+  if density is None:
+    density = masks_lib.replica_densities(mask)
+  density = np.asarray(density, np.float64)
   start = int(np.asarray(state.step).min())
   desc = desc or f"level {level} (density {density.mean():.3f})"
   with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
@@ -294,7 +299,8 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
                 hparams: optim.HParams, trainer: loop_lib.Trainer, *,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
-                extra: dict | None = None, keep_state: bool = False
+                extra: dict | None = None, keep_state: bool = False,
+                density: np.ndarray | None = None
                 ) -> tuple[step_lib.TrainState | None, dict]:
   """:func:`train_level` as a resumable stage of a run (sanity controls,
   small-dense nets, LMC children, ...).
@@ -304,8 +310,9 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
   with the same arguments continues from the newest readable checkpoint
   (its metric rows truncated to it) and ends bit-identical to an
   uninterrupted run. A finished stage leaves ``stages/NAME.json`` (its
-  row) and, with ``keep_state``, its trained params and BatchNorm
-  statistics; calling it again then trains nothing. Returns (trained
+  row) and, with ``keep_state``, its trained params, BatchNorm
+  statistics and final mask (a mask updater's, e.g. GEM-MINER's freezing,
+  is returned as it ended); calling it again then trains nothing. Returns (trained
   state or None when ``keep_state`` is off and the stage was already
   done, row). Metric rows carry ``"stage": NAME``.
   """
@@ -318,9 +325,11 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
     if not keep_state:
       return None, row
     saved = checkpoint.load_tree(final_path)
+    # the mask a mask updater ended with (older stages saved none)
+    end_mask = jax.device_put(saved["mask"]) if "mask" in saved else mask
     return state.replace(params=jax.device_put(saved["params"]),
                          batch_stats=jax.device_put(saved["batch_stats"]),
-                         mask=mask), row
+                         mask=end_mask), row
   say = lambda text: tqdm.write(text, file=sys.stderr)
   staggered = bool(np.ptp(np.asarray(jax.device_get(state.step))))
   ckpt_dir = wd.file("checkpoints", "stages", name)
@@ -348,11 +357,13 @@ def train_stage(s: Setup, wd: Workdir, name: str, level: int,
       s, wd, level, state, mask, hparams, trainer,
       stops=tuple(sorted(checkpoint_stops(begin, cfg.train.steps, every))),
       on_stop=on_stop, progress=progress, seeds=seeds, lrs=lrs, desc=desc,
-      extra={**(extra or {}), "stage": name}, staggered=staggered)
+      extra={**(extra or {}), "stage": name}, staggered=staggered,
+      density=density)
   ckpts.close()
   if keep_state:
     checkpoint.save_tree(final_path, {"params": trained.params,
-                                      "batch_stats": trained.batch_stats})
+                                      "batch_stats": trained.batch_stats,
+                                      "mask": trained.mask})
   stages.put(name, row_to_json(row))
   if runtime.writes_files():
     shutil.rmtree(ckpt_dir, ignore_errors=True)

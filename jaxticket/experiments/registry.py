@@ -147,8 +147,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "pai", "Pruning at initialization with Su et al.'s checks.",
         "Pruning at initialization (pai.methods, from: random, magnitude, "
-        "snip, snip_iter, grasp, synflow, random_erk, random_uniform, "
-        "smart_ratio, hybrid) at every "
+        "snip, snip_iter, grasp, grasp_iter, synflow, random_erk, "
+        "random_uniform, smart_ratio, hybrid, gem_miner: learned by "
+        "GEM-MINER's score phase, pai.gem_*) at every "
         "density of pai.densities, with Su et al. (2020)'s checks on every "
         "mask (layer-wise shuffle, re-initialization, scores on random "
         "labels / shuffled pixels / half the data), layer collapse, the "

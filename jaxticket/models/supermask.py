@@ -42,13 +42,14 @@ Every rule returns exact 0/1 masks in the forward pass and passes the
 gradient straight through to the scores (``hard + a - stop_gradient(a)``
 is exactly ``hard``: ``a - a`` is 0 in IEEE arithmetic).
 
-A new rule (e.g. GEM-MINER, Sreenivasan et al. 2022: scores p in [0, 1]
-from U[0, 1], mask = [p > 0.5] straight-through to p, p clipped to [0, 1]
-after each step, an L2 penalty on p) is one more class with ``score_shape``,
-``init_scores``, ``masks`` and ``project``; :func:`projection` hands
-``project`` to ``Parametrization(project=...)``, which the step applies to the
-trained leaves after every update, and the L2 penalty is weight decay
-(``train.weight_decay`` = 2 lambda, which reaches the scores only).
+A new rule is one more class with ``score_shape``, ``init_scores``,
+``masks`` and ``project``; :func:`projection` hands ``project`` to
+``Parametrization(project=...)``, which the step applies to the trained
+leaves after every update. GEM-MINER (Sreenivasan et al. 2022: scores p in
+[0, 1] from U[0, 1], mask = [p > 0.5] straight-through to p, p clipped to
+[0, 1] after each step, an L2 penalty on p as weight decay 2 lambda, and
+iterative freezing as a mask updater over the scores) is
+:mod:`jaxticket.models.gem_miner`.
 """
 
 from __future__ import annotations

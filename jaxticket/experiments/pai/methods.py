@@ -8,9 +8,11 @@ ranked across all prunable layers; or a layer-density rule of
 :mod:`jaxticket.pruning.ratios` whose per-layer counts are kept within
 each layer) and a number of rounds (:mod:`jaxticket.pruning.rounds`), all
 replicas scored in one compiled, vmapped program. A method of another kind
-(e.g. a learned mask whose scores are trained with the platform's
-Parametrization, GEM-MINER) implements :class:`MaskMethod` and adds one
-entry to :data:`METHODS`; the checks, training and report take it as is.
+implements :class:`MaskMethod` and adds one entry to :data:`METHODS`; the
+checks, training and report take it as is: ``gem_miner``
+(:mod:`jaxticket.experiments.pai.gem`) learns its masks by training scores
+over frozen weights through the platform's Parametrization and a mask
+updater.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket.core import step as step_lib
 from jaxticket.core.task import mean_loss
+from jaxticket.experiments.pai import gem
 from jaxticket.pruning import controls, ratios, rounds, scorers
 
 PyTree = Any
@@ -51,6 +54,15 @@ class MaskTask:
     input_shape: one example's shape.
     data: the dataset (a method that trains, e.g. a learned mask, builds
       its own ``Trainer(prog._replace(parametrization=...), data)``).
+    seeds: [R] the replicas' seeds (labels of a training method's metric
+      rows).
+    variant: the scoring data (``clean`` or a corrupted-data check of
+      :mod:`jaxticket.experiments.pai.scoring`); ``batches`` are drawn from
+      it, a training method corrupts its training set the same way.
+    workdir, progress: where a training method keeps its resumable stage
+      (None: train without one) and whether it shows progress.
+    tag: distinguishes the stages of several builds of one method and
+      variant in one run (the collapse grid's).
   """
   cfg: ml_collections.ConfigDict
   prog: step_lib.Program
@@ -63,10 +75,21 @@ class MaskTask:
   paths: list[str]
   input_shape: tuple[int, ...]
   data: Any = None
+  seeds: list[int] | None = None
+  variant: str = "clean"
+  workdir: Any = None
+  progress: bool = False
+  tag: str = ""
 
 
 class MaskMethod(Protocol):
-  """One entry of :data:`METHODS`."""
+  """One entry of :data:`METHODS`.
+
+  Optional: ``trains`` (True: the masks are learned by training, so the
+  layer-collapse grid builds them only with ``pai.gem_collapse``) and
+  ``check(cfg, data)`` (a one-line ``ConfigError`` for settings that need
+  the data, raised before the workdir is claimed).
+  """
   name: str
   summary: str
   #: Does the mask depend on training data (then Su et al.'s corrupted-data
@@ -208,6 +231,9 @@ METHODS: dict[str, MaskMethod] = {m.name: m for m in (
                  "rounds, density d^(k/n)"),
     ScoredMethod("grasp", "grasp", "global", 1,
                  "GraSP -w * Hg at T=200 (Wang et al. 2020), largest removed"),
+    ScoredMethod("grasp_iter", "grasp_it", "global", "iterative_rounds",
+                 "de Jorge et al.'s (2021) iterative GraSP, GRASP-It: g^2 of "
+                 "the masked net, pai.iterative_rounds rounds, d^(k/n)"),
     ScoredMethod("synflow", "synflow", "global", "synflow_rounds",
                  "SynFlow (Tanaka et al. 2020), data-free, pai.synflow_rounds "
                  "rounds, density d^(k/n)"),
@@ -221,6 +247,7 @@ METHODS: dict[str, MaskMethod] = {m.name: m for m in (
     ScoredMethod("hybrid", "magnitude", "smart", 1,
                  "Su et al.'s hybrid ticket: smart-ratio counts, largest "
                  "|w_0| within each layer"),
+    gem.GemMinerMethod(),
 )}
 
 

@@ -183,9 +183,12 @@ def mask_variants(cfg: ml_collections.ConfigDict, method) -> list[str]:
 def build_masks(cfg: ml_collections.ConfigDict, s: common.Setup,
                 inits: Inits, seeds: list[int], densities: list[float],
                 one_mask: PyTree, paths: list[str], method_name: str,
-                variant: str) -> PyTree:
+                variant: str, wd: Workdir | None = None,
+                progress: bool = False, tag: str = "") -> PyTree:
   """Stacked masks of one method on one data variant, replicas
-  density-major x seed (``ReplicaAxis.of(density=..., seed=...)``)."""
+  density-major x seed (``ReplicaAxis.of(density=..., seed=...)``). A
+  method that trains keeps its stage in ``wd`` (``tag`` names it apart
+  from other builds)."""
   method = methods_lib.METHODS[method_name]
   axis = ReplicaAxis.of(density=densities, seed=seeds)
   pos = {sd: i for i, sd in enumerate(seeds)}
@@ -205,7 +208,9 @@ def build_masks(cfg: ml_collections.ConfigDict, s: common.Setup,
       cfg=cfg, prog=s.trainer.prog, params=params, batch_stats=stats_,
       mask=one_mask, densities=np.array(axis.values("density"), np.float64),
       keys=keys, batches=batches, paths=paths,
-      input_shape=tuple(s.data.input_shape), data=s.data)
+      input_shape=tuple(s.data.input_shape), data=s.data,
+      seeds=list(axis.values("seed")), variant=variant, workdir=wd,
+      progress=progress, tag=tag)
   return jax.device_get(method.build(task))
 
 
@@ -240,14 +245,15 @@ def all_masks(cfg, s, wd, inits, seeds, one_mask, paths, progress,
   if saved is not None and saved["names"] == names:
     return checkpoint.load_tree(path)
   dens_of = dens_of or all_densities(cfg)
-  if "synflow" in [methods_lib.METHODS[m].scorer for m in cfg.pai.methods]:
+  if "synflow" in [getattr(methods_lib.METHODS[m], "scorer", None)
+                   for m in cfg.pai.methods]:
     check_synflow_range(s, inits, one_mask)
   bank, timings = {}, {}
   for name in tqdm(names, desc="scoring", disable=not progress, leave=False):
     method, variant = name.split("/")
     t0 = time.time()
     bank[name] = build_masks(cfg, s, inits, seeds, dens_of[method], one_mask,
-                             paths, method, variant)
+                             paths, method, variant, wd, progress)
     timings[name] = round(time.time() - t0, 3)
   if "shuffle" in cfg.pai.checks:
     for m in cfg.pai.methods:
@@ -435,10 +441,12 @@ def imp_reference(cfg, wd, seeds, progress) -> dict | None:
 # Stage 4: layer collapse on a grid of compressions (masks only).
 
 
-def collapse_grid(cfg, s, inits, seeds, one_mask, paths, progress
-                  ) -> list[dict]:
+def collapse_grid(cfg, s, inits, seeds, one_mask, paths, progress,
+                  wd: Workdir | None = None) -> list[dict]:
   """Per method, masks at compressions 10^(k * step), k = 1..points-1
-  (density 10^-(k * step)): the smallest and every layer's density."""
+  (density 10^-(k * step)): the smallest and every layer's density. A
+  method that learns its masks by training (GEM-MINER) is on the grid only
+  with ``pai.gem_collapse`` (one more score phase per grid density)."""
   p = cfg.pai
   grid = [10.0 ** (-k * p.collapse_step) for k in range(1, p.collapse_points)]
   if not grid:
@@ -450,12 +458,14 @@ def collapse_grid(cfg, s, inits, seeds, one_mask, paths, progress
   for name in tqdm(p.methods, desc="layer collapse", disable=not progress,
                    leave=False):
     method = methods_lib.METHODS[name]
+    if getattr(method, "trains", False) and not cfg.pai.gem_collapse:
+      continue
     floor = method.min_density(shapes, paths, cfg)
     dens = [d for d in grid if d > floor]
     if not dens:
       continue
     masks = build_masks(cfg, s, inits, seeds, dens, one_mask, paths, name,
-                        "clean")
+                        "clean", wd, progress, tag="collapse")
     per_layer = layer_densities(masks, one_mask)  # [R, layers]
     axis = ReplicaAxis.of(density=dens, seed=seeds)
     for d, idx in axis.groups("density").items():
@@ -677,6 +687,10 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   paths = forward_order(s, one_mask)
   dens_of, skipped = densities_of(cfg, dict(zip(leaf_names(one_mask), [
       m.shape for m in jax.tree.leaves(one_mask)])), paths)
+  for m in cfg.pai.methods:  # checks that need the data (GEM-MINER's freezes)
+    check = getattr(methods_lib.METHODS[m], "check", None)
+    if check is not None:
+      check(cfg, s.data)
   wd.claim(cfg, config_lib.default_config())
   for sk in skipped:
     tqdm.write(f"note: {sk['method']} at density {sk['density']:g} skipped: "
@@ -704,7 +718,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   grid = stages.get("collapse")
   if grid is None:
     grid = stages.put("collapse", collapse_grid(cfg, s, inits, seeds,
-                                                one_mask, paths, progress))
+                                                one_mask, paths, progress,
+                                                wd))
   timings["collapse_s"] = round(time.time() - t, 2)
   summary = summarize(cfg, plan, results, bank, one_mask, small, imp, grid,
                       seeds, criteria(cfg), dens_of, skipped)

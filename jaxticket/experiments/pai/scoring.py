@@ -16,10 +16,16 @@ al.'s (NeurIPS 2020, Sec. 4) checks, one set per replica.
 
 Draws are seeded by (seed, variant): NumPy, on the host, before the
 vmapped scoring.
+
+A method that *trains* its mask (GEM-MINER) sees a whole training set
+instead: :func:`dataset` corrupts it the same way (every label random;
+pixels permuted per example plus random labels; one fixed half), once per
+run since the replicas of one program share their data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -68,6 +74,30 @@ def examples(data, seed: int, variant: str, n: int, balanced: bool
   return np.asarray(data.normalize(x), np.float32), y
 
 
+def dataset(data, seed: int, variant: str):
+  """``data`` with its training split corrupted as ``variant`` (the
+  validation and test splits untouched): ``clean`` as is,
+  ``random_labels`` every label uniformly random, ``shuffled_pixels`` every
+  example's values permuted by its own permutation AND random labels,
+  ``half_data`` a fixed half of the examples."""
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown scoring data variant {variant!r}.")
+  if variant == "clean":
+    return data
+  rng = np.random.default_rng([seed, zlib.crc32(variant.encode()), 7])
+  x, y = np.asarray(data.train_x), np.asarray(data.train_y)
+  if variant == "half_data":
+    half = np.sort(np.random.default_rng([seed, 1]).permutation(len(y))[
+        :len(y) // 2])
+    return dataclasses.replace(data, train_x=x[half], train_y=y[half])
+  y = rng.integers(0, data.num_classes, size=len(y)).astype(y.dtype)
+  if variant == "shuffled_pixels":
+    flat = x.reshape(len(x), -1)
+    order = np.argsort(rng.random(flat.shape), axis=1)
+    x = np.take_along_axis(flat, order, axis=1).reshape(x.shape)
+  return dataclasses.replace(data, train_x=x, train_y=y)
+
+
 def stacked(data, seeds: list[int], variant: str, n: int, balanced: bool
             ) -> tuple[np.ndarray, np.ndarray]:
   """:func:`examples` for every replica, stacked on a leading axis."""
@@ -75,4 +105,4 @@ def stacked(data, seeds: list[int], variant: str, n: int, balanced: bool
   return (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
 
 
-__all__ = ["VARIANTS", "draw", "examples", "stacked"]
+__all__ = ["VARIANTS", "draw", "examples", "stacked", "dataset"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from jaxticket.core import optim
 from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.models import gem_miner
 
 #: Su et al.'s checks, each trained next to every method's mask.
 CHECKS = ("shuffle", "reinit", "random_labels", "shuffled_pixels",
@@ -51,6 +53,23 @@ def section() -> ml_collections.ConfigDict:
   c.collapse_points = 17
   c.collapse_step = 0.25
   c.chunk = 0  # replicas per training program (0 = all in one)
+  # GEM-MINER (`gem_miner`; Sreenivasan et al. 2022, ksreenivasan/
+  # pruning_is_enough hc_iter): scores p in [0, 1] trained over frozen
+  # theta_0, then the weights trained under the mask like every method's.
+  # The target is each of pai.densities (fraction KEPT; the authors'
+  # target_sparsity is the % remaining).
+  c.gem_steps = 0  # score-phase SGD steps (0 = train.steps; the paper: equal)
+  c.gem_lr = 0.1  # SGD, train.momentum, no warm-up (hc_iter: lr 0.1)
+  c.gem_schedule = "cosine"  # hc_iter's lr_policy: cosine_lr
+  # L2 penalty lambda * ||p||^2 (1e-4 for ResNet-20 in the paper), applied
+  # as coupled weight decay 2 * lambda on the scores only (same gradient).
+  c.gem_lambda = 1e-4
+  c.gem_freeze_every = 5.0  # epochs between freezes of the smallest p
+  # Mask handed to weight training: "flag" = the weights never frozen (the
+  # code's unflag_before_finetune=True; exactly the target density) or
+  # "rounded" = those with p > 1/2 too (at most the target density).
+  c.gem_final = "flag"
+  c.gem_collapse = False  # also learn masks on the layer-collapse grid
   return c
 
 
@@ -67,6 +86,9 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
   c.collapse_points = 5
   c.collapse_step = 0.5
   c.imp_workdir = NO_IMP
+  # GEM-MINER (when named in pai.methods): a freeze every 1/4 epoch of
+  # MNIST-1D's 28 steps, so the short score phase still freezes.
+  c.gem_freeze_every = min(c.gem_freeze_every, 0.25)
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
@@ -106,3 +128,17 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
               "must be > 0 (compression exponent step)")
   check_range("pai.chunk", p.chunk >= 0, p.chunk,
               "must be >= 0 (0 = all replicas in one program)")
+  check_range("pai.gem_steps", p.gem_steps >= 0, p.gem_steps,
+              "must be >= 0 (0 = train.steps)")
+  check_range("pai.gem_lr", p.gem_lr > 0, p.gem_lr,
+              "must be > 0 (0.1 in the authors' hc_iter configs)")
+  check_choice("pai.gem_schedule", p.gem_schedule, optim.SCHEDULES,
+               "schedule")
+  check_range("pai.gem_lambda", p.gem_lambda >= 0, p.gem_lambda,
+              "must be >= 0 (the L2 penalty on the scores; 1e-4 for "
+              "ResNet-20)")
+  check_range("pai.gem_freeze_every", p.gem_freeze_every > 0,
+              p.gem_freeze_every, "must be > 0 (epochs between freezes; 5 "
+              "in the paper)")
+  check_choice("pai.gem_final", p.gem_final, gem_miner.FINALS,
+               "GEM-MINER final mask")

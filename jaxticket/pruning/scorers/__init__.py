@@ -13,7 +13,9 @@ uses what it needs. One file per method:
   (Wang et al. 2020), so that keeping the largest = GraSP's removal of the
   largest -w * Hg;
 - ``synflow``: |w * dR/dw| of the linearized network on an all-ones input
-  (Tanaka et al. 2020), exactly rescaled for float32.
+  (Tanaka et al. 2020), exactly rescaled for float32;
+- ``grasp_it``: g^2 of the masked network, the criterion of de Jorge et
+  al.'s (2021) iterative GraSP variant GRASP-It.
 
 (The package attributes of those names are the modules; the functions are
 ``SCORERS[name]`` or ``scorers.snip.snip``.) Iterating a scorer over rounds (SynFlow's 100, iterative SNIP) is
@@ -28,7 +30,8 @@ import inspect
 from jaxticket.core.checks import check_choice
 from jaxticket.pruning.scorers.context import (ScoreContext, Scorer,
                                                normalize, on_prunable)
-from jaxticket.pruning.scorers import grasp, magnitude, random, snip, synflow
+from jaxticket.pruning.scorers import (grasp, grasp_it, magnitude, random,
+                                       snip, synflow)
 
 SCORERS: dict[str, Scorer] = {
     "magnitude": magnitude.magnitude,
@@ -36,10 +39,11 @@ SCORERS: dict[str, Scorer] = {
     "snip": snip.snip,
     "grasp": grasp.grasp,
     "synflow": synflow.synflow,
+    "grasp_it": grasp_it.grasp_it,
 }
 
 #: Scorers that read ``ScoreContext.batches`` (their masks depend on data).
-DATA_DEPENDENT = ("snip", "grasp")
+DATA_DEPENDENT = ("snip", "grasp", "grasp_it")
 #: Scorers that can run inside IMP's pruning step (no data, no forward).
 WEIGHT_ONLY = ("magnitude", "random")
 
@@ -57,4 +61,4 @@ def get(name: str, key: str = "imp.scorer", **options) -> Scorer:
 
 __all__ = ["ScoreContext", "Scorer", "SCORERS", "DATA_DEPENDENT",
            "WEIGHT_ONLY", "get", "normalize", "on_prunable", "magnitude",
-           "random", "snip", "grasp", "synflow"]
+           "random", "snip", "grasp", "grasp_it", "synflow"]
