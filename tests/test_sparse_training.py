@@ -32,8 +32,10 @@ def np_keep_top(score, k):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_keep_top_matches_stable_sort_reference(seed):
   rng = np.random.default_rng(seed)
-  score = rng.integers(0, 5, size=(7, 9)).astype(np.float32)  # many ties
+  score = rng.integers(-3, 3, size=(7, 9)).astype(np.float32)  # many ties
   score[0, :3] = -np.inf
+  score[1, :4] = rng.normal(size=4) * 1e-3
+  score[2, :2] = [np.inf, -0.0]
   for k in (0, 1, 5, 31, 62, 63):
     got = np.asarray(sel.keep_top(jnp.asarray(score), k))
     np.testing.assert_array_equal(got, np_keep_top(score, k))
