@@ -49,6 +49,13 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, capsys, override,
   assert not (tmp_path / "w").exists()
 
 
+def test_automatic_rewind_step_is_refused(tmp_path, capsys):
+  code = cli.main(["dst", "--config", TINY, "--workdir", str(tmp_path / "w"),
+                   "--config.imp.rewind=step", "--config.imp.rewind_step=-1"])
+  err = capsys.readouterr().err
+  assert code == 2 and "imp.rewind_step" in err and "fixed rewind step" in err
+
+
 def test_updaters_follow_the_config():
   cfg = config.default_config()
   cfg.train.steps = 1000

@@ -111,6 +111,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         f"imp.rewind={cfg.imp.rewind!r}: dst compares the ticket retrained "
         "from init or step k (imp.rewind=init or step) with prune-and-fine-"
         "tune (the `finetune` method runs its own IMP with rewind=finetune).")
+  check_range("imp.rewind_step", cfg.imp.rewind_step >= 0,
+              cfg.imp.rewind_step, "dst needs a fixed rewind step (the "
+              "automatic -1 is chosen inside the IMP run; run `jaxticket "
+              "lmc` or `imp` first and pass the step it chose)")
   if "finetune" in d.methods and cfg.imp.finetune_schedule != "replay":
     raise ConfigError(
         f"imp.finetune_schedule={cfg.imp.finetune_schedule!r}: dst trains "
