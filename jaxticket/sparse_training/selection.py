@@ -166,6 +166,7 @@ def check_schedule(name: str, update_every: int, **fractions: float) -> None:
       raise ValueError(f"{name}: {key}={value} must be in [0, 1).")
 
 
-__all__ = ["keep_top", "sortable_key", "kth_largest_key", "drop_and_grow", "completed", "on_tick", "cosine",
+__all__ = ["keep_top", "sortable_key", "kth_largest_key", "drop_and_grow",
+           "completed", "on_tick", "cosine",
            "cubic_count", "prunable", "replace_prunable", "layer_counts",
            "masked_norm", "check_schedule"]

@@ -153,10 +153,11 @@ def check_imp_source(cfg: ml_collections.ConfigDict, path: str, kind: str
                       "run; dst needs an `imp` run.")
   want = imp_config(cfg, kind)
   if (source["seed"], source["seeds"]) != (cfg.seed, cfg.seeds):
+    first, n = source["seed"], source["seeds"]
     raise ConfigError(
-        f"{key}={path!r} ran seeds {source['seed']}..{source['seed'] + source['seeds'] - 1}"
-        f", this config seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}: give "
-        f"--config.seed={source['seed']} --config.seeds={source['seeds']}.")
+        f"{key}={path!r} ran seeds {first}..{first + n - 1}, this config "
+        f"seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}: give "
+        f"--config.seed={first} --config.seeds={n}.")
   keys = _IMP_KEYS + (("rewind",) if kind == "ticket" else ("rewind",)
                       + _FINETUNE_KEYS)
   for k in keys:

@@ -56,7 +56,8 @@ def comparison_table(summary: DstSummary) -> str:
            "|---:|---|---:|---:|---:|"]
   for c in summary.comparisons:
     ci = ("—" if c["ci_low"] is None else
-          f"[{fmt(c['ci_low'], signed=True)}, {fmt(c['ci_high'], signed=True)}]")
+          f"[{fmt(c['ci_low'], signed=True)}, "
+          f"{fmt(c['ci_high'], signed=True)}]")
     p = "—" if c["p_value"] is None else f"{c['p_value']:.3f}"
     lines.append(f"| {c['level']} | {c['method']} | "
                  f"{fmt(c['gap'], signed=True)} | {ci} | {p} |")
