@@ -20,6 +20,7 @@ from jaxticket.config import ma2021_cifar, sized
 def get_config(arg=None):
   c = ma2021_cifar("resnet20")
   c.imp.levels = 10
+  c.sanity.levels = (5, 10)
   c.dst.levels = (5, 10)
   c.dst.update_every = 100
   c.dst.end_fraction = 0.75

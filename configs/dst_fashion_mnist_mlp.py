@@ -51,6 +51,7 @@ def get_config(arg=None):
   c.checkpoint.every_steps = 10 * EPOCH
   c.seeds = 3
   c.imp.levels = 6
+  c.sanity.levels = (2, 4, 6)
   c.imp.prune_fraction = 1 - 0.02 ** (1 / 6)
   c.imp.output_prune_fraction = -1.0  # head not prunable: one group
   c.dst.levels = (6,)

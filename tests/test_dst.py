@@ -49,6 +49,16 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, capsys, override,
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("size", [None, "tiny"])
+@pytest.mark.parametrize("name", sorted(
+    f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".py")))
+def test_every_shipped_config_validates_for_dst(name, size):
+  cfg = config.load(os.path.join(ROOT, "configs", name) + (
+      f":{size}" if size else ""))
+  config.validate(cfg)
+  settings.validate(cfg)
+
+
 def test_automatic_rewind_step_is_refused(tmp_path, capsys):
   code = cli.main(["dst", "--config", TINY, "--workdir", str(tmp_path / "w"),
                    "--config.imp.rewind=step", "--config.imp.rewind_step=-1"])
@@ -155,3 +165,12 @@ def test_killed_dst_run_resumes_to_the_same_result(tmp_path):
     assert row_a["test_accuracy"] == row_b["test_accuracy"]
     assert row_a["barrier_test"] == row_b["barrier_test"]
   assert a["updates"] == b["updates"]
+
+
+@pytest.mark.slow
+def test_static_methods_only_compile_no_update(tmp_path):
+  cfg = tiny(**{"dst.methods": ("ticket", "scratch"), "dst.levels": (2,)})
+  summary = dst.run(cfg, str(tmp_path), progress=False)
+  assert [r["method"] for r in summary.rows] == ["ticket", "scratch"]
+  assert summary.updates == []
+  assert not (tmp_path / "imp_finetune").exists()

@@ -611,10 +611,12 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
       jax.tree.map(lambda m: None if m is None else jnp.ones_like(m),
                    one, is_leaf=lambda x: x is None),
       start.targets[l], cfg.dst.gmp_ratio) for l, _ in keys])
-  state = state.replace(sparse_state=sparse_training.assign(
-      state.sparse_state, which=np.asarray(which, np.int32),
-      final_count=targets.astype(np.int32),
-      final_counts=per_layer.astype(np.int32)))
+  dynamic = not prog.updater.static  # all-static methods: no update at all
+  if dynamic:
+    state = state.replace(sparse_state=sparse_training.assign(
+        state.sparse_state, which=np.asarray(which, np.int32),
+        final_count=targets.astype(np.int32),
+        final_counts=per_layer.astype(np.int32)))
   lrs = [lr for k in keys for lr in start.lrs[k]]
   hp = optim.stack_hparams(lrs, [cfg.train.weight_decay] * len(lrs))
   batch = grad_batch(cfg, s.data)
@@ -625,7 +627,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
                     anchor, batch, progress)
   ev = jax.device_get(ev)
   flow1 = jax.device_get(trainer.gradient_flow(final, anchor, *batch))
-  logs = update_logs(final, names)
+  logs = update_logs(final, names) if dynamic else []
   bars = barriers(cfg, s, axis, final, start)
   summary = summarize(cfg, s, axis, start, ev0, flow0, ev, flow1, final, logs,
                       bars, names, wd, t0, ticket_dir, finetune_dir)

@@ -99,7 +99,11 @@ def plot_updates(summary: DstSummary, path: str) -> None:
   ax.set_ylabel("masked gradient norm: after - before")
   ax.set_title("gradient flow at mask updates")
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+  if any(u["steps"] for u in summary.updates):
+    ax.legend(fontsize=7)
+  else:  # static methods only: nothing updates the mask
+    ax.text(0.5, 0.5, "no method updates the mask", ha="center",
+            transform=ax.transAxes)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
