@@ -40,6 +40,7 @@ examples:
   jaxticket sweep --grid train.lr=0.03,0.1,0.3 --grid model.width=0.5,1
   jaxticket lmc --config.lmc.rewind_steps=0,25,100,500
   jaxticket lmc --config.lmc.level=4 --config.lmc.imp_workdir=runs/imp
+  jaxticket dst --config.dst.methods=static_erk,rigl,gmp,ticket,finetune
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=-1  (auto k)
   jaxticket strong --config.strong.keep=0.1,0.5 --config.strong.rules=layerwise,units
   jaxticket theory --config.theory.parts=teacher_student

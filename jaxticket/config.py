@@ -28,6 +28,7 @@ from jaxticket.core import optim
 from jaxticket.core.checks import (ConfigError, check_choice, check_range,
                                    check_regex)
 from jaxticket.core.workdir import config_json
+from jaxticket.experiments.dst import settings as dst_settings
 from jaxticket.experiments.imp import settings as imp_settings
 from jaxticket.experiments.lmc import settings as lmc_settings
 from jaxticket.experiments.pai import settings as pai_settings
@@ -43,6 +44,7 @@ SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
             "sweep": sweep_settings, "lmc": lmc_settings}
 SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
 SECTIONS.update(pai=pai_settings)  # issue 14
+SECTIONS.update(dst=dst_settings)  # issue 15
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND
@@ -149,6 +151,12 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
     c.lmc.rewind_steps = tuple(sorted({min(k, steps // 2)
                                        for k in c.lmc.rewind_steps}))
     c.lmc.level = min(c.lmc.level, levels)
+  if "dst" in c:  # updates every few steps, the last two levels
+    c.dst.update_every = max(1, min(c.dst.update_every, steps // 8))
+    c.dst.levels = tuple(range(max(1, levels - 1), levels + 1))
+    c.dst.grad_examples = min(c.dst.grad_examples, 200)
+    c.dst.alphas = min(c.dst.alphas, 5)
+    c.dst.granet_initial_density = max(c.dst.granet_initial_density, 0.9)
   c.seeds = seeds
   if "sanity" in c:
     c.sanity.seeds = min(c.sanity.seeds, seeds)
@@ -280,6 +288,15 @@ def all_keys(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
   return keys
 
 
+def _literal_or_word(text: str) -> Any:
+  """A Python literal (``0.1``, ``'a'``), or the bare word itself (names in
+  tuples of strings, e.g. ``dst.methods=rigl,set``)."""
+  try:
+    return ast.literal_eval(text.strip())
+  except (ValueError, SyntaxError):
+    return text.strip()
+
+
 def _parse_value(key: str, text: str, current: Any) -> Any:
   """Parse ``text`` to the type of the field's current value."""
   try:
@@ -297,10 +314,19 @@ def _parse_value(key: str, text: str, current: Any) -> Any:
     if isinstance(current, (tuple, list)):
       text = text.strip()
       words = bool(current) and all(isinstance(v, str) for v in current)
-      item = lambda t: t.strip() if words else ast.literal_eval(t)
-      value = (ast.literal_eval(text) if text[:1] in "([" else
-               tuple(item(t) for t in text.split(",") if t.strip()))
-      return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+      item = (lambda t: t.strip()) if words else _literal_or_word
+      try:
+        value = (ast.literal_eval(text) if text[:1] in "([" else
+                 tuple(item(t) for t in text.split(",") if t.strip()))
+      except (ValueError, SyntaxError):  # e.g. [rigl, set]: bare words
+        value = tuple(item(t) for t in text.strip("()[]").split(",")
+                      if t.strip())
+      value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+      numeric = current and all(isinstance(x, (int, float)) and not
+                                isinstance(x, bool) for x in current)
+      if numeric and any(isinstance(v, str) for v in value):
+        raise ValueError  # a word where numbers belong
+      return value
     return text
   except (ValueError, SyntaxError):
     raise ConfigError(f"--config.{key}={text!r}: expected a value of type "

@@ -106,3 +106,31 @@ def test_other_rewind_modes_run(tmp_path, mode):
   level1 = [r for r in rows if r["level"] == 1]
   assert min(r["step"] for r in level1) > 10  # trained from step k on
   assert max(r["step"] for r in level1) == cfg.train.steps
+
+
+def test_finetune_lr_is_a_fraction_of_the_lr_with_the_schedule_replayed(
+    tmp_path):
+  """imp.rewind=finetune fine-tunes at imp.finetune_lr_fraction x train.lr
+  with the training schedule replayed (same program), or at
+  imp.finetune_lr held constant; never at the cosine schedule's last LR
+  (~0), which left the weights where pruning put them."""
+  cfg = tiny(**{"imp.levels": 1, "imp.rewind": "finetune"})
+  s = common.setup(cfg)
+  trainer, hp = imp.finetune_setup(s)
+  assert trainer is s.trainer  # replay: the same compiled program
+  np.testing.assert_allclose(np.asarray(hp.lr), 0.1 * cfg.train.lr,
+                             rtol=1e-6)
+  const = tiny(**{"imp.rewind": "finetune", "imp.finetune_lr": 0.02,
+                  "imp.finetune_schedule": "constant"})
+  s2 = common.setup(const)
+  trainer2, hp2 = imp.finetune_setup(s2)
+  assert trainer2.recipe.schedule == "constant"
+  np.testing.assert_allclose(np.asarray(hp2.lr), 0.02)
+  # End to end: fine-tuning moves the surviving weights.
+  imp.run(cfg, str(tmp_path), progress=False)
+  before = imp.load_level(str(tmp_path), 0)
+  after = imp.load_level(str(tmp_path), 1)
+  masked = jax.vmap(masks.apply)(before["params"], after["mask"])
+  k0 = np.asarray(masked["Dense_0"]["kernel"])
+  k1 = np.asarray(after["params"]["Dense_0"]["kernel"])
+  assert np.linalg.norm(k1 - k0) > 0.01 * np.linalg.norm(k0)

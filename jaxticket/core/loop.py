@@ -23,9 +23,12 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxticket.core import mesh as mesh_lib
 from jaxticket.core import optim
+from jaxticket.core import masks as masks_lib
+from jaxticket.core.parametrization import merge
 from jaxticket.core.step import (DataArrays, Program, TrainState, apply_model,
                                  device_arrays, epoch_permutation, init_state,
                                  restart, steps_per_epoch, train_step)
+from jaxticket.core.task import mean_loss
 from jaxticket.core.updater import is_static
 
 PyTree = Any
@@ -148,6 +151,35 @@ def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
   return jnp.sum(losses) / n, jnp.sum(scores) / n
 
 
+class GradientFlow(NamedTuple):
+  """Per-replica gradient-flow diagnostics (Evci et al. 2022), [R] each:
+  the L2 norm of the masked training-loss gradient on a fixed batch, and
+  the L2 distance of the weights from an anchor (e.g. their start)."""
+  grad_norm: jax.Array
+  distance: jax.Array
+
+
+def gradient_flow(prog: Program, params: PyTree, batch_stats: PyTree,
+                  mask: PyTree, anchor: PyTree, x: jax.Array, y: jax.Array
+                  ) -> GradientFlow:
+  """:class:`GradientFlow` of one replica: the gradient of the mean task
+  loss on (x, y) (training mode, as rigl_tf2 measures it; no weight decay)
+  with respect to the trained leaves, prunable ones masked, and
+  ``||params - anchor||``."""
+  trainable, frozen = prog.parametrization.split(params)
+
+  def loss(tr):
+    outputs, _ = apply_model(prog.model, merge(tr, frozen), batch_stats,
+                             prog.normalize(x), True)
+    return mean_loss(prog.task, outputs.astype(jnp.float32), y)
+
+  grads = masks_lib.apply(jax.grad(loss)(trainable), mask)
+  sq = lambda tree: sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                        for g in jax.tree.leaves(tree))
+  diff = jax.tree.map(lambda p, a: p - a, params, anchor)
+  return GradientFlow(jnp.sqrt(sq(grads)), jnp.sqrt(sq(diff)))
+
+
 class Evaluation(NamedTuple):
   """Per-replica metrics of one evaluation (arrays with a replica axis).
   ``*_accuracy`` is the task's score (accuracy for classification)."""
@@ -226,6 +258,21 @@ class Trainer:
       return fn(p, b, a)
 
     self._eval = jax.jit(evaluate_all, static_argnums=3)
+    flow_all = over_replicas(
+        lambda p, b, m, a, x, y: gradient_flow(prog, p, b, m, a, x, y), loop,
+        (0, 0, 0, 0, None, None))
+
+    def flow(p, b, m, a, arrays, x, y, mesh):
+      del arrays
+      self.traces["gradient_flow"] += 1
+      fn = flow_all
+      if mesh is not None:
+        rep = P(mesh_lib.REPLICA_AXIS)
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep,) * 4 + (P(), P()),
+                           out_specs=rep, check_vma=False)
+      return fn(p, b, m, a, x, y)
+
+    self._flow = jax.jit(flow, static_argnums=7)
     self._global_arrays: dict[Mesh, DataArrays] = {}
 
   def init(self, keys: jax.Array) -> TrainState:
@@ -264,6 +311,18 @@ class Trainer:
       return self._eval(state.params, state.batch_stats, self.arrays, None)
     return self._on_mesh(self._eval, (state.params, state.batch_stats),
                          num_replicas, mesh)
+
+  def gradient_flow(self, state: TrainState, anchor: PyTree, x: jax.Array,
+                    y: jax.Array) -> GradientFlow:
+    """Per-replica masked gradient norm on the fixed batch (x, y) and
+    distance of ``state.params`` from ``anchor`` (stacked like them), one
+    compiled program at an evaluation point (no per-step host sync)."""
+    num_replicas = jax.tree.leaves(state.params)[0].shape[0]
+    mesh = mesh_lib.mesh_for(num_replicas, self.shard)
+    args = (state.params, state.batch_stats, state.mask, anchor)
+    if mesh is None:
+      return self._flow(*args, None, x, y, None)
+    return self._on_mesh(self._flow, args, num_replicas, mesh, (x, y))
 
   def _on_mesh(self, compiled: Callable, per_replica: tuple,
                num_replicas: int, mesh: Mesh, shared: tuple = (),
@@ -348,6 +407,7 @@ def tree_index(tree: PyTree, i: int) -> PyTree:
   return jax.tree.map(lambda x: x[i], tree)
 
 
-__all__ = ["Trainer", "Evaluation", "run_steps", "evaluate", "over_replicas",
+__all__ = ["Trainer", "Evaluation", "GradientFlow", "gradient_flow",
+           "run_steps", "evaluate", "over_replicas",
            "choose_replica_loop", "replica_keys", "tree_index", "vmapped",
            "REPLICA_LOOPS", "WAITING"]

@@ -201,18 +201,23 @@ def _update_mask(prog: Program, state: TrainState, grads: PyTree,
   updater = prog.updater
   key = jax.random.fold_in(jax.random.split(state.data_key, 3)[2], state.step)
 
-  def update() -> TrainState:
+  def update():
     mask, sparse = updater.update(state.step, state.params, grads, state.mask,
                                   state.sparse_state, key)
     mine = updater.is_update_step(state.step)
     pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(mine, x, y), a, b)
-    mask, sparse = pick(mask, state.mask), pick(sparse, state.sparse_state)
-    trainable, _ = prog.parametrization.split(state.params)
-    opt_state = optim.reset_moments(prog.recipe, state.opt_state,
-                                    _grown(state.mask, mask, trainable))
-    return state.replace(mask=mask, sparse_state=sparse, opt_state=opt_state)
+    return pick(mask, state.mask), pick(sparse, state.sparse_state)
 
-  return jax.lax.cond(update_now, update, lambda: state)
+  # Only the mask and the updater's state pass through the cond (a cond
+  # that carried the whole training state cost XLA:CPU a copy of it at
+  # every step, taken or not); moments are reset outside it, a where over
+  # the moments with the (all-False off-tick) growth mask.
+  mask, sparse = jax.lax.cond(update_now, update,
+                              lambda: (state.mask, state.sparse_state))
+  trainable, _ = prog.parametrization.split(state.params)
+  opt_state = optim.reset_moments(prog.recipe, state.opt_state,
+                                  _grown(state.mask, mask, trainable))
+  return state.replace(mask=mask, sparse_state=sparse, opt_state=opt_state)
 
 
 def train_step(prog: Program, state: TrainState, hp: optim.HParams,

@@ -151,9 +151,13 @@ class LevelLogger:
 
   def __init__(self, workdir: Workdir, level: int, seeds: list[int],
                lrs: list[float], density: np.ndarray, bar: Any,
-               extra: dict | None = None, stop_on_divergence: bool = False):
+               extra: dict | None = None, stop_on_divergence: bool = False,
+               row_extra: Any = None):
     self.workdir, self.level, self.seeds, self.lrs = workdir, level, seeds, lrs
     self.extra = extra or {}
+    # ``row_extra(state, evaluation) -> [dict per replica]``: fields merged
+    # into each replica's row last (they may override e.g. ``density``).
+    self.row_extra = row_extra
     self.density, self.bar = density, bar
     self.stop_on_divergence = stop_on_divergence
     self.last: loop_lib.Evaluation | None = None
@@ -173,6 +177,8 @@ class LevelLogger:
       train_loss = np.nanmean(recent, axis=1)
     train_loss = np.where(diverged_at >= 0, np.nan, train_loss)
     self.last, self.last_loss, self.diverged_at = ev, train_loss, diverged_at
+    per_replica = (self.row_extra(state, ev) if self.row_extra is not None
+                   else [{}] * len(self.seeds))
     self.workdir.log_metrics([
         {**self.extra, "level": self.level, "replica": r, "seed": s,
          "lr": self.lrs[r], "step": int(steps[r]),
@@ -183,7 +189,8 @@ class LevelLogger:
          "test_loss": _finite_or_none(ev.test_loss[r]),
          "test_accuracy": float(ev.test_accuracy[r]),
          "diverged": bool(diverged_at[r] >= 0),
-         "diverged_at": int(diverged_at[r]) if diverged_at[r] >= 0 else None}
+         "diverged_at": int(diverged_at[r]) if diverged_at[r] >= 0 else None,
+         **per_replica[r]}
         for r, s in enumerate(self.seeds)])
     ok = diverged_at < 0
     self.bar.set_postfix(
@@ -216,13 +223,14 @@ def train_level(s: Setup, workdir: Workdir, level: int,
                 progress: bool = True, seeds: list[int] | None = None,
                 lrs: list[float] | None = None, desc: str | None = None,
                 extra: dict | None = None, staggered: bool | None = None,
-                density: np.ndarray | None = None
+                density: np.ndarray | None = None, row_extra: Any = None
                 ) -> tuple[step_lib.TrainState, dict]:
   """Train one level to ``train.steps``; returns (trained state, its row).
 
   The row aggregates over all replicas and keeps the per-replica final
   evaluation under ``"evaluation"`` (host arrays). ``seeds``/``lrs`` label
-  the replicas (default: the Setup's), ``extra`` is added to metric rows;
+  the replicas (default: the Setup's), ``extra`` is added to metric rows,
+  ``row_extra(state, evaluation)`` gives per-replica row fields;
   ``staggered`` is passed to :meth:`~jaxticket.core.loop.Trainer.train`;
   ``density`` is what the rows report per replica (default: the mask's
   kept fraction at the start; a mask updater's target, e.g.).
@@ -237,7 +245,7 @@ def train_level(s: Setup, workdir: Workdir, level: int,
   with tqdm(total=s.cfg.train.steps - start, disable=not progress, desc=desc,
             unit="step", leave=True, dynamic_ncols=True) as bar:
     logger = LevelLogger(workdir, level, seeds, lrs, density, bar, extra,
-                         s.cfg.train.stop_on_divergence)
+                         s.cfg.train.stop_on_divergence, row_extra)
     state = trainer.train(state.replace(mask=mask), hparams, s.cfg.train.steps,
                           s.cfg.train.eval_every, stops=stops,
                           on_eval=logger, on_stop=on_stop, progress=bar,

@@ -158,6 +158,19 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.pai.pai", (),
         "summary.json, report.md, pai_accuracy.png, pai_collapse.png, "
         "metrics.jsonl, checkpoints/masks, imp/ (the IMP reference)"),
+    Experiment(
+        "dst", "Dynamic sparse training vs tickets: SET, RigL, GMP, GraNet, "
+        "scratch, IMP, fine-tuning.",
+        "Dynamic sparse training vs lottery tickets: static random (ERK/"
+        "uniform), SET, RigL, GMP, GraNet (dense- and sparse-to-sparse), "
+        "scratch with the sparsity-aware init, the IMP ticket and prune-and-"
+        "fine-tune at the sparsities of the IMP levels dst.levels, same "
+        "steps and seeds, in one program; gradient flow and barriers to the "
+        "pruned solution (Evci et al. 2020, 2022; Liu et al. 2021).",
+        "jaxticket.experiments.dst.dst", (),
+        "summary.json, report.md, accuracy_vs_step.png, grad_norm_vs_step."
+        "png, mask_updates.png, barriers.png, metrics.jsonl, checkpoints/, "
+        "imp/, imp_finetune/"),
 )}
 
 

@@ -178,3 +178,27 @@ class PaiSummary(Summary):
   skipped: list[dict] = dataclasses.field(default_factory=list)
   timings_s: dict = dataclasses.field(default_factory=dict)
   wall_time_s: float = 0.0
+
+
+@dataclasses.dataclass
+class DstSummary(Summary):
+  """``jaxticket dst``: one row per (IMP level, method) with accuracy
+  (mean, std, 95% CI over seeds), density, training budget, gradient flow
+  and the barrier to the ticket's pruned solution; curves per step; the
+  gradient norm at each mask update; the ticket vs prune-and-fine-tune gap."""
+  SCHEMA = "dst"
+  rows: list[dict]
+  curves: list[dict]
+  updates: list[dict]
+  comparisons: list[dict]
+  methods: list[str]
+  levels: list[int]
+  densities: dict
+  seeds: list[int]
+  steps: int
+  settings: dict
+  model: str
+  dataset: str
+  wall_time_s: float
+  imp_workdir: str = ""
+  finetune_workdir: str = ""

@@ -9,9 +9,17 @@ the remaining weights by magnitude, reset the survivors, repeat. Variants:
   from step k to the end (Frankle et al., ICML 2020, "weight rewinding").
 - ``imp.rewind=lr``: keep the trained survivors and replay the LR schedule
   from step k (Renda et al., ICLR 2020, "LR rewinding").
-- ``imp.rewind=finetune``: keep the trained survivors and train the same
-  number of steps at a small constant LR (Renda et al.'s fine-tuning baseline;
-  ``imp.finetune_lr``, default the schedule's last LR).
+- ``imp.rewind=finetune``: keep the trained survivors and fine-tune them for
+  the level's steps (prune-and-fine-tune; Renda et al.'s fine-tuning
+  baseline). The LR is ``imp.finetune_lr``, or by default
+  ``imp.finetune_lr_fraction`` (0.1) times the replica's ``train.lr``, and
+  the training schedule is replayed from ``imp.rewind_step`` at that peak
+  (``imp.finetune_schedule=replay``: the default cosine decays 0.1 x lr to
+  0 over the level), so a level of fine-tuning costs exactly what a level
+  of retraining costs and the same compiled program runs it;
+  ``imp.finetune_schedule=constant`` keeps the LR constant (Renda et al.
+  fine-tune at the original schedule's *final* LR; with a cosine schedule
+  that LR is ~0, which is why it is not the default).
 - ``imp.schedule=oneshot`` (OMP): every level prunes the *dense* trained
   network once, straight to density (1-p)^level, then rewinds and trains.
 
@@ -116,17 +124,27 @@ def rewind(cfg: ml_collections.ConfigDict, trained: step_lib.TrainState,
   return trainer.restart(state)
 
 
+def finetune_lrs(cfg: ml_collections.ConfigDict, lrs: list[float]
+                 ) -> list[float]:
+  """The fine-tuning (peak) LR of each replica trained at ``lrs``:
+  ``imp.finetune_lr``, or ``imp.finetune_lr_fraction`` x the replica's LR."""
+  return [float(cfg.imp.finetune_lr or cfg.imp.finetune_lr_fraction * lr)
+          for lr in lrs]
+
+
 def finetune_setup(s: Setup) -> tuple[loop_lib.Trainer, optim.HParams]:
-  """Trainer at a constant LR for ``imp.rewind=finetune`` levels."""
+  """(trainer, hparams) of ``imp.rewind=finetune`` levels: the run's own
+  trainer at the fine-tuning LRs (``replay``), or a constant-LR trainer."""
   cfg = s.cfg
-  last = float(optim.lr_factor(cfg.train.steps - 1, s.trainer.recipe))
-  lrs = [cfg.imp.finetune_lr or lr * last for lr in s.lrs]
+  hp = s.hparams._replace(lr=jnp.asarray(finetune_lrs(cfg, s.lrs),
+                                         jnp.float32))
+  if cfg.imp.finetune_schedule == "replay":
+    return s.trainer, hp
   recipe = dataclasses.replace(s.trainer.recipe, schedule="constant",
                                warmup_steps=0)
   trainer = loop_lib.Trainer(s.trainer.prog._replace(recipe=recipe), s.data,
                              replica_loop=s.trainer.replica_loop,
                              shard=s.trainer.shard)
-  hp = s.hparams._replace(lr=jnp.asarray(lrs, jnp.float32))
   return trainer, hp
 
 

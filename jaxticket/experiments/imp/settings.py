@@ -12,6 +12,7 @@ from jaxticket.pruning.scorers import WEIGHT_ONLY
 
 REWIND_MODES = ("init", "step", "lr", "finetune")
 IMP_SCHEDULES = ("iterative", "oneshot")
+FINETUNE_SCHEDULES = ("replay", "constant")
 AUTO_REWIND = -1  # imp.rewind_step value: choose k by instability analysis
 
 
@@ -28,7 +29,14 @@ def section() -> ml_collections.ConfigDict:
   # -1 = automatic (rewind step/lr only): the earliest k of lmc.rewind_steps
   # at which the dense net is stable (lmc.stable_barrier), see lmc.py.
   c.rewind_step = 0
-  c.finetune_lr = 0.0  # 0 = the schedule's LR at the last step
+  # imp.rewind=finetune: each level fine-tunes the trained survivors for the
+  # level's steps at finetune_lr (0 = finetune_lr_fraction x train.lr),
+  # replaying the training schedule (e.g. cosine) from imp.rewind_step
+  # ("replay") or at that LR throughout ("constant", Renda et al.'s
+  # fine-tuning at the final LR: set finetune_lr to it).
+  c.finetune_lr = 0.0
+  c.finetune_lr_fraction = 0.1
+  c.finetune_schedule = "replay"
   c.scorer = "magnitude"
   return c
 
@@ -57,4 +65,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if i.rewind_step == AUTO_REWIND:
     lmc_settings.validate(cfg)
   check_range("imp.finetune_lr", i.finetune_lr >= 0, i.finetune_lr,
-              "must be >= 0")
+              "must be >= 0 (0 = imp.finetune_lr_fraction x train.lr)")
+  check_range("imp.finetune_lr_fraction", 0 < i.finetune_lr_fraction <= 1,
+              i.finetune_lr_fraction, "must be in (0, 1], the fine-tuning "
+              "LR as a fraction of train.lr")
+  check_choice("imp.finetune_schedule", i.finetune_schedule,
+               FINETUNE_SCHEDULES)

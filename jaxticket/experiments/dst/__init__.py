@@ -1,0 +1,1 @@
+"""Dynamic sparse training vs lottery tickets (``jaxticket dst``)."""
