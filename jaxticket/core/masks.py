@@ -150,11 +150,13 @@ def sortable_bits(x: jax.Array) -> jax.Array:
 
 
 def keep_largest(values: jax.Array, live: jax.Array | None,
-                 count: jax.Array) -> jax.Array:
+                 count: jax.Array, keep_ties: str = "last") -> jax.Array:
   """Bool vector: the ``count`` largest of the ``live`` entries of the flat
   ``values`` (all live if None; all live ones if fewer). Ties at the
-  threshold keep the higher flattened index (the lower one is dropped
-  first, as a stable ascending sort would). No sort: the threshold is found
+  threshold keep the higher flattened index with ``keep_ties="last"`` (the
+  lower one is dropped first, as pruning along a stable ascending sort
+  would) or the lower one with ``"first"`` (as taking the top of a stable
+  descending sort would). No sort: the threshold is found
   by bisection over the 2^32 ordered float32 keys (32 rounds of
   compare-and-count), a fraction of a sort's cost on XLA:CPU inside a
   compiled loop, exact, traceable ``count``."""
@@ -176,8 +178,11 @@ def keep_largest(values: jax.Array, live: jax.Array | None,
   above = live & (keys > lo)
   ties = live & (keys == lo)
   need = count - jnp.sum(above, dtype=jnp.int32)
-  from_end = jnp.cumsum(ties[::-1].astype(jnp.int32))[::-1]
-  return above | (ties & (from_end <= need))
+  if keep_ties == "first":
+    rank = jnp.cumsum(ties.astype(jnp.int32))
+  else:
+    rank = jnp.cumsum(ties[::-1].astype(jnp.int32))[::-1]
+  return above | (ties & (rank <= need))
 
 
 def intersect(a: PyTree, b: PyTree) -> PyTree:

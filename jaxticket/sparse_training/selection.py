@@ -17,51 +17,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxticket.core import masks as masks_lib
+
 PyTree = Any
 _is_none = lambda x: x is None
 NEG = -jnp.inf
 
 
-def sortable_key(x: jax.Array) -> jax.Array:
-  """uint32 keys with the order of the float32 values (IEEE bits with the
-  sign flipped for positives and all bits flipped for negatives); -0.0
-  counts as 0.0."""
-  x = x.astype(jnp.float32)
-  bits = jax.lax.bitcast_convert_type(jnp.where(x == 0, 0.0, x), jnp.uint32)
-  sign = bits >> 31
-  return jnp.where(sign == 1, ~bits, bits | jnp.uint32(0x80000000))
-
-
-def kth_largest_key(keys: jax.Array, k: jax.Array) -> jax.Array:
-  """The largest uint32 T with at least ``k`` keys >= T (the k-th largest
-  key for 1 <= k <= size): a radix select, one bit per pass from the top,
-  32 passes of compare-and-count (XLA's CPU sort of 30k floats took 15 ms,
-  the select under 1 ms)."""
-
-  def one(i, t):
-    cand = t | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
-    return jnp.where(jnp.sum(keys >= cand, dtype=jnp.int32) >= k, cand, t)
-
-  return jax.lax.fori_loop(0, 32, one, jnp.uint32(0))
-
-
 def keep_top(score: jax.Array, k: jax.Array | int) -> jax.Array:
   """Bool array shaped like ``score``: its ``k`` largest entries (ties: the
   lower flattened index first). ``k`` may be traced; it is clipped to
-  [0, size]. NaN scores are not supported.
-
-  A radix select of the k-th largest value, then a threshold and a
-  cumulative count among the entries equal to it: exact, O(32 n).
-  """
-  flat = sortable_key(score.ravel())
-  n = flat.shape[0]
-  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, n)
-  threshold = kth_largest_key(flat, k)
-  above = flat > threshold
-  tie = flat == threshold
-  need = k - jnp.sum(above, dtype=jnp.int32)
-  take = tie & (jnp.cumsum(tie, dtype=jnp.int32) <= need)
-  return ((above | take) & (k > 0)).reshape(score.shape)
+  [0, size]. NaN scores are not supported. Exact and sort-free
+  (:func:`jaxticket.core.masks.keep_largest`, 32 passes of
+  compare-and-count)."""
+  k = jnp.clip(jnp.asarray(k, jnp.int32), 0, score.size)
+  return masks_lib.keep_largest(score.ravel(), None, k,
+                                keep_ties="first").reshape(score.shape)
 
 
 def drop_and_grow(mask: jax.Array, weights: jax.Array,
@@ -166,7 +137,7 @@ def check_schedule(name: str, update_every: int, **fractions: float) -> None:
       raise ValueError(f"{name}: {key}={value} must be in [0, 1).")
 
 
-__all__ = ["keep_top", "sortable_key", "kth_largest_key", "drop_and_grow",
+__all__ = ["keep_top", "drop_and_grow",
            "completed", "on_tick", "cosine",
            "cubic_count", "prunable", "replace_prunable", "layer_counts",
            "masked_norm", "check_schedule"]
