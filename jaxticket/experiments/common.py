@@ -66,6 +66,21 @@ REPLICA_KEYS = ("train.lr", "train.weight_decay", "imp.prune_fraction",
                 "imp.rewind_step")
 
 
+def open_run(cfg: ml_collections.ConfigDict, workdir: str, command: str,
+             summary_type: type) -> tuple[Workdir, Any]:
+  """Claim ``workdir`` for ``command`` with ``cfg`` (a different config is
+  refused) and return it with its finished summary, or None if the run is
+  not done: the run-directory contract's entry, shared by every command."""
+  wd = Workdir(workdir, command)
+  done = wd.finished(summary_type)
+  wd.claim(cfg, config_lib.default_config())
+  if done is not None:
+    tqdm.write(f"{wd.path} holds a finished `{command}` run with this "
+               "config; nothing recomputed (use a new --workdir to run "
+               "again).", file=sys.stderr)
+  return wd, done
+
+
 def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset; a ``train.batch_size`` larger than its
   training set is one clear error."""

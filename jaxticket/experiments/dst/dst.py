@@ -578,13 +578,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   """``jaxticket dst``; writes the run directory, returns the summary."""
   config_lib.validate(cfg)
   settings.validate(cfg)
-  wd = Workdir(workdir, "dst")
-  done = wd.finished(DstSummary)
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, "dst", DstSummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `dst` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).",
-               file=sys.stderr)
     return done
   t0 = time.time()
   ticket_dir = imp_source(cfg, wd, "ticket", progress)

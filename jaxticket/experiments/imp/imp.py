@@ -53,6 +53,7 @@ from jaxticket.experiments import registry
 from jaxticket.experiments.imp import report
 from jaxticket.experiments.imp import settings
 from jaxticket.experiments.summaries import ImpSummary
+from jaxticket.experiments import common
 from jaxticket.experiments.common import (Setup, copy_tree, dense_masks,
                                           checkpoint_stops, row_from_json,
                                           row_to_json, setup, train_level)
@@ -322,13 +323,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, *, command: str = "imp",
   ``command='train'`` with ``imp.levels=0`` is plain dense training.
   """
   config_lib.validate(cfg)  # before touching the workdir
-  wd = Workdir(workdir, command)
-  done = wd.finished(ImpSummary)
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, command, ImpSummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `{command}` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).",
-               file=sys.stderr)
     return done
   t0 = time.time()
   cfg, auto = resolve_rewind_step(cfg, wd, progress)

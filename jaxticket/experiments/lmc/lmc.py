@@ -518,12 +518,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   config_lib.validate(cfg)
   settings.validate(cfg)
   cfg = _source_seeds(cfg)
-  wd = Workdir(workdir, "lmc")
-  done = wd.finished(LmcSummary)
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, "lmc", LmcSummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `lmc` run with this config; "
-               "nothing recomputed.", file=sys.stderr)
     return done
   if not common.stage_started(wd, CHILDREN_STAGE):
     wd.restart_metrics()

@@ -308,15 +308,11 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   to the deepest of them, then their controls; one program per stage),
   until each is decided or its LRs have ``sanity.max_seeds`` seeds."""
   validate(cfg)  # before touching the workdir
-  wd = Workdir(workdir, "sanity")
-  done = wd.finished(SanitySummary)
   if cfg.sanity.seeds:
     cfg = cfg.copy_and_resolve_references()
     cfg.seeds = cfg.sanity.seeds
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, "sanity", SanitySummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `sanity` run with this config; "
-               "nothing recomputed.", file=sys.stderr)
     return done
   t0 = time.time()
   crit = criteria(cfg)

@@ -257,7 +257,6 @@ def _comparisons(p: dict, c: Criteria) -> dict:
   a comparison two conditions share (4 and 5 when the best dense LR is the
   ticket's own) is one unknown, not two."""
   lr, refs = p["lr"], p["reference_lrs"]
-  tol = -c.tolerance
   rr = [(("random_reinit", lr, float(r)), status(v, c.margin, True))
         for r, v in p["vs_random_reinit_per_lr"].items()]
   return {"2": [(("small_dense", lr, refs["small_dense"]), p["status"]["2"])],

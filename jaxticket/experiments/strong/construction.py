@@ -13,7 +13,6 @@ of Pensia et al.'s theorem: the platform trains its kernels with the
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import ml_collections

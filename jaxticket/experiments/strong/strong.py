@@ -30,7 +30,6 @@ sub-runs resume like ``imp``).
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -209,13 +208,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   """Run every part of ``strong.parts``; write the run directory."""
   config_lib.validate(cfg)
   settings.validate(cfg)
-  wd = Workdir(workdir, "strong")
-  done = wd.finished(StrongSummary)
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, "strong", StrongSummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `strong` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).",
-               file=sys.stderr)
     return done
   t0 = time.time()
   stages = Stages(wd)

@@ -16,15 +16,12 @@ Resume: each finished part writes ``stages/<part>.json``; a rerun skips it
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import ml_collections
-from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
-from jaxticket.core.workdir import Workdir
 from jaxticket.experiments import common
 from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.summaries import TheorySummary
@@ -36,13 +33,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
         ) -> TheorySummary:
   config_lib.validate(cfg)
   settings.validate(cfg)
-  wd = Workdir(workdir, "theory")
-  done = wd.finished(TheorySummary)
-  wd.claim(cfg, config_lib.default_config())
+  wd, done = common.open_run(cfg, workdir, "theory", TheorySummary)
   if done is not None:
-    tqdm.write(f"{wd.path} holds a finished `theory` run with this config; "
-               "nothing recomputed (use a new --workdir to run again).",
-               file=sys.stderr)
     return done
   t0 = time.time()
   stages = Stages(wd)
