@@ -87,6 +87,26 @@ def test_all_edges_masked_leaves_the_self_term(karate, name):
   assert np.abs(np.asarray(full) - np.asarray(want)).max() > 1e-3
 
 
+@pytest.mark.parametrize("name", ["gcn", "sage"])
+def test_dense_and_sparse_propagation_agree(karate, name):
+  g, d = karate
+  ctx = ctx_of(d)
+  nodes = jnp.arange(g.num_nodes)
+  dense = gnn.build_gnn(name, 2, hidden=8, depth=3, dense_nodes=10_000)
+  sparse = gnn.build_gnn(name, 2, hidden=8, depth=3, dense_nodes=0)
+  params = dense.init(jax.random.key(0), nodes, context=ctx)["params"]
+  w = jnp.asarray(np.random.default_rng(2).random(g.num_edges), jnp.float32)
+
+  def f(model, w):
+    return jnp.sum(jnp.sin(model.apply({"params": {**params, "edges": w}},
+                                       nodes, context=ctx)))
+
+  np.testing.assert_allclose(f(dense, w), f(sparse, w), rtol=1e-5)
+  np.testing.assert_allclose(jax.grad(lambda w: f(dense, w))(w),
+                             jax.grad(lambda w: f(sparse, w))(w),
+                             rtol=1e-4, atol=1e-6)
+
+
 def test_edge_weight_gradient_is_the_sum_of_both_directions(karate):
   """One weight per undirected edge = a dense adjacency mask tied
   symmetric: its gradient is dL/dM_ij + dL/dM_ji of the dense model."""

@@ -165,9 +165,10 @@ def drosophila(side: str, folder: str | None = None) -> Graph:
     raise ConfigError(
         f"graph.graphs: drosophila_{side} needs the connectome files of the "
         f"graspologic wheel ({got}). Fix: `pip install --no-deps "
-        "graspologic` (its files are read by path, nothing is imported), or "
+        "graspologic` (its files are read by path, nothing is imported), "
         "set graph.drosophila_dir to a folder holding "
-        f"{side}_adjacency.csv and {side}_cell_labels.csv.")
+        f"{side}_adjacency.csv and {side}_cell_labels.csv, or leave "
+        f"drosophila_{side} out of graph.graphs.")
   adjacency = np.loadtxt(files[0], dtype=np.int64)
   cell_types = np.loadtxt(files[1], dtype=str).reshape(-1)
   n = adjacency.shape[0]
@@ -254,10 +255,10 @@ class Sources:
   drosophila_dir: str = ""
   sbm_nodes: int = 300
   sbm_classes: int = 3
-  sbm_degree: float = 10.0
+  sbm_degree: float = 5.0
   sbm_homophily: tuple[float, float] = (0.8, 0.2)  # homophilous, hetero-
   sbm_feature_dim: int = 16
-  sbm_feature_signal: float = 1.0
+  sbm_feature_signal: float = 1.5
   seed: int = 0
 
 

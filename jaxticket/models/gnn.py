@@ -29,6 +29,10 @@ Self-loops are not edges: they are never masked.
 
 With every edge masked both reduce to their self term: GCN to ``H W``
 (A_hat = I), GraphSAGE to ``H W_self``.
+
+Propagation is a dense (N, N) matmul for graphs of at most
+``dense_nodes`` nodes and segment sums over the edge list above
+(:data:`DENSE_NODES`); both give the same result (tested).
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ from jaxticket.core.checks import check_choice
 #: Smallest degree used in a normalization (soft UGS masks may drive edge
 #: weights to or below zero; a degree is at least its self-loop otherwise).
 MIN_DEGREE = 1e-6
+#: Graphs of at most this many nodes propagate with a dense (N, N) matrix
+#: (one scatter of E scalars, then matmuls); larger ones with segment sums
+#: over the edge list. Same result; on XLA:CPU scattering E x features
+#: values per layer was the bottleneck (Drosophila, 209 nodes, 5559 edges:
+#: dense is much faster), while a dense matrix per replica would not fit
+#: for Cora-sized graphs.
+DENSE_NODES = 1024
 
 
 def _context(context: Any, who: str) -> tuple[jax.Array, jax.Array,
@@ -79,39 +90,71 @@ def propagate(h: jax.Array, senders: jax.Array, receivers: jax.Array,
   return out if self_coef is None else out + self_coef[:, None] * h
 
 
+def dense_matrix(senders: jax.Array, receivers: jax.Array,
+                 edge_coef: jax.Array, self_coef: jax.Array | None,
+                 num_nodes: int) -> jax.Array:
+  """The (N, N) matrix of :func:`propagate`: ``c_ij`` at both (i, j) and
+  (j, i), ``self_coef`` on the diagonal."""
+  a = jnp.zeros((num_nodes, num_nodes), edge_coef.dtype)
+  if self_coef is not None:
+    a = a + jnp.diag(self_coef)
+  a = a.at[senders, receivers].add(edge_coef)
+  return a.at[receivers, senders].add(edge_coef)
+
+
 def normalized_adjacency(senders: jax.Array, receivers: jax.Array,
                          weights: jax.Array, num_nodes: int) -> jax.Array:
   """The dense (N, N) ``A_hat`` (for tests and small graphs)."""
   edge, loop = gcn_coefficients(senders, receivers, weights, num_nodes)
-  a = jnp.diag(loop)
-  a = a.at[senders, receivers].add(edge)
-  return a.at[receivers, senders].add(edge)
+  return dense_matrix(senders, receivers, edge, loop, num_nodes)
+
+
+def propagator(senders: jax.Array, receivers: jax.Array,
+               edge_coef: jax.Array, self_coef: jax.Array | None,
+               num_nodes: int, dense_nodes: int = DENSE_NODES):
+  """``h -> propagate(h, ...)``, through a dense matrix built once when
+  the graph has at most ``dense_nodes`` nodes."""
+  if num_nodes <= dense_nodes:
+    a = dense_matrix(senders, receivers, edge_coef, self_coef, num_nodes)
+    return lambda h: a @ h
+  return lambda h: propagate(h, senders, receivers, edge_coef, self_coef)
 
 
 class GCNConv(nn.Module):
-  """One GCN layer: ``A_hat (H W)`` (no bias, as UGS)."""
+  """One GCN layer: ``A_hat (H W)`` (no bias, as UGS); ``prop`` applies
+  ``A_hat`` (:func:`propagator`)."""
   features: int
 
   @nn.compact
-  def __call__(self, h, senders, receivers, edge_coef, self_coef):
-    h = nn.Dense(self.features, use_bias=False, name="dense")(h)
-    return propagate(h, senders, receivers, edge_coef, self_coef)
+  def __call__(self, h, prop):
+    return prop(nn.Dense(self.features, use_bias=False, name="dense")(h))
 
 
 class SAGEConv(nn.Module):
   """One GraphSAGE layer (mean aggregator): ``W_self h_i + W_nbr
-  sum_j w_ij h_j / sum_j w_ij`` (+ bias on the neighbour term, as PyG)."""
+  sum_j w_ij h_j / sum_j w_ij`` (+ bias on the neighbour term, as PyG);
+  ``mean`` applies the weighted neighbour mean (:func:`propagator`)."""
   features: int
 
   @nn.compact
-  def __call__(self, h, senders, receivers, weights):
-    n = h.shape[0]
-    deg = jax.ops.segment_sum(weights, senders, n) + jax.ops.segment_sum(
-        weights, receivers, n)
-    mean = propagate(h, senders, receivers, weights, None) / jnp.maximum(
-        deg, MIN_DEGREE)[:, None]
-    return (nn.Dense(self.features, name="neighbors")(mean)
+  def __call__(self, h, mean):
+    return (nn.Dense(self.features, name="neighbors")(mean(h))
             + nn.Dense(self.features, use_bias=False, name="self")(h))
+
+
+def neighbour_mean(senders: jax.Array, receivers: jax.Array,
+                   weights: jax.Array, num_nodes: int,
+                   dense_nodes: int = DENSE_NODES):
+  """``h -> sum_j w_ij h_j / sum_j w_ij`` (0 for a node without edges)."""
+  deg = jax.ops.segment_sum(weights, senders, num_nodes) + \
+      jax.ops.segment_sum(weights, receivers, num_nodes)
+  inv = 1.0 / jnp.maximum(deg, MIN_DEGREE)
+  if num_nodes <= dense_nodes:
+    a = dense_matrix(senders, receivers, weights, None, num_nodes)
+    a = a * inv[:, None]
+    return lambda h: a @ h
+  return lambda h: propagate(h, senders, receivers, weights, None) * \
+      inv[:, None]
 
 
 def _edge_weights(module: nn.Module, senders: jax.Array) -> jax.Array:
@@ -126,19 +169,20 @@ class GCN(nn.Module):
   num_classes: int
   hidden: int = 64
   depth: int = 2
+  dense_nodes: int = DENSE_NODES
 
   @nn.compact
   def __call__(self, x, train: bool = False, context: Any = None):
     del train
     feats, s, r = _context(context, "GCN")
-    edge, loop = gcn_coefficients(s, r, _edge_weights(self, s),
-                                  feats.shape[0])
+    n = feats.shape[0]
+    edge, loop = gcn_coefficients(s, r, _edge_weights(self, s), n)
+    prop = propagator(s, r, edge, loop, n, self.dense_nodes)
     h = feats
     for i in range(self.depth - 1):
-      h = nn.relu(GCNConv(self.hidden, name=f"GCNConv_{i}")(h, s, r, edge,
-                                                            loop))
+      h = nn.relu(GCNConv(self.hidden, name=f"GCNConv_{i}")(h, prop))
     self.sow("intermediates", "hidden", h)
-    out = GCNConv(self.num_classes, name="head")(h, s, r, edge, loop)
+    out = GCNConv(self.num_classes, name="head")(h, prop)
     return out[jnp.asarray(x).astype(jnp.int32)]
 
 
@@ -148,17 +192,19 @@ class GraphSAGE(nn.Module):
   num_classes: int
   hidden: int = 64
   depth: int = 2
+  dense_nodes: int = DENSE_NODES
 
   @nn.compact
   def __call__(self, x, train: bool = False, context: Any = None):
     del train
     feats, s, r = _context(context, "GraphSAGE")
-    w = _edge_weights(self, s)
+    mean = neighbour_mean(s, r, _edge_weights(self, s), feats.shape[0],
+                          self.dense_nodes)
     h = feats
     for i in range(self.depth - 1):
-      h = nn.relu(SAGEConv(self.hidden, name=f"SAGEConv_{i}")(h, s, r, w))
+      h = nn.relu(SAGEConv(self.hidden, name=f"SAGEConv_{i}")(h, mean))
     self.sow("intermediates", "hidden", h)
-    out = SAGEConv(self.num_classes, name="head")(h, s, r, w)
+    out = SAGEConv(self.num_classes, name="head")(h, mean)
     return out[jnp.asarray(x).astype(jnp.int32)]
 
 
@@ -172,14 +218,17 @@ EDGES = r"(^|/)edges$"
 
 
 def build_gnn(name: str, num_classes: int, hidden: int = 64,
-              depth: int = 2, key: str = "graph.models") -> nn.Module:
+              depth: int = 2, dense_nodes: int = DENSE_NODES,
+              key: str = "graph.models") -> nn.Module:
   """GNN ``name`` of :data:`GNNS`."""
   check_choice(key, name, GNNS, "graph model")
   if depth < 1:
     raise ValueError(f"graph.depth must be >= 1; got {depth}.")
-  return GNNS[name](num_classes=num_classes, hidden=hidden, depth=depth)
+  return GNNS[name](num_classes=num_classes, hidden=hidden, depth=depth,
+                    dense_nodes=dense_nodes)
 
 
 __all__ = ["GCN", "GraphSAGE", "GCNConv", "SAGEConv", "GNNS", "build_gnn",
            "gcn_coefficients", "propagate", "normalized_adjacency",
-           "GRAPH_PRUNABLE", "EDGES", "MIN_DEGREE"]
+           "dense_matrix", "propagator", "neighbour_mean",
+           "GRAPH_PRUNABLE", "EDGES", "MIN_DEGREE", "DENSE_NODES"]

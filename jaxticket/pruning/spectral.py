@@ -35,8 +35,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+import threadpoolctl
 
 from jaxticket.core.checks import ConfigError
 
@@ -99,12 +101,15 @@ def fiedler(num_nodes: int, edges: np.ndarray) -> Fiedler:
   e = np.asarray(edges, np.int64).reshape(-1, 2)
   e = remap[e[nodes[e[:, 0]] & nodes[e[:, 1]]]]
   lap, deg = normalized_laplacian(len(idx), e)
-  if len(idx) <= DENSE_LIMIT:
-    vals, vecs = np.linalg.eigh(lap.toarray())
-  else:  # shift-invert just below the zero eigenvalue
-    vals, vecs = spla.eigsh(lap, k=2, sigma=-1e-2, which="LM")
-    order = np.argsort(vals)
-    vals, vecs = vals[order], vecs[:, order]
+  # One BLAS thread: these eigenproblems are small, and a threaded OpenBLAS
+  # on a busy 2-core machine was 17x slower (0.83 s vs 0.05 s at N = 290).
+  with threadpoolctl.threadpool_limits(1, "blas"):
+    if len(idx) <= DENSE_LIMIT:
+      vals, vecs = scipy.linalg.eigh(lap.toarray(), subset_by_index=[0, 1])
+    else:  # shift-invert just below the zero eigenvalue
+      vals, vecs = spla.eigsh(lap, k=2, sigma=-1e-2, which="LM")
+      order = np.argsort(vals)
+      vals, vecs = vals[order], vecs[:, order]
   f[idx] = vecs[:, 1] / np.sqrt(deg)
   return Fiedler(float(vals[1]), f, nodes)
 
