@@ -43,6 +43,7 @@ examples:
   jaxticket imp --config.imp.rewind=step --config.imp.rewind_step=-1  (auto k)
   jaxticket strong --config.strong.keep=0.1,0.5 --config.strong.rules=layerwise,units
   jaxticket theory --config.theory.parts=teacher_student
+  jaxticket graph --config configs/graph.py:tiny
 
 config keys (see configs/ and jaxticket/config.py for meanings):
 """

@@ -72,6 +72,20 @@ def test_graph_end_to_end_resume_and_refusal(tmp_path, capsys):
   assert again.tickets == s.tickets and again.spectral == s.spectral
   assert len((wd / "metrics.jsonl").read_text().splitlines()) == n
   del first
+  # As if killed during the fixed-mask program: its stage is missing. The
+  # rerun trains that program only (the UGS masks are read back), logs
+  # its rows once and reproduces the results.
+  masks = wd / "masks" / "tickets_karate_gcn_s0_ugs_r1.npz"
+  stamp = masks.stat().st_mtime_ns
+  (wd / "summary.json").unlink()
+  (wd / "stages" / "fixed_karate_gcn_s0_d2.json").unlink()
+  assert cli.main(argv) == 0
+  again = GraphSummary.from_json(json.loads((wd / "summary.json").read_text()))
+  assert masks.stat().st_mtime_ns == stamp
+  assert len((wd / "metrics.jsonl").read_text().splitlines()) == n
+  for a, b in zip(again.tickets, s.tickets):
+    assert a["test_accuracy"]["values"] == pytest.approx(
+        b["test_accuracy"]["values"], abs=1e-6)
   # Another config in the same workdir is refused.
   capsys.readouterr()
   assert cli.main(argv + ["--config.graph.rounds=2"]) == 2
