@@ -8,7 +8,7 @@ the spectral edge mask; spectral deletion / addition at depths 2, 4, 8.
 Minutes on a 2-core CPU (README, "Graph lottery tickets").
 
   jaxticket graph --config configs/graph.py
-  jaxticket graph --config configs/graph.py:tiny   # karate only, seconds
+  jaxticket graph --config configs/graph.py:tiny   # karate only, < 1 min
 """
 
 from jaxticket.config import default_config
