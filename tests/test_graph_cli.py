@@ -142,3 +142,45 @@ def test_help_names_the_command_and_its_keys(capsys):
   assert "graph.spectral.delete_fractions" in out
   assert cli.main(["list"]) == 0
   assert "graph" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # three small runs in subprocesses, ~1-2 min
+def test_graph_resumes_after_sigkill(tmp_path):
+  """SIGKILLed once its UGS round is stored (while the fixed-mask program
+  compiles or trains), the same command finishes the run with the results
+  of an uninterrupted one; the finished round is not trained again."""
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+  def start(wd):
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxticket.cli", "graph", "--config", TINY,
+         "--workdir", str(wd), "--no-progress", *SMALL], cwd=root, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+  ref, killed = tmp_path / "ref", tmp_path / "killed"
+  p = start(ref)
+  assert p.wait(timeout=600) == 0, p.stderr.read()
+  p = start(killed)
+  stage = killed / "stages" / "tickets_karate_gcn_s0_ugs_r1.json"
+  deadline = time.time() + 600
+  while not stage.exists() and p.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  assert p.poll() is None, "the run ended before it could be killed"
+  os.kill(p.pid, signal.SIGKILL)
+  p.wait()
+  assert not (killed / "summary.json").exists()
+  stamp = stage.stat().st_mtime_ns
+  p = start(killed)
+  assert p.wait(timeout=600) == 0, p.stderr.read()
+  assert stage.stat().st_mtime_ns == stamp  # round 1 was read back
+  a, b = (GraphSummary.from_json(json.loads((w / "summary.json").read_text()))
+          for w in (ref, killed))
+  assert a.tickets == b.tickets and a.spectral == b.spectral
+  rows = lambda w: sorted((w / "metrics.jsonl").read_text().splitlines())
+  assert rows(ref) == rows(killed)  # the killed program's rows only once
