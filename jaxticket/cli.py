@@ -46,6 +46,7 @@ examples:
   jaxticket theory --config.theory.parts=teacher_student
   jaxticket pai --config configs/mnist1d_lenet.py:tiny --workdir /tmp/pai
   jaxticket pai --config.pai.methods=snip,grasp,synflow --config.pai.densities=0.1,0.01
+  jaxticket graph --config configs/graph.py:tiny
 
 config keys (see configs/ and jaxticket/config.py for meanings):
 """

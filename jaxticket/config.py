@@ -37,6 +37,8 @@ from jaxticket.experiments.sweep import settings as sweep_settings
 # --- strong tickets and theory (issue 16) ---
 from jaxticket.experiments.strong import settings as strong_settings
 from jaxticket.experiments.theory import settings as theory_settings
+# --- graph tickets (issue 19) ---
+from jaxticket.experiments.graph import settings as graph_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -45,6 +47,7 @@ SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
 SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
 SECTIONS.update(pai=pai_settings)  # issue 14
 SECTIONS.update(dst=dst_settings)  # issue 15
+SECTIONS.update(graph=graph_settings)  # issue 19
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND

@@ -127,10 +127,11 @@ def run_steps(prog: Program, state: TrainState, hp: optim.HParams,
 
 
 def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
-             x: jax.Array, y: jax.Array, batch_size: int = 1000
-             ) -> tuple[jax.Array, jax.Array]:
+             x: jax.Array, y: jax.Array, batch_size: int = 1000,
+             context: PyTree = None) -> tuple[jax.Array, jax.Array]:
   """(mean loss, mean score) of one replica on (x, y), in fixed-size
-  batches (score: the task's, e.g. accuracy)."""
+  batches (score: the task's, e.g. accuracy). ``context``: the data's
+  shared arrays (:class:`~jaxticket.core.step.DataArrays`), if any."""
   n = x.shape[0]
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
@@ -143,7 +144,7 @@ def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
   def one(args):
     xb, yb, vb = args
     outputs, _ = apply_model(prog.model, params, batch_stats,
-                             prog.normalize(xb), False)
+                             prog.normalize(xb), False, context)
     losses, scores = prog.task.per_example(outputs.astype(jnp.float32), yb)
     return jnp.sum(losses * vb), jnp.sum(scores * vb)
 
@@ -219,9 +220,10 @@ class Trainer:
     self.traces: collections.Counter = collections.Counter()
     input_shape = tuple(data.train_x.shape[1:])
 
-    def init_all(keys):
+    def init_all(keys, context):
       self.traces["init"] += 1
-      return jax.vmap(lambda k: init_state(prog, k, input_shape))(keys)
+      return jax.vmap(lambda k: init_state(prog, k, input_shape, context))(
+          keys)
 
     self._init = jax.jit(init_all)
     self._restart = jax.jit(jax.vmap(lambda s: restart(prog, s)))
@@ -242,10 +244,10 @@ class Trainer:
       return fn(s, m, h, a, clock)
 
     self._run = jax.jit(run, static_argnums=(5, 6, 7), donate_argnums=0)
-    ev = lambda p, b, x, y: evaluate(prog, p, b, x, y, eval_batch_size)
+    ev = lambda p, b, x, y, c: evaluate(prog, p, b, x, y, eval_batch_size, c)
     ev_all = over_replicas(
-        lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y),
-                                   *ev(p, b, a.test_x, a.test_y)),
+        lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y, a.context),
+                                   *ev(p, b, a.test_x, a.test_y, a.context)),
         loop, (0, 0, None))
 
     def evaluate_all(p, b, a, mesh):
@@ -277,7 +279,7 @@ class Trainer:
 
   def init(self, keys: jax.Array) -> TrainState:
     """Stacked initial states (dense masks), one per key."""
-    return self._init(keys)
+    return self._init(keys, self.arrays.context)
 
   def restart(self, state: TrainState) -> TrainState:
     """Stacked states with fresh optimizer and mask-updater states."""

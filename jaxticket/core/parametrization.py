@@ -34,9 +34,17 @@ class Parametrization:
   to its projection onto the feasible set, applied by the step after every
   optimizer update: projected gradient descent, e.g. scores clipped to
   [0, 1] (GEM-MINER, Sreenivasan et al. 2022). None: no projection.
+
+  ``penalty`` (optional) maps the same tree to a scalar added to the
+  training loss, so its (sub)gradient reaches the optimizer together with
+  the task's, e.g. the L1 norm of soft masks (UGS, Chen et al. 2021: their
+  code adds s * sign(m) to the masks' gradients before Adam, which is the
+  gradient of s * |m|). None: no penalty. Weight decay stays the
+  optimizer's (``HParams``).
   """
   trainable: str = ""  # "" = every leaf
   project: Callable[[PyTree], PyTree] | None = None
+  penalty: Callable[[PyTree], jax.Array] | None = None
 
   @classmethod
   def weights(cls) -> "Parametrization":

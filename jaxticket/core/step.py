@@ -76,29 +76,44 @@ class Program(NamedTuple):
 
 class DataArrays(NamedTuple):
   """Device-resident arrays a run reads (passed un-vmapped, never closed over,
-  so large datasets are not baked into the compiled program)."""
+  so large datasets are not baked into the compiled program).
+
+  ``context`` (optional) is a pytree of arrays that every forward pass reads
+  whole and every replica shares, e.g. a graph's node features and edge
+  list when the examples are node indices (node classification). A model
+  gets it as ``model.apply(..., context=context)``; None (the default) for
+  datasets whose examples carry all their inputs.
+  """
   train_x: jax.Array
   train_y: jax.Array
   val_x: jax.Array
   val_y: jax.Array
   test_x: jax.Array
   test_y: jax.Array
+  context: PyTree = None
+
+
+SPLIT_FIELDS = DataArrays._fields[:6]
 
 
 def device_arrays(data: Any) -> DataArrays:
-  """The splits of a dataset (anything with ``train_x`` ... ``test_y``)."""
-  return DataArrays(*(jnp.asarray(getattr(data, f))
-                      for f in DataArrays._fields))
+  """The splits of a dataset (anything with ``train_x`` ... ``test_y``, and
+  optionally ``context``)."""
+  context = getattr(data, "context", None)
+  return DataArrays(*(jnp.asarray(getattr(data, f)) for f in SPLIT_FIELDS),
+                    context=None if context is None else jax.tree.map(
+                        jnp.asarray, context))
 
 
-def init_state(prog: Program, key: jax.Array, input_shape: tuple[int, ...]
-               ) -> TrainState:
+def init_state(prog: Program, key: jax.Array, input_shape: tuple[int, ...],
+               context: PyTree = None) -> TrainState:
   """Initialize one replica from ``key`` (split into init and data keys),
-  with the dense mask and a fresh optimizer."""
+  with the dense mask and a fresh optimizer. ``context``: the data's
+  shared arrays (:class:`DataArrays`), if it has any."""
   init_key, data_key = jax.random.split(key)
   variables = prog.model.init(init_key,
                               jnp.zeros((1, *input_shape), jnp.float32),
-                              train=False)
+                              train=False, **context_kwargs(context))
   params = variables["params"]
   mask = masks_lib.ones(params, prog.prunable)
   state = TrainState(params=params,
@@ -166,18 +181,27 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return max(1, num_examples // batch_size)
 
 
+def context_kwargs(context: PyTree) -> dict:
+  """``{"context": context}`` for a model call, or nothing without one (so
+  models that take no context are called exactly as before)."""
+  return {} if context is None else {"context": context}
+
+
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree,
-                x: jax.Array, train: bool) -> tuple[jax.Array, PyTree]:
+                x: jax.Array, train: bool, context: PyTree = None
+                ) -> tuple[jax.Array, PyTree]:
   """(outputs, batch_stats): in training mode with BatchNorm the updated
-  running statistics, otherwise ``batch_stats`` unchanged."""
+  running statistics, otherwise ``batch_stats`` unchanged. ``context``:
+  the data's shared arrays (:class:`DataArrays`), if any."""
   variables = {"params": params}
+  kw = context_kwargs(context)
   if batch_stats:
     variables["batch_stats"] = batch_stats
   if train and batch_stats:
     outputs, updates = model.apply(variables, x, train=True,
-                                   mutable=["batch_stats"])
+                                   mutable=["batch_stats"], **kw)
     return outputs, updates["batch_stats"]
-  return model.apply(variables, x, train=train), batch_stats
+  return model.apply(variables, x, train=train, **kw), batch_stats
 
 
 def _grown(old: PyTree, new: PyTree, like: PyTree) -> PyTree:
@@ -249,10 +273,13 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
       params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
     outputs, new_stats = apply_model(prog.model, params, state.batch_stats,
                                      x.astype(jnp.bfloat16) if low else x,
-                                     True)
+                                     True, arrays.context)
     new_stats = jax.tree.map(lambda n, o: n.astype(o.dtype), new_stats,
                              state.batch_stats)
-    return mean_loss(prog.task, outputs, y), new_stats
+    loss = mean_loss(prog.task, outputs, y)
+    if prog.parametrization.penalty is not None:
+      loss = loss + prog.parametrization.penalty(trainable)
+    return loss, new_stats
 
   (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       trainable)
@@ -287,4 +314,5 @@ def _remask(prog: Program, params: PyTree, mask: PyTree) -> PyTree:
 
 __all__ = ["TrainState", "Program", "DataArrays", "device_arrays",
            "init_state", "restart", "epoch_permutation", "batch_indices",
-           "steps_per_epoch", "apply_model", "train_step"]
+           "steps_per_epoch", "apply_model", "context_kwargs", "train_step",
+           "SPLIT_FIELDS"]

@@ -171,6 +171,24 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "summary.json, report.md, accuracy_vs_step.png, grad_norm_vs_step."
         "png, mask_updates.png, barriers.png, metrics.jsonl, checkpoints/, "
         "imp/, imp_finetune/"),
+    # --- graph tickets (issue 19) ---
+    Experiment(
+        "graph", "Graph lottery tickets (UGS) and spectral edge pruning.",
+        "Graph lottery tickets: GCN / GraphSAGE on offline graphs (karate "
+        "club, stochastic block models of chosen homophily, the Drosophila "
+        "connectome, Planetoid files from graph.dir) with the adjacency as "
+        "a mask leaf. UGS (Chen et al. 2021: trainable edge and weight "
+        "masks with L1, prune graph.edge_fraction of the edges and "
+        "graph.weight_fraction of the weights per round, rewind) against "
+        "random pruning, the weight-mask controls and a data-free spectral "
+        "edge mask; spectral pruning (Jamadandi et al. 2024: greedy "
+        "spectral-gap deletion / addition by a first-order proxy, never "
+        "disconnecting) with its effect on accuracy, the spectral gap and "
+        "the Dirichlet energy vs depth. Knobs under graph.*.",
+        "jaxticket.experiments.graph.graph", (),
+        "summary.json, report.md, accuracy_vs_edges.png, "
+        "accuracy_vs_weights.png, spectral_gap.png, depth.png, "
+        "metrics.jsonl, stages/, masks/"),
 )}
 
 

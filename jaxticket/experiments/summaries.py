@@ -202,3 +202,27 @@ class DstSummary(Summary):
   wall_time_s: float
   imp_workdir: str = ""
   finetune_workdir: str = ""
+
+
+# --- graph tickets (issue 19) ----------------------------------------------
+@dataclasses.dataclass
+class GraphSummary(Summary):
+  """``jaxticket graph``: per graph its statistics and spectral-gap curves;
+  ticket rows per (graph, model, setting, round) and spectral rows per
+  (graph, model, depth, setting, fraction), each accuracy a
+  ``{mean, std, ci95, n, values}`` over splits x seeds."""
+  SCHEMA = "graph"
+  graphs: list[dict]
+  tickets: list[dict]
+  spectral: list[dict]
+  gap_curves: dict
+  models: list[str]
+  seeds: list[int]
+  splits: int
+  split: str
+  methods: list[str]
+  rounds: int
+  edge_fraction: float
+  weight_fraction: float
+  timings_s: dict
+  wall_time_s: float
