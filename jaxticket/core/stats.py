@@ -32,6 +32,18 @@ def mean_ci(values: np.ndarray, level: float = 0.95
   return float(v.mean() - half), float(v.mean() + half)
 
 
+def welch_se_dof(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+  """Standard error of mean(a) - mean(b) and its Welch-Satterthwaite
+  degrees of freedom (Welch 1947); both samples need two or more values.
+  The degrees of freedom are NaN when both variances are 0."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+  se = float(np.sqrt(va + vb))
+  with np.errstate(invalid="ignore", divide="ignore"):
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+  return se, float(dof)
+
+
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
   """mean(a) - mean(b) with a Welch confidence interval and the two-sided
   p-value of Welch's t-test (None where undefined)."""
@@ -42,11 +54,9 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
   if a.size < 2 or b.size < 2:
     return out
   from scipy import stats as scipy_stats
-  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-  se = np.sqrt(va + vb)
+  se, dof = welch_se_dof(a, b)
   if se == 0:
     return out
-  dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
   half = scipy_stats.t.ppf(0.5 + level / 2, dof) * se
   out.update(ci_low=out["gap"] - half, ci_high=out["gap"] + half,
              p_value=float(2 * scipy_stats.t.sf(abs(out["gap"]) / se, dof)))

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 
 from jaxticket.core.masks import path_str
 from jaxticket.pruning.allocators import prune_groups
-from jaxticket.pruning.scorers import ScoreContext, random as random_scores
+from jaxticket.pruning.scorers import ScoreContext
+from jaxticket.pruning.scorers.random import random as random_scores
 
 PyTree = Any
 

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from typing import Mapping
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from jaxticket.core import stats as stats_lib
 
 #: Ma et al.'s thresholds (fractions) per dataset: (tolerance, margin). Ours
 #: for the small offline sets are wider: their test sets have 1000 (mnist1d)
@@ -76,13 +77,11 @@ def gap(a: np.ndarray, b: np.ndarray, threshold: float, alpha: float,
          "significant": None}
   if test == "none" or len(a) < 2 or len(b) < 2:
     return out
-  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-  se = math.sqrt(va + vb)
+  se, dof = stats_lib.welch_se_dof(a, b)
   if se == 0:
     out.update(ci_low=diff, ci_high=diff, p_value=0.0 if diff > threshold
                else 1.0, significant=diff > threshold)
     return out
-  dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
   half = float(scipy_stats.t.ppf(1 - alpha / 2, dof)) * se
   p = float(scipy_stats.t.sf((diff - threshold) / se, dof))
   out.update(ci_low=diff - half, ci_high=diff + half, p_value=p,
