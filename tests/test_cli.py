@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs", "mnist1d_lenet.py") + ":tiny"
 
 
+@pytest.mark.slow  # ~15 s: a fresh interpreter imports jax
 def test_imp_end_to_end_in_subprocess(tmp_path):
   wd = tmp_path / "run"
   cmd = [sys.executable, "-m", "jaxticket.cli", "imp", "--config", TINY,

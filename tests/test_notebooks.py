@@ -19,6 +19,7 @@ EXPECTED = {  # notebook: (text its outputs print, files it leaves)
 }
 
 
+@pytest.mark.slow  # ~25 s each: every notebook cell, headless
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_notebook_runs(tmp_path, monkeypatch, name):
   nb = nbformat.read(os.path.join(ROOT, "colab", name), as_version=4)

@@ -150,6 +150,7 @@ def test_sanity_rejects_lr_rewinding(tmp_path):
     sanity.run(tiny(**{"imp.rewind": "lr"}), str(tmp_path), progress=False)
 
 
+@pytest.mark.slow  # ~12 s: a ResNet ticket
 def test_smart_ratios_follow_forward_order(setup_and_ticket):
   cfg, s, init, ticket = setup_and_ticket
   order = [p for p in sanity.forward_order(s) if p.endswith("kernel")]
@@ -168,6 +169,7 @@ def test_smart_ratios_follow_forward_order(setup_and_ticket):
       "BasicBlock_8/ConvBN_0/Conv_0/kernel")
 
 
+@pytest.mark.slow  # ~20 s: three seed rounds
 def test_adaptive_rounds_add_seeds_only_where_inconclusive(tmp_path,
                                                            monkeypatch):
   # Level 1 is made to look inconclusive, by an open condition at LR 0.1,

@@ -59,6 +59,7 @@ def test_pruned_weights_and_moments_stay_exactly_zero(mnist1d, optimizer):
           assert (np.asarray(leaf)[~np.asarray(m)] == 0).all()
 
 
+@pytest.mark.slow  # ~20 s; vmapped == sequential also in test_sanity, test_dst
 def test_vmapped_replicas_equal_sequential_runs(mnist1d):
   tr = make_trainer(mnist1d, name="resnet1d", width=0.25)  # with BatchNorm
   seeds = [3, 4, 5]
