@@ -162,3 +162,76 @@ def test_payoff_above_the_number_of_classes_and_regression_are_refused():
                     tasks.Gambler)
   assert tasks.extra_outputs(tasks.build("classification", "gambler")) == 1
   assert tasks.extra_outputs(tasks.build("classification", "ce")) == 0
+
+
+def gambler_cfg(**kw):
+  cfg = config_lib.default_config("tiny")
+  cfg.model.width = 0.25
+  return config_lib.set_values(cfg, {"task.loss": "gambler",
+                                     "task.payoff": 2.2,
+                                     "task.pretrain_steps": 10, **kw})
+
+
+@pytest.mark.slow
+def test_compiled_evaluation_matches_numpy_on_the_model_outputs():
+  """The trainer's test AURC / risk, computed inside the vmapped
+  evaluation, equal a NumPy recomputation from each replica's outputs; the
+  gambler net has one more output than the dataset has classes."""
+  from jaxticket.core import loop as loop_lib
+  from jaxticket.core import step as step_lib
+  from jaxticket.experiments import common
+  cfg = gambler_cfg()
+  s = common.setup(cfg)
+  state = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  state, _ = s.trainer.run(state, s.hparams, 30)
+  ev = jax.device_get(s.trainer.evaluate(state))
+  data = s.data
+  for r in range(len(s.seeds)):
+    params = loop_lib.tree_index(state.params, r)
+    stats = loop_lib.tree_index(state.batch_stats, r)
+    out, _ = step_lib.apply_model(s.trainer.prog.model, params, stats,
+                                  s.trainer.prog.normalize(
+                                      jnp.asarray(data.test_x)), False)
+    assert out.shape[1] == data.num_classes + 1
+    own, soft = (np.asarray(c) for c in s.trainer.prog.task.confidence(out))
+    out = np.asarray(out, np.float64)
+    correct = (out[:, :-1].argmax(-1) == data.test_y).astype(np.float64)
+    np.testing.assert_allclose(own, -np_softmax(out)[:, -1], atol=1e-5)
+    curve = np_risk_curve(own, correct)
+    np.testing.assert_allclose(ev.test_aurc[r], curve.mean(), atol=1e-3)
+    np.testing.assert_allclose(ev.test_risk[r], curve[
+        [max(1, round(c * len(curve))) - 1 for c in selective.COVERAGES]],
+        atol=2e-2)
+    soft_curve = np_risk_curve(soft, correct)
+    np.testing.assert_allclose(ev.test_aurc_softmax[r], soft_curve.mean(),
+                               atol=1e-3)
+    np.testing.assert_allclose(ev.test_risk[r][0], 1 - correct.mean(),
+                               atol=1e-6)
+    np.testing.assert_allclose(ev.test_accuracy[r], correct.mean(), atol=1e-6)
+  assert s.trainer.traces["evaluate"] == 1
+  s.trainer.evaluate(state)
+  assert s.trainer.traces["evaluate"] == 1
+
+
+@pytest.mark.slow
+def test_sanity_reports_selective_metrics_of_a_gambler_net(tmp_path):
+  """`jaxticket sanity` with task.loss=gambler: every setting at the checked
+  level has AURC rows; the risk at full coverage is the error rate."""
+  from jaxticket.experiments.sanity import sanity
+  cfg = gambler_cfg(**{"imp.levels": 1, "sanity.levels": (1,),
+                       "sanity.lrs": (0.3,)})
+  summary = sanity.run(cfg, str(tmp_path), progress=False)
+  assert summary.selective_score == "abstain"
+  assert summary.task["loss"] == "gambler"
+  acc = {(r["lr"], r["level"]): r for r in summary.rows}
+  rows = [r for r in summary.selective if r["level"] == 1]
+  assert len(rows) == 1
+  for name in sanity.SETTINGS:
+    cell = rows[0][name]
+    assert 0 <= cell["aurc"]["mean"] <= 1
+    assert 0 <= cell["aurc_softmax"]["mean"] <= 1
+    assert len(cell["risk"]) == len(selective.COVERAGES)
+    np.testing.assert_allclose(
+        cell["risk"][0], 1 - acc[(0.3, 1)][name]["mean"], atol=1e-5)
+  report = (tmp_path / "report.md").read_text()
+  assert "Selective classification" in report and "abstain output" in report
