@@ -17,9 +17,12 @@ program, on the accelerator, from raw 16 kHz waveforms:
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxticket.models.layers import ConvBN, scaled
 
 
 def hz_to_mel(f):
@@ -52,12 +55,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int,
 
 def frame(x: jax.Array, n_fft: int, hop: int, center: bool = True
           ) -> jax.Array:
-  """[frames, n_fft] overlapping windows of a 1-D signal."""
+  """[..., frames, n_fft] overlapping windows of signals [..., T] (the last
+  axis is time; leading axes, e.g. a batch, pass through)."""
   if center:
-    x = jnp.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
-  count = 1 + (x.shape[0] - n_fft) // hop
+    pad = [(0, 0)] * (x.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+    x = jnp.pad(x, pad, mode="reflect")
+  count = 1 + (x.shape[-1] - n_fft) // hop
   idx = hop * np.arange(count)[:, None] + np.arange(n_fft)[None]
-  return x[idx]
+  return x[..., idx]
 
 
 def hann(n: int) -> np.ndarray:
@@ -68,7 +73,7 @@ def hann(n: int) -> np.ndarray:
 
 def power_spectrogram(x: jax.Array, n_fft: int = 400, hop: int = 160
                       ) -> jax.Array:
-  """[frames, n_fft // 2 + 1] |STFT|^2 with a periodic Hann window."""
+  """[..., frames, n_fft // 2 + 1] |STFT|^2, periodic Hann window."""
   spec = jnp.fft.rfft(frame(x, n_fft, hop) * hann(n_fft), axis=-1)
   return jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
 
@@ -76,8 +81,31 @@ def power_spectrogram(x: jax.Array, n_fft: int = 400, hop: int = 160
 def log_mel(x: jax.Array, sample_rate: int = 16000, n_fft: int = 400,
             hop: int = 160, n_mels: int = 40, fmin: float = 0.0,
             fmax: float | None = None, eps: float = 1e-6) -> jax.Array:
-  """[frames, n_mels] log-mel energies of one waveform ``x`` [T]
+  """[..., frames, n_mels] log-mel energies of waveforms ``x`` [..., T]
   (defaults: 25 ms windows, 10 ms hop at 16 kHz, 40 bands)."""
   fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
   return jnp.log(power_spectrogram(x.astype(jnp.float32), n_fft, hop) @ fb
                  + eps)
+
+
+class LogMelCNN(nn.Module):
+  """A small 1-D conv net on log-mel features of raw waveforms [B, T, 1]:
+  :func:`log_mel` (per-clip mean removed from each band, a cepstral-mean
+  normalization), ``depth`` conv-ReLU layers of kernel 5 over time (stride
+  2 on the first three; bands are channels), global average pooling over
+  time and the ``head``."""
+  num_classes: int
+  width: float = 1.0
+  depth: int = 3
+  sample_rate: int = 16000
+  n_mels: int = 40
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    feats = log_mel(x[..., 0], self.sample_rate, n_mels=self.n_mels)
+    x = feats - feats.mean(axis=-2, keepdims=True)
+    for i in range(self.depth):
+      x = ConvBN(scaled(32, self.width), (5,), strides=2 if i < 3 else 1,
+                 norm=False)(x, train)
+    x = x.mean(axis=-2)
+    return nn.Dense(self.num_classes, name="head")(x)
