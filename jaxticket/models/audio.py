@@ -91,7 +91,7 @@ def log_mel(x: jax.Array, sample_rate: int = 16000, n_fft: int = 400,
 class LogMelCNN(nn.Module):
   """A small 1-D conv net on log-mel features of raw waveforms [B, T, 1]:
   :func:`log_mel` (per-clip mean removed from each band, a cepstral-mean
-  normalization), ``depth`` conv-ReLU layers of kernel 5 over time (stride
+  normalization, then divided by the clip's feature std), ``depth`` conv-ReLU layers of kernel 5 over time (stride
   2 on the first three; bands are channels), global average pooling over
   time and the ``head``."""
   num_classes: int
@@ -103,7 +103,8 @@ class LogMelCNN(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     feats = log_mel(x[..., 0], self.sample_rate, n_mels=self.n_mels)
-    x = feats - feats.mean(axis=-2, keepdims=True)
+    feats = feats - feats.mean(axis=-2, keepdims=True)
+    x = feats / (jnp.std(feats, axis=(-2, -1), keepdims=True) + 1e-5)
     for i in range(self.depth):
       x = ConvBN(scaled(32, self.width), (5,), strides=2 if i < 3 else 1,
                  norm=False)(x, train)
