@@ -74,3 +74,12 @@ def test_sanity_runs_on_speech_offline(tmp_path):
   assert summary.verdicts and summary.selective
   for f in ("report.md", "summary.json", "metrics.jsonl", "config.json"):
     assert (tmp_path / "run" / f).exists()
+
+
+def test_missing_espeak_is_one_line_naming_the_fix(monkeypatch):
+  monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+  with pytest.raises(ValueError) as err:
+    speech.generate(per_class=1, seed=0)
+  assert "apt-get install espeak-ng" in str(err.value)
+  assert "data.name=espeak_prosody" in str(err.value)
+  assert "\n" not in str(err.value)

@@ -34,8 +34,8 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven",
          "off", "stop", "go")
 
 
-class EspeakUnavailableError(RuntimeError):
-  """espeak-ng is not installed."""
+class EspeakUnavailableError(ValueError):
+  """espeak-ng is not installed (a ValueError: the CLI prints one line)."""
 
 
 def class_name(label: int) -> str:
