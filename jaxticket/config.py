@@ -23,6 +23,7 @@ import ml_collections
 
 from jaxticket import data as data_lib
 from jaxticket import models as models_lib
+from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
 from jaxticket.core.checks import (ConfigError, check_choice, check_range,
@@ -116,6 +117,15 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # NaN/Inf loss: a replica is marked diverged and left out of means; true
   # stops the whole run at the first divergence instead.
   c.train.stop_on_divergence = False
+
+  # What the net is trained to minimize on a classification dataset: "ce"
+  # (softmax cross-entropy) or "gambler" (Deep Gamblers, Liu et al. 2019:
+  # one extra abstain output, payoff o in (1, classes]; the first
+  # pretrain_steps steps use cross-entropy on the class outputs).
+  c.task = ml_collections.ConfigDict()
+  c.task.loss = "ce"
+  c.task.payoff = 2.2
+  c.task.pretrain_steps = 0
 
   c.masks = ml_collections.ConfigDict()
   c.masks.prunable = r"(^|/)kernel$"
@@ -454,6 +464,13 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_range("seed", cfg.seed >= 0, cfg.seed,
               "must be >= 0 (replicas use seeds seed .. seed+seeds-1)")
   check_range("seeds", cfg.seeds >= 1, cfg.seeds, "must be >= 1")
+  check_choice("task.loss", cfg.task.loss, tasks_lib.LOSSES)
+  check_range("task.payoff", cfg.task.payoff > 1 and
+              math.isfinite(cfg.task.payoff), cfg.task.payoff,
+              "must be > 1 and at most the number of classes (e.g. 2.2)")
+  check_range("task.pretrain_steps",
+              0 <= cfg.task.pretrain_steps <= t.steps,
+              cfg.task.pretrain_steps, f"must be in [0, train.steps={t.steps}]")
   check_regex("masks.prunable", cfg.masks.prunable, r"(^|/)kernel$")
   check_regex("masks.output_layer", cfg.masks.output_layer, r"(^|/)head/kernel$")
   check_range("checkpoint.every_steps", cfg.checkpoint.every_steps >= 0,

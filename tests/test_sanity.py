@@ -143,6 +143,16 @@ def test_sanity_end_to_end(tmp_path):
   assert saved["verdicts"][0]["class"] == v["class"]
   report_text = (tmp_path / "report.md").read_text()
   assert f"**{v['class']}**" in report_text and summary["conclusion"] in report_text
+  # Selective classification of CE nets: ranked by the softmax response,
+  # so the own and softmax AURCs agree; full-coverage risk = error rate.
+  assert summary.selective_score == "softmax"
+  (sel,) = [r for r in summary.selective if r["level"] == 2 and r["lr"] == 0.1]
+  for name in settings:
+    np.testing.assert_allclose(sel[name]["aurc"]["per_seed"],
+                               sel[name]["aurc_softmax"]["per_seed"])
+    np.testing.assert_allclose(sel[name]["risk"][0],
+                               1 - checked[0][name]["mean"], atol=1e-5)
+  assert "Selective classification" in report_text
 
 
 def test_sanity_rejects_lr_rewinding(tmp_path):

@@ -24,6 +24,8 @@ from jax.sharding import Mesh, PartitionSpec as P
 from jaxticket.core import mesh as mesh_lib
 from jaxticket.core import optim
 from jaxticket.core import masks as masks_lib
+from jaxticket.core import selective
+from jaxticket.core import task as task_lib
 from jaxticket.core.parametrization import merge
 from jaxticket.core.step import (DataArrays, Program, TrainState, apply_model,
                                  device_arrays, epoch_permutation, init_state,
@@ -132,6 +134,29 @@ def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
   """(mean loss, mean score) of one replica on (x, y), in fixed-size
   batches (score: the task's, e.g. accuracy). ``context``: the data's
   shared arrays (:class:`~jaxticket.core.step.DataArrays`), if any."""
+  loss, score, _ = evaluate_selective(prog, params, batch_stats, x, y,
+                                      batch_size, context, with_curve=False)
+  return loss, score
+
+
+class Selective(NamedTuple):
+  """Selective-classification metrics of one replica on one split
+  (:mod:`jaxticket.core.selective`): AURC ranking by the task's own score
+  (the abstain output for Deep Gamblers, the softmax response otherwise),
+  AURC ranking by the softmax response, and the risk at each of
+  ``selective.COVERAGES`` by the task's own score. NaN for a task
+  without confidences (regression)."""
+  aurc: jax.Array
+  aurc_softmax: jax.Array
+  risk: jax.Array
+
+
+def evaluate_selective(prog: Program, params: PyTree, batch_stats: PyTree,
+                       x: jax.Array, y: jax.Array, batch_size: int = 1000,
+                       context: PyTree = None, with_curve: bool = True
+                       ) -> tuple[jax.Array, jax.Array, Selective | None]:
+  """:func:`evaluate` plus, from the same forward pass, the
+  :class:`Selective` metrics (``with_curve``; None otherwise)."""
   n = x.shape[0]
   num_batches = -(-n // batch_size)
   pad = num_batches * batch_size - n
@@ -140,16 +165,32 @@ def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
   xs, ys = split(x), split(y)
   valid = (jnp.arange(num_batches * batch_size) < n).reshape(
       num_batches, batch_size)
+  ranks = with_curve and hasattr(prog.task, "confidence")
 
   def one(args):
     xb, yb, vb = args
     outputs, _ = apply_model(prog.model, params, batch_stats,
                              prog.normalize(xb), False, context)
-    losses, scores = prog.task.per_example(outputs.astype(jnp.float32), yb)
-    return jnp.sum(losses * vb), jnp.sum(scores * vb)
+    outputs = outputs.astype(jnp.float32)
+    losses, scores = prog.task.per_example(outputs, yb)
+    sums = (jnp.sum(losses * vb), jnp.sum(scores * vb))
+    if not ranks:
+      return sums
+    return sums + (scores,) + tuple(task_lib.confidences(prog.task, outputs))
 
-  losses, scores = jax.lax.map(one, (xs, ys, valid))
-  return jnp.sum(losses) / n, jnp.sum(scores) / n
+  out = jax.lax.map(one, (xs, ys, valid))
+  loss, score = jnp.sum(out[0]) / n, jnp.sum(out[1]) / n
+  if not with_curve:
+    return loss, score, None
+  if not ranks:
+    nan = jnp.full((), jnp.nan, jnp.float32)
+    return loss, score, Selective(nan, nan, jnp.full(
+        (len(selective.COVERAGES),), jnp.nan, jnp.float32))
+  # padding lies at the end of the flattened split: keep the first n
+  correct, own, soft = (a.reshape(-1)[:n] for a in out[2:])
+  return loss, score, Selective(
+      selective.aurc(own, correct), selective.aurc(soft, correct),
+      selective.risk_at(own, correct))
 
 
 class GradientFlow(NamedTuple):
@@ -188,6 +229,12 @@ class Evaluation(NamedTuple):
   val_accuracy: jax.Array
   test_loss: jax.Array
   test_accuracy: jax.Array
+  #: Selective classification on the test split (:class:`Selective`;
+  #: NaN for tasks without confidences): AURC by the task's own score,
+  #: AURC by the softmax response, risk at ``selective.COVERAGES`` [R, K].
+  test_aurc: jax.Array
+  test_aurc_softmax: jax.Array
+  test_risk: jax.Array
 
 
 class Trainer:
@@ -245,10 +292,14 @@ class Trainer:
 
     self._run = jax.jit(run, static_argnums=(5, 6, 7), donate_argnums=0)
     ev = lambda p, b, x, y, c: evaluate(prog, p, b, x, y, eval_batch_size, c)
-    ev_all = over_replicas(
-        lambda p, b, a: Evaluation(*ev(p, b, a.val_x, a.val_y, a.context),
-                                   *ev(p, b, a.test_x, a.test_y, a.context)),
-        loop, (0, 0, None))
+
+    def ev_one(p, b, a):
+      test_loss, test_acc, sel = evaluate_selective(
+          prog, p, b, a.test_x, a.test_y, eval_batch_size, a.context)
+      return Evaluation(*ev(p, b, a.val_x, a.val_y, a.context), test_loss,
+                        test_acc, *sel)
+
+    ev_all = over_replicas(ev_one, loop, (0, 0, None))
 
     def evaluate_all(p, b, a, mesh):
       self.traces["evaluate"] += 1

@@ -276,7 +276,7 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
                                      True, arrays.context)
     new_stats = jax.tree.map(lambda n, o: n.astype(o.dtype), new_stats,
                              state.batch_stats)
-    loss = mean_loss(prog.task, outputs, y)
+    loss = mean_loss(prog.task, outputs, y, state.step)
     if prog.parametrization.penalty is not None:
       loss = loss + prog.parametrization.penalty(trainable)
     return loss, new_stats

@@ -30,9 +30,32 @@ class Task(Protocol):
                   ) -> tuple[jax.Array, jax.Array]:
     ...
 
+  # Optional, for classification tasks (evaluations report selective
+  # metrics when present, :mod:`jaxticket.core.selective`):
+  #   confidence(outputs) -> (own[B], softmax[B]): the task's own selection
+  #     score (higher = answered first; e.g. minus the abstain probability)
+  #     and the softmax response of its class outputs.
+  # Optional, for a loss that changes during training:
+  #   training_losses(outputs, targets, step) -> losses[B] (e.g. Deep
+  #     Gamblers' cross-entropy pretraining before the gambler's loss).
 
-def mean_loss(task: Task, outputs: jax.Array, targets: jax.Array
-              ) -> jax.Array:
-  """The training loss of a batch: the mean per-example loss (float32)."""
-  losses, _ = task.per_example(outputs.astype(jax.numpy.float32), targets)
+
+def mean_loss(task: Task, outputs: jax.Array, targets: jax.Array,
+              step: jax.Array | None = None) -> jax.Array:
+  """The training loss of a batch: the mean per-example loss (float32).
+  With ``step`` (the training step), a task's ``training_losses`` is used
+  where it has one."""
+  outputs = outputs.astype(jax.numpy.float32)
+  by_step = getattr(task, "training_losses", None)
+  if step is not None and by_step is not None:
+    return by_step(outputs, targets, step).mean()
+  losses, _ = task.per_example(outputs, targets)
   return losses.mean()
+
+
+def confidences(task: Task, outputs: jax.Array
+                ) -> tuple[jax.Array, jax.Array] | None:
+  """The task's (own, softmax-response) confidence per example, or None
+  for a task without one (regression)."""
+  fn = getattr(task, "confidence", None)
+  return None if fn is None else fn(outputs.astype(jax.numpy.float32))

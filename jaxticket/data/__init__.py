@@ -38,6 +38,9 @@ DATASETS: dict[str, dict] = {
                     std=(0.2470, 0.2435, 0.2616), scale=1 / 255, augment=True),
     "cifar100": dict(key="image", mean=(0.5071, 0.4865, 0.4409),
                      std=(0.2673, 0.2564, 0.2762), scale=1 / 255, augment=True),
+    # 16 kHz waveforms [T, 1] (issue 20; data/speech.py): synthetic prosody
+    "espeak_prosody": dict(key="x", mean=None, std=None, scale=1.0,
+                           augment=False),
 }
 
 

@@ -200,4 +200,47 @@ class FashionMnistIdx(tfds.core.GeneratorBasedBuilder,
 
 
 #: Offline builders by the name used in ``data.name``.
-OFFLINE_BUILDERS = {"mnist1d": Mnist1d, "digits": Digits}
+class EspeakProsody(tfds.core.GeneratorBasedBuilder):
+  """Synthetic speech (:mod:`jaxticket.data.speech`): 0.8 s clips at 16 kHz
+  of one word said by espeak-ng in one of 8 prosody classes (voice x pitch
+  x speed). Synthetic prosody, not emotion. ``TRAIN_PER_CLASS`` /
+  ``TEST_PER_CLASS`` clips per class, seeds 0 and 1."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "8 classes, 40/15 clips per class."}
+  TRAIN_PER_CLASS = 40
+  TEST_PER_CLASS = 15
+  SECONDS = 0.8
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    from jaxticket.data import speech
+    length = int(self.SECONDS * speech.SAMPLE_RATE)
+    return self.dataset_info_from_configs(
+        description="espeak-ng prosody classes (synthetic, not emotion).",
+        features=tfds.features.FeaturesDict({
+            "x": tfds.features.Tensor(shape=(length, 1), dtype=np.float32),
+            "label": tfds.features.ClassLabel(
+                names=[speech.class_name(i)
+                       for i in range(len(speech.CLASSES))]),
+        }),
+        supervised_keys=("x", "label"),
+        homepage="https://github.com/espeak-ng/espeak-ng",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    from jaxticket.data import speech
+    return {
+        "train": self._generate_examples(*speech.generate(
+            self.TRAIN_PER_CLASS, 0, self.SECONDS)),
+        "test": self._generate_examples(*speech.generate(
+            self.TEST_PER_CLASS, 1, self.SECONDS)),
+    }
+
+  def _generate_examples(self, xs, ys):
+    for i, (x, y) in enumerate(zip(xs, ys)):
+      yield i, {"x": np.asarray(x, np.float32)[:, None], "label": int(y)}
+
+
+OFFLINE_BUILDERS = {"mnist1d": Mnist1d, "digits": Digits,
+                    "espeak_prosody": EspeakProsody}

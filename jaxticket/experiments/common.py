@@ -31,6 +31,7 @@ from jaxticket import tasks
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
+from jaxticket.core import selective
 from jaxticket.core import step as step_lib
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
@@ -105,11 +106,12 @@ def setup(cfg: ml_collections.ConfigDict,
   """
   config_lib.validate(cfg)
   data = load_data(cfg)
-  model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
-                           cfg.model.depth or None, cfg.model.residual,
-                           input_shape=data.input_shape)
+  task = make_task(cfg, data)
+  model = models_lib.build(cfg.model.name, num_outputs(cfg, data),
+                           cfg.model.width, cfg.model.depth or None,
+                           cfg.model.residual, input_shape=data.input_shape)
   prog = step_lib.Program(
-      model=model, task=tasks.get(data.task),
+      model=model, task=task,
       recipe=config_lib.recipe(cfg, data.augment), normalize=data.normalize,
       prunable=cfg.masks.prunable)
   trainer = loop_lib.Trainer(prog, data, replica_loop=cfg.train.replica_loop,
@@ -148,6 +150,21 @@ def setup(cfg: ml_collections.ConfigDict,
           f"train.steps={cfg.train.steps}).")
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
                fractions, rewinds, axis)
+
+
+def make_task(cfg: ml_collections.ConfigDict, data: data_lib.Dataset
+              ) -> tasks.Task:
+  """The dataset's task trained with ``task.loss`` (cross-entropy, or Deep
+  Gamblers' loss with payoff ``task.payoff``; one-line errors)."""
+  return tasks.build(data.task, cfg.task.loss, cfg.task.payoff,
+                     cfg.task.pretrain_steps, data.num_classes)
+
+
+def num_outputs(cfg: ml_collections.ConfigDict, data: data_lib.Dataset
+                ) -> int:
+  """The model's output width: the classes, plus the abstain output when
+  ``task.loss=gambler``."""
+  return data.num_classes + tasks.extra_outputs(make_task(cfg, data))
 
 
 def dense_masks(cfg: ml_collections.ConfigDict, params: PyTree) -> PyTree:
@@ -203,6 +220,8 @@ class LevelLogger:
          "val_accuracy": float(ev.val_accuracy[r]),
          "test_loss": _finite_or_none(ev.test_loss[r]),
          "test_accuracy": float(ev.test_accuracy[r]),
+         "test_aurc": _finite_or_none(ev.test_aurc[r]),
+         "test_aurc_softmax": _finite_or_none(ev.test_aurc_softmax[r]),
          "diverged": bool(diverged_at[r] >= 0),
          "diverged_at": int(diverged_at[r]) if diverged_at[r] >= 0 else None,
          **per_replica[r]}
@@ -272,6 +291,7 @@ def train_level(s: Setup, workdir: Workdir, level: int,
          "test_accuracy": stats(ev.test_accuracy, ok),
          "val_accuracy": stats(ev.val_accuracy, ok),
          "test_loss": stats(ev.test_loss, ok),
+         **selective_stats(ev, ok),
          "train_loss": stats(logger.last_loss, ok),
          "diverged_seeds": [sd for sd, good in zip(seeds, ok) if not good],
          "diverged": [{"replica": r, "seed": seeds[r], "lr": float(lrs[r]),
@@ -286,6 +306,19 @@ def train_level(s: Setup, workdir: Workdir, level: int,
   return state, row
 
 
+def selective_stats(ev: loop_lib.Evaluation, ok: np.ndarray | None = None
+                    ) -> dict:
+  """Mean/std/per-seed values of the test AURC (the task's own ranking, and the softmax
+  response's) over the replicas ``ok``; empty for a task without
+  confidences (regression), whose AURC is NaN."""
+  aurc = np.asarray(ev.test_aurc)
+  ok = np.ones(aurc.shape, bool) if ok is None else np.asarray(ok)
+  if not np.isfinite(aurc[ok]).any():
+    return {}
+  return {"test_aurc": stats(aurc, ok),
+          "test_aurc_softmax": stats(np.asarray(ev.test_aurc_softmax), ok)}
+
+
 def row_to_json(row: dict) -> dict:
   """A :func:`train_level` row as JSON (its evaluation as lists)."""
   ev = row["evaluation"]
@@ -295,8 +328,14 @@ def row_to_json(row: dict) -> dict:
 
 def row_from_json(row: dict) -> dict:
   """Inverse of :func:`row_to_json` (evaluation arrays float32, as trained)."""
-  ev = loop_lib.Evaluation(**{k: np.asarray(v, np.float32)
-                               for k, v in row["evaluation"].items()})
+  saved = row["evaluation"]
+  # stages written before the selective metrics existed: NaN there
+  nan = lambda shape: np.full(shape, np.nan, np.float32)
+  r = len(saved["test_accuracy"])
+  missing = {"test_aurc": nan(r), "test_aurc_softmax": nan(r),
+             "test_risk": nan((r, len(selective.COVERAGES)))}
+  ev = loop_lib.Evaluation(**{**missing, **{
+      k: np.asarray(v, np.float32) for k, v in saved.items()}})
   return {**row, "evaluation": ev}
 
 

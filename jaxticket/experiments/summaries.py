@@ -67,6 +67,15 @@ class SanitySummary(Summary):
   largest_decided_secondary_sparsity: float | None = None
   #: Seeds and checked levels of each round (round 0, then adaptive ones).
   rounds: list[dict] = dataclasses.field(default_factory=list)
+  #: Selective classification (issue 20) per (lr, level): per setting the
+  #: test AURC by ``selective_score`` ("abstain": Deep Gamblers' abstain
+  #: output, task.loss=gambler; "softmax": the softmax response), the AURC
+  #: by the softmax response and the mean risk at each of ``coverages``.
+  selective: list[dict] = dataclasses.field(default_factory=list)
+  selective_score: str = "softmax"
+  coverages: list[float] = dataclasses.field(default_factory=list)
+  #: The training loss (``task`` section): loss, payoff, pretrain_steps.
+  task: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

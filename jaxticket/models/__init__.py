@@ -14,6 +14,7 @@ import flax.linen as nn
 from jaxticket.core.checks import check_choice
 
 from jaxticket.models.convnets import VGG_PLANS, ConvNet, MobileNetV1, VGG
+from jaxticket.models.audio import LogMelCNN
 from jaxticket.models.mlp import MLP
 from jaxticket.models.resnets import CNN1D, ResNet
 from jaxticket.models.layers import scaled
@@ -68,6 +69,11 @@ def _cnn1d(num_classes, width=1.0, depth=None, residual=True):
   return CNN1D(num_classes, width, depth or 3)
 
 
+def _logmel_cnn(num_classes, width=1.0, depth=None, residual=True):
+  del residual
+  return LogMelCNN(num_classes, width, depth or 3)
+
+
 def _resnet1d(num_classes, width=1.0, depth=None, residual=True):
   # depth = residual blocks per stage (2 stages: 32 and 64 channels).
   return ResNet((32, 64), depth or 2, num_classes, width, residual, ndim=1)
@@ -91,6 +97,7 @@ REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
     "resnet110": (_cifar_resnet(110), 2),
     "cnn1d": (_cnn1d, 1),
     "resnet1d": (_resnet1d, 1),
+    "logmel_cnn": (_logmel_cnn, 1),  # raw 16 kHz waveforms [T, 1]
 }
 
 

@@ -116,6 +116,8 @@ def _fractions(key: str, values, what: str) -> None:
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
+  check_range("task.loss", cfg.task.loss == "ce", cfg.task.loss,
+              "`graph` trains with cross-entropy only; use task.loss=ce")
   g = cfg.graph
   _words("graph.parts", g.parts, PARTS, "part")
   _words("graph.graphs", g.graphs, GRAPH_NAMES, "graph")

@@ -63,6 +63,60 @@ def sanity_accuracy_table(rows: list[dict], settings: list[str]) -> str:
   return "\n".join(lines)
 
 
+def selective_table(rows: list[dict], settings: list[str]) -> str:
+  """Markdown: test AURC (x100, lower is better) per (lr, density) and
+  setting: by the run's own selection score / by the softmax response."""
+  head = "| lr | density (%) | " + " | ".join(settings) + " |"
+  lines = [head, "|---:|---:|" + "---:|" * len(settings)]
+  for r in rows:
+    cells = [f"{100 * r[s]['aurc']['mean']:.2f} / "
+             f"{100 * r[s]['aurc_softmax']['mean']:.2f}"
+             if s in r else "—" for s in settings]
+    lines.append(f"| {r['lr']:g} | {pct(r['density'])} | " + " | ".join(cells)
+                 + " |")
+  return "\n".join(lines)
+
+
+def risk_table(rows: list[dict], coverages: list[float],
+               settings: list[str]) -> str:
+  """Markdown: the coverage-risk curve (test risk %, by the run's own
+  selection score) of each setting, one row per (lr, density, setting)."""
+  head = ("| lr | density (%) | setting | "
+          + " | ".join(f"{100 * c:.0f}%" for c in coverages) + " |")
+  lines = [head, "|---:|---:|:---|" + "---:|" * len(coverages)]
+  for r in rows:
+    for s in settings:
+      if s in r:
+        lines.append(f"| {r['lr']:g} | {pct(r['density'])} | {s} | "
+                     + " | ".join(f"{100 * v:.1f}" for v in r[s]["risk"])
+                     + " |")
+  return "\n".join(lines)
+
+
+def selective_section(summary: SanitySummary, levels: set[int],
+                      settings: list[str]) -> list[str]:
+  """The report's selective-classification section (none for a task
+  without confidences)."""
+  rows = [r for r in summary.selective if r["level"] in levels]
+  if not rows:
+    return []
+  own = ("the abstain output (Deep Gamblers, payoff o = "
+         f"{summary.task.get('payoff')})"
+         if summary.selective_score == "abstain" else
+         "the softmax response (largest class probability)")
+  return ["## Selective classification: does the ticket know when it does "
+          "not know?", "",
+          f"Test examples answered most-confident first, ranked by {own}; "
+          "the risk at coverage c is the error rate of the answered c. "
+          "AURC = the mean risk over all coverages (Geifman et al. 2019; "
+          "x100, lower is better; 0 for a perfect classifier). Cells: AURC "
+          "by the run's own score / by the softmax response, means over "
+          "round 0's seeds.", "",
+          selective_table(rows, settings), "",
+          "### Coverage-risk (test risk %, by the run's own score)", "",
+          risk_table(rows, summary.coverages, settings), ""]
+
+
 def plot_sanity(summary: SanitySummary, path: str) -> None:
   """Test accuracy vs. density per LR: a line with a seed band per setting,
   the dense net as a horizontal band."""
@@ -169,6 +223,8 @@ def write_sanity_report(wd: Workdir, summary: SanitySummary) -> None:
           sanity_accuracy_table(checked, settings), "",
           "![accuracy vs density](sanity_accuracy_vs_density.png)", "",
           "![accuracy vs lr](sanity_accuracy_vs_lr.png)", "",
+          *selective_section(summary, {r["level"] for r in checked},
+                             settings),
           "## Why it wins: weights remembered from initialization", "",
           "Mean over layers of the Pearson correlation between the rewind-"
           "point and trained weights (Liu et al. 2021) and of the overlap of "

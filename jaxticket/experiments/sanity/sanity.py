@@ -43,6 +43,7 @@ from jaxticket.experiments.sanity import settings
 from jaxticket.experiments.summaries import SanitySummary
 from jaxticket.experiments import common
 from jaxticket.core import masks as masks_lib
+from jaxticket.core import selective
 from jaxticket import models as models_lib
 from jaxticket.experiments.sanity import report
 from jaxticket.experiments.sanity import verdict as verdict_lib
@@ -130,7 +131,8 @@ def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
                       ) -> tuple[float, int]:
   """Width multiplier whose dense prunable count is closest to ``target``."""
   def count(width: float) -> int:
-    model = models_lib.build(cfg.model.name, data.num_classes, width,
+    model = models_lib.build(cfg.model.name, common.num_outputs(cfg, data),
+                             width,
                              cfg.model.depth or None, cfg.model.residual,
                              input_shape=data.input_shape)
     shapes = jax.eval_shape(lambda: model.init(
@@ -410,6 +412,35 @@ def _tables(evals: dict, level: int, axis: ReplicaAxis) -> dict:
   return out
 
 
+def selective_rows(cfg: ml_collections.ConfigDict, first: Round
+                   ) -> list[dict]:
+  """Selective classification per (lr, level) and setting from round 0's
+  seeds (every LR and level): test AURC ranking by the task's own score
+  (the abstain output under ``task.loss=gambler``, else the softmax
+  response), AURC by the softmax response, and the mean risk at each of
+  ``selective.COVERAGES`` (the coverage-risk curve). Empty for a task
+  without confidences (regression)."""
+  axis = first.setup.axis
+  rows = []
+  for level, imp_row in enumerate(first.outcome.rows):
+    for lr, idx in axis.groups("lr").items():
+      row = {"lr": float(lr), "level": level, "density": imp_row["density"]}
+      for name in SETTINGS:
+        ev = first.evals.get(name, {}).get(level)
+        if ev is None:
+          continue
+        own = np.asarray(ev.test_aurc)[idx]
+        if not np.isfinite(own).any():
+          return []
+        risk = np.asarray(ev.test_risk)[idx]
+        row[name] = {
+            "aurc": common.stats(own),
+            "aurc_softmax": common.stats(np.asarray(ev.test_aurc_softmax)[idx]),
+            "risk": [float(v) for v in np.nanmean(risk, axis=0)]}
+      rows.append(row)
+  return rows
+
+
 def summarize(cfg, rounds: list[Round], verdicts: dict,
               crit: verdict_lib.Criteria) -> dict:
   """summary.json of ``sanity`` (schema in the README)."""
@@ -448,6 +479,12 @@ def summarize(cfg, rounds: list[Round], verdicts: dict,
                       "lrs": list(r.setup.axis.levels("lr")),
                       "levels": r.levels} for r in rounds],
           "overlap_top": cfg.sanity.overlap_top,
+          "selective": selective_rows(cfg, first),
+          "selective_score": ("abstain" if cfg.task.loss == "gambler"
+                              else "softmax"),
+          "coverages": list(selective.COVERAGES),
+          "task": {"loss": cfg.task.loss, "payoff": cfg.task.payoff,
+                   "pretrain_steps": cfg.task.pretrain_steps},
           "model": cfg.model.name, "dataset": cfg.data.name,
           "rewind": cfg.imp.rewind, "rewind_step": cfg.imp.rewind_step}
 

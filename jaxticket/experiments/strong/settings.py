@@ -65,6 +65,8 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
+  check_range("task.loss", cfg.task.loss == "ce", cfg.task.loss,
+              "`strong` trains with cross-entropy only; use task.loss=ce")
   s = cfg.strong
   check_nonempty("strong.parts", s.parts, "e.g. edge_popup,construction")
   for p in s.parts:

@@ -68,6 +68,8 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
 
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
+  check_range("task.loss", cfg.task.loss == "ce", cfg.task.loss,
+              "`theory` trains with cross-entropy only; use task.loss=ce")
   c = cfg.theory
   check_nonempty("theory.parts", c.parts, "greedy and/or teacher_student")
   for p in c.parts:
