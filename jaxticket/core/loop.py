@@ -28,6 +28,7 @@ from jaxticket.core.parametrization import merge
 from jaxticket.core.step import (DataArrays, Program, TrainState, apply_model,
                                  device_arrays, epoch_permutation, init_state,
                                  restart, steps_per_epoch, train_step)
+from jaxticket.core import task as task_lib
 from jaxticket.core.task import mean_loss
 from jaxticket.core.updater import is_static
 
@@ -126,6 +127,10 @@ def run_steps(prog: Program, state: TrainState, hp: optim.HParams,
   return state, losses.T
 
 
+#: Seed of the fixed key a corrupting task (MLM) evaluates with.
+EVAL_TASK_SEED = 17
+
+
 def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
              x: jax.Array, y: jax.Array, batch_size: int = 1000,
              context: PyTree = None) -> tuple[jax.Array, jax.Array]:
@@ -142,13 +147,18 @@ def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
       num_batches, batch_size)
 
   def one(args):
-    xb, yb, vb = args
+    xb, yb, vb, i = args
+    # A task that corrupts inputs (MLM) sees a fixed key per batch: every
+    # replica and every evaluation scores the same masked positions.
+    xb, yb = task_lib.prepare(prog.task, jax.random.fold_in(
+        jax.random.key(EVAL_TASK_SEED), i), xb, yb)
     outputs, _ = apply_model(prog.model, params, batch_stats,
                              prog.normalize(xb), False, context)
     losses, scores = prog.task.per_example(outputs.astype(jnp.float32), yb)
     return jnp.sum(losses * vb), jnp.sum(scores * vb)
 
-  losses, scores = jax.lax.map(one, (xs, ys, valid))
+  losses, scores = jax.lax.map(one, (xs, ys, valid,
+                                     jnp.arange(num_batches)))
   return jnp.sum(losses) / n, jnp.sum(scores) / n
 
 

@@ -11,14 +11,17 @@ from jaxticket.core.checks import check_choice
 from jaxticket.core.task import Task
 from jaxticket.tasks.classification import Classification
 from jaxticket.tasks.regression import Regression
+from jaxticket.tasks.mlm import MaskedLM
 
-TASKS = {"classification": Classification, "regression": Regression}
+TASKS = {"classification": Classification, "regression": Regression,
+         "mlm": MaskedLM}
 
 
-def get(name: str) -> Task:
-  """The task registered as ``name``."""
+def get(name: str, **options) -> Task:
+  """The task registered as ``name`` (``options``: e.g. MLM's
+  ``vocab_size``)."""
   check_choice("task", name, TASKS, "task")
-  return TASKS[name]()
+  return TASKS[name](**options)
 
 
-__all__ = ["Task", "Classification", "Regression", "TASKS", "get"]
+__all__ = ["Task", "Classification", "Regression", "MaskedLM", "TASKS", "get"]
