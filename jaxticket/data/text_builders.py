@@ -11,7 +11,7 @@ puts :data:`TEST_FRACTION` in ``test``.
   Testament, from the verse's position: the New Testament starts at
   Matthew 1:1, verse 23146 of 31102; a fixture with fewer verses is all Old).
 - ``austen_text``: passages of 10 lines, label = novel (6 classes).
-- ``fortunes_text``: entries, label = category (the 44 files of Debian's
+- ``fortunes_text``: entries, label = category (the 43 files of Debian's
   ``fortunes``; a folder may hold any subset of them).
 - ``rotten_tomatoes_text``: critics' snippets, 0 rotten / 1 fresh.
 """

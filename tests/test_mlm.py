@@ -1,0 +1,63 @@
+"""The masked-LM task (issue 17): masking rates, loss on selected positions
+only, and masking inside the compiled training scan."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxticket import tasks
+from jaxticket.core import task as task_lib
+from jaxticket.tasks.mlm import IGNORE, MaskedLM
+
+V = 260
+
+
+def test_masking_rates_over_a_large_sample():
+  task = tasks.get("mlm", vocab_size=V)
+  key = jax.random.key(0)
+  tokens = jax.random.randint(key, (512, 256), 4, V)
+  tokens = tokens.at[:, 0].set(1).at[:, -32:].set(0)  # [CLS], padding
+  out, labels = jax.jit(task.prepare)(jax.random.key(1), tokens, None)
+  out, labels, tokens = map(np.asarray, (out, labels, tokens))
+  ordinary = tokens >= 4
+  selected = labels != IGNORE
+  assert not selected[~ordinary].any()  # never [CLS] or padding
+  assert (out[~ordinary] == tokens[~ordinary]).all()
+  n = ordinary.sum()  # 512 * 223 = 114176 tokens
+  rate = selected.sum() / n
+  assert abs(rate - 0.15) < 4 * np.sqrt(0.15 * 0.85 / n)
+  np.testing.assert_array_equal(labels[selected], tokens[selected])
+  k = selected.sum()
+  masked = (out[selected] == 3).sum() / k
+  changed = ((out[selected] != 3) & (out[selected] != tokens[selected])).sum()
+  kept = (out[selected] == tokens[selected]).sum() / k
+  tol = lambda p: 4 * np.sqrt(p * (1 - p) / k)
+  assert abs(masked - 0.8) < tol(0.8)
+  # A random replacement equal to the original (1/256) counts as kept.
+  random_rate = changed / k
+  assert abs(random_rate - 0.1 * 255 / 256) < tol(0.1)
+  assert abs(kept - (0.1 + 0.1 / 256)) < tol(0.1)
+  assert (out[selected & (out != 3)] >= 4).all()  # random tokens ordinary
+  assert (out[~selected] == tokens[~selected]).all()
+
+
+def test_loss_is_cross_entropy_on_selected_tokens_only():
+  task = MaskedLM(vocab_size=7, num_special=4)
+  logits = jax.random.normal(jax.random.key(0), (3, 5, 7))
+  labels = jnp.array([[IGNORE, 5, IGNORE, IGNORE, 6],
+                      [IGNORE] * 5, [4, IGNORE, IGNORE, IGNORE, IGNORE]])
+  losses, scores = task.per_example(logits, labels)
+  lp = np.asarray(jax.nn.log_softmax(logits))
+  picks = [(0, 1, 5), (0, 4, 6), (2, 0, 4)]
+  want = -np.mean([lp[b, t, c] for b, t, c in picks])
+  np.testing.assert_allclose(float(losses.mean()), want, rtol=1e-6)
+  acc = np.mean([np.argmax(lp[b, t]) == c for b, t, c in picks])
+  np.testing.assert_allclose(float(scores.mean()), acc, rtol=1e-6)
+  assert float(losses[1]) == 0.0
+
+
+def test_prepare_hook_is_identity_for_other_tasks():
+  x, y = jnp.ones((2, 3)), jnp.zeros(2)
+  got = task_lib.prepare(tasks.get("classification"), jax.random.key(0), x, y)
+  assert got[0] is x and got[1] is y
