@@ -8,7 +8,7 @@ import optax
 
 from jaxticket import tasks
 from jaxticket.core import task as task_lib
-from jaxticket.tasks.mlm import IGNORE, MaskedLM
+from jaxticket.tasks.mlm import IGNORE, SPECIAL, MaskedLM
 
 V = 260
 
@@ -21,8 +21,10 @@ def test_masking_rates_over_a_large_sample():
   out, labels = jax.jit(task.prepare)(jax.random.key(1), tokens, None)
   out, labels, tokens = map(np.asarray, (out, labels, tokens))
   ordinary = tokens >= 4
-  selected = labels != IGNORE
+  selected = labels >= 0
   assert not selected[~ordinary].any()  # never [CLS] or padding
+  assert (labels[~ordinary] == SPECIAL).all()
+  assert (labels[ordinary & ~selected] == IGNORE).all()
   assert (out[~ordinary] == tokens[~ordinary]).all()
   n = ordinary.sum()  # 512 * 223 = 114176 tokens
   rate = selected.sum() / n
@@ -45,8 +47,9 @@ def test_masking_rates_over_a_large_sample():
 def test_loss_is_cross_entropy_on_selected_tokens_only():
   task = MaskedLM(vocab_size=7, num_special=4)
   logits = jax.random.normal(jax.random.key(0), (3, 5, 7))
-  labels = jnp.array([[IGNORE, 5, IGNORE, IGNORE, 6],
-                      [IGNORE] * 5, [4, IGNORE, IGNORE, IGNORE, IGNORE]])
+  labels = jnp.array([[SPECIAL, 5, IGNORE, IGNORE, 6],
+                      [SPECIAL, IGNORE, IGNORE, IGNORE, SPECIAL],
+                      [4, IGNORE, IGNORE, IGNORE, SPECIAL]])
   losses, scores = task.per_example(logits, labels)
   lp = np.asarray(jax.nn.log_softmax(logits))
   picks = [(0, 1, 5), (0, 4, 6), (2, 0, 4)]
@@ -55,6 +58,14 @@ def test_loss_is_cross_entropy_on_selected_tokens_only():
   acc = np.mean([np.argmax(lp[b, t]) == c for b, t, c in picks])
   np.testing.assert_allclose(float(scores.mean()), acc, rtol=1e-6)
   assert float(losses[1]) == 0.0
+  # A padded row (all special, as evaluation pads its last batch) counts
+  # for nothing: the sum over the 3 real rows / 3 is still the token mean.
+  padded = jnp.concatenate([labels, jnp.full((2, 5), SPECIAL)])
+  more = jnp.concatenate([logits, jnp.zeros((2, 5, 7))])
+  l2, s2 = task.per_example(more, padded)
+  np.testing.assert_allclose(float(l2.sum()) / 3, want, rtol=1e-6)
+  np.testing.assert_allclose(float(s2.sum()) / 3, acc, rtol=1e-6)
+  assert float(l2[3:].sum()) == 0.0
 
 
 def test_prepare_hook_is_identity_for_other_tasks():

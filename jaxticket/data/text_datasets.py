@@ -68,7 +68,8 @@ def _tokenize(tok, texts: list[str], labels: np.ndarray, task: str,
 def load_text(name: str, seq_len: int = 128, task: str = "classification",
               data_dir: str | None = None, local_dir: str | None = None,
               val_fraction: float = 0.1, val_seed: int = 0,
-              tokenizer: str = "bytes", max_train: int = 0) -> TextDataset:
+              tokenizer: str = "bytes", max_train: int = 0,
+              max_eval: int = 0) -> TextDataset:
   """Load text dataset ``name`` tokenized for ``task``.
 
   Args:
@@ -83,6 +84,9 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
     val_fraction: of the training examples, held out for validation.
     max_train: keep at most this many training examples (0 = all), for
       :tiny runs.
+    max_eval: keep at most this many validation and test examples each
+      (0 = all; the first of a fixed permutation), so that frequent
+      evaluations of a pre-training run stay cheap.
   """
   from jaxticket.data import default_data_dir
   check_choice("data.name", name, TEXT_DATASETS, "text dataset")
@@ -107,6 +111,11 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
   val_idx, train_idx = order[:n_val], np.sort(order[n_val:])
   if max_train:
     train_idx = train_idx[:max_train]
+  if max_eval:
+    val_idx = val_idx[:max_eval]
+    keep = np.random.default_rng(val_seed + 1).permutation(len(test_x))
+    test_x, test_y = test_x[np.sort(keep[:max_eval])], test_y[np.sort(
+        keep[:max_eval])]
   if not len(train_idx):
     raise ConfigError(f"data.name={name!r}: no training examples left in "
                       f"{folder!r}.")

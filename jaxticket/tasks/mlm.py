@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-IGNORE = -1  # label of a position that is not predicted
+IGNORE = -1  # label of an ordinary token that was not selected
+SPECIAL = -2  # label of a special or padding position (never selected)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,8 @@ class MaskedLM:
   def prepare(self, key: jax.Array, tokens: jax.Array, targets: jax.Array
               ) -> tuple[jax.Array, jax.Array]:
     """(corrupted tokens, labels): labels hold the original token where a
-    position was selected and :data:`IGNORE` elsewhere. ``targets`` (the
+    position was selected, :data:`IGNORE` at other ordinary tokens and
+    :data:`SPECIAL` at special/padding positions. ``targets`` (the
     dataset's placeholders) are ignored."""
     del targets
     tokens = tokens.astype(jnp.int32)
@@ -60,18 +62,23 @@ class MaskedLM:
                                        self.vocab_size)
     out = jnp.where(to_mask, self.mask_id, tokens)
     out = jnp.where(to_random, random_tokens, out)
-    return out, jnp.where(selected, tokens, IGNORE)
+    labels = jnp.where(selected, tokens, jnp.where(ordinary, IGNORE,
+                                                   SPECIAL))
+    return out, labels
 
   def per_example(self, outputs: jax.Array, targets: jax.Array
                   ) -> tuple[jax.Array, jax.Array]:
-    """Per-example (loss, accuracy) weighted so that their mean over the
-    batch is the mean over the batch's selected tokens."""
-    chosen = targets != IGNORE
+    """Per-example (loss, accuracy) weighted so that their sum over the
+    batch's real examples, divided by their number, is the mean over the
+    batch's selected tokens. Rows holding no ordinary token (an evaluation
+    batch padded to its fixed size) count for nothing."""
+    chosen = targets >= 0
     labels = jnp.where(chosen, targets, 0)
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
     hit = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
     w = chosen.astype(jnp.float32)
-    scale = targets.shape[0] / jnp.maximum(w.sum(), 1.0)
+    rows = jnp.any(targets != SPECIAL, axis=-1).sum()
+    scale = rows / jnp.maximum(w.sum(), 1.0)
     return (ce * w).sum(-1) * scale, (hit * w).sum(-1) * scale
 
 
