@@ -25,9 +25,14 @@ def _encoder(output, depth=1, width=0.25, vocab=260):
                       heads=2, max_len=32, output=output)
 
 
+def _init(model, seed=0):
+  """Params of ``model`` (a jitted init: the eager one takes seconds)."""
+  return jax.jit(model.init)(jax.random.key(seed),
+                             jnp.zeros((1, 32)))["params"]
+
+
 def _save_mlm_checkpoint(directory, vocab=260, tokenizer="bytes"):
-  params = _encoder("mlm", vocab=vocab).init(
-      jax.random.key(7), jnp.zeros((1, 32)))["params"]
+  params = _init(_encoder("mlm", vocab=vocab), 7)
   init_checkpoint.save(str(directory), params,
                        {"tokenizer": tokenizer, "vocab_size": vocab,
                         "layers": 1, "heads": 2, "dim": 32, "max_len": 32})
@@ -36,8 +41,7 @@ def _save_mlm_checkpoint(directory, vocab=260, tokenizer="bytes"):
 
 def test_load_into_restores_every_pretrained_leaf_and_keeps_the_head(tmp_path):
   saved = _save_mlm_checkpoint(tmp_path)
-  fresh = _encoder("classify").init(jax.random.key(0),
-                                    jnp.zeros((1, 32)))["params"]
+  fresh = _init(_encoder("classify"))
   got, loaded = init_checkpoint.load_into(str(tmp_path), fresh, "bytes", 260)
   flat = lambda t: {"/".join(str(getattr(k, "key", k)) for k in p): np.asarray(v)
                     for p, v in jax.tree_util.tree_flatten_with_path(t)[0]}
@@ -53,15 +57,13 @@ def test_load_into_restores_every_pretrained_leaf_and_keeps_the_head(tmp_path):
 
 
 def test_checkpoint_errors_are_one_line(tmp_path):
-  fresh = _encoder("classify").init(jax.random.key(0),
-                                    jnp.zeros((1, 32)))["params"]
+  fresh = _init(_encoder("classify"))
   with pytest.raises(ConfigError, match="holds no pre-trained checkpoint"):
     init_checkpoint.load_into(str(tmp_path / "nothing"), fresh, "bytes", 260)
   _save_mlm_checkpoint(tmp_path, vocab=300, tokenizer="bpe")
   with pytest.raises(ConfigError, match="vocabulary mismatch"):
     init_checkpoint.load_into(str(tmp_path), fresh, "bytes", 260)
-  wider = _encoder("classify", width=0.5).init(jax.random.key(0),
-                                               jnp.zeros((1, 32)))["params"]
+  wider = _init(_encoder("classify", width=0.5))
   with pytest.raises(ConfigError, match="has shape"):
     init_checkpoint.load_into(str(tmp_path), wider, "bpe", 300)
 

@@ -52,7 +52,7 @@ def section() -> ml_collections.ConfigDict:
   c.finetune_batch_size = 32
   c.finetune_seeds = 2  # paired: same seeds (head init, data order) for both
   c.finetune_max_train = 0
-  c.finetune_eval_every = 200
+  c.finetune_eval_every = 300
   return c
 
 
