@@ -192,8 +192,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "pretrain", "Masked-LM pre-training of a small BERT on offline text.",
         "Pre-train the small BERT-style encoder (models/transformer.py) with "
-        "masked language modelling (15% of tokens selected: 80% [MASK], 10% "
-        "random, 10% kept) on text that OS packages ship (pretrain.corpus: "
+        "masked language modelling (15 in 100 tokens selected; of those 8 in "
+        "10 become [MASK], 1 a random token, 1 stays) on text that OS packages ship (pretrain.corpus: "
         "kjv, austen, fortunes, rotten_tomatoes; byte tokenizer), write a "
         "checkpoint that --config.init.checkpoint=WORKDIR reads, and compare "
         "fine-tuning on pretrain.downstream from it vs from scratch (paired "
