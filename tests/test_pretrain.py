@@ -108,6 +108,7 @@ def test_pretrain_run_contract_and_init_checkpoint(tmp_path):
   wd = str(tmp_path / "run")
   summary = pretrain.run(cfg, wd, progress=False)
   for name in ("config.json", "metrics.jsonl", "summary.json", "report.md",
+               "curves.png",
                "pretrained.json", "checkpoints/pretrained"):
     assert os.path.exists(os.path.join(wd, name)), name
   assert isinstance(summary, PretrainSummary) and summary.steps == 6

@@ -199,8 +199,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "fine-tuning on pretrain.downstream from it vs from scratch (paired "
         "seeds). Knobs under pretrain.*.",
         "jaxticket.experiments.pretrain.pretrain", (),
-        "summary.json, report.md, pretrained.json, checkpoints/pretrained, "
-        "metrics.jsonl, stages/"),
+        "summary.json, report.md, curves.png, pretrained.json, "
+        "checkpoints/pretrained, metrics.jsonl, stages/"),
 )}
 
 
