@@ -40,6 +40,8 @@ from jaxticket.experiments.strong import settings as strong_settings
 from jaxticket.experiments.theory import settings as theory_settings
 # --- graph tickets (issue 19) ---
 from jaxticket.experiments.graph import settings as graph_settings
+# --- tickets in pre-trained transformers (issue 17) ---
+from jaxticket.experiments.pretrain import settings as pretrain_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -49,6 +51,7 @@ SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
 SECTIONS.update(pai=pai_settings)  # issue 14
 SECTIONS.update(dst=dst_settings)  # issue 15
 SECTIONS.update(graph=graph_settings)  # issue 19
+SECTIONS.update(pretrain=pretrain_settings)  # issue 17
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND
@@ -136,6 +139,12 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 1000
   c.checkpoint.keep = 2
+
+  # Start from pre-trained weights: the workdir of a `jaxticket pretrain`
+  # run ("" = a fresh init). Read by pretrain (continued pre-training and
+  # its downstream fine-tuning); see experiments/init_checkpoint.py.
+  c.init = ml_collections.ConfigDict()
+  c.init.checkpoint = ""
 
   for name, settings in SECTIONS.items():
     c[name] = settings.section()

@@ -128,6 +128,10 @@ def run_steps(prog: Program, state: TrainState, hp: optim.HParams,
   return state, losses.T
 
 
+#: Seed of the fixed key a corrupting task (MLM) evaluates with.
+EVAL_TASK_SEED = 17
+
+
 def evaluate(prog: Program, params: PyTree, batch_stats: PyTree,
              x: jax.Array, y: jax.Array, batch_size: int = 1000,
              context: PyTree = None) -> tuple[jax.Array, jax.Array]:
@@ -168,7 +172,11 @@ def evaluate_selective(prog: Program, params: PyTree, batch_stats: PyTree,
   ranks = with_curve and hasattr(prog.task, "confidence")
 
   def one(args):
-    xb, yb, vb = args
+    xb, yb, vb, i = args
+    # A task that corrupts inputs (MLM) sees a fixed key per batch: every
+    # replica and every evaluation scores the same masked positions.
+    xb, yb = task_lib.prepare(prog.task, jax.random.fold_in(
+        jax.random.key(EVAL_TASK_SEED), i), xb, yb)
     outputs, _ = apply_model(prog.model, params, batch_stats,
                              prog.normalize(xb), False, context)
     outputs = outputs.astype(jnp.float32)
@@ -178,7 +186,7 @@ def evaluate_selective(prog: Program, params: PyTree, batch_stats: PyTree,
       return sums
     return sums + (scores,) + tuple(task_lib.confidences(prog.task, outputs))
 
-  out = jax.lax.map(one, (xs, ys, valid))
+  out = jax.lax.map(one, (xs, ys, valid, jnp.arange(num_batches)))
   loss, score = jnp.sum(out[0]) / n, jnp.sum(out[1]) / n
   if not with_curve:
     return loss, score, None

@@ -33,7 +33,7 @@ from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core.augment import random_crop_flip
 from jaxticket.core.parametrization import Parametrization, merge
-from jaxticket.core.task import Task, mean_loss
+from jaxticket.core.task import Task, mean_loss, prepare
 from jaxticket.core.updater import MaskUpdater, is_static
 
 PyTree = Any
@@ -257,13 +257,17 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
   """
   recipe = prog.recipe
   idx = batch_indices(perm, state.step, recipe.batch_size)
-  x = prog.normalize(arrays.train_x[idx])
+  x, y = arrays.train_x[idx], arrays.train_y[idx]
+  if hasattr(prog.task, "prepare"):  # e.g. MLM's masking, per step/replica
+    task_key = jax.random.fold_in(jax.random.split(state.data_key, 4)[3],
+                                  state.step)
+    x, y = prepare(prog.task, task_key, x, y)
+  x = prog.normalize(x)
   if recipe.augment:
     # A stream apart from the epoch permutations (those fold in the epoch).
     aug_key = jax.random.fold_in(jax.random.split(state.data_key)[1],
                                  state.step)
     x = random_crop_flip(aug_key, x)
-  y = arrays.train_y[idx]
   low = recipe.compute_dtype == "bfloat16"
   trainable, frozen = prog.parametrization.split(state.params)
 

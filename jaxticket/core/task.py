@@ -40,6 +40,17 @@ class Task(Protocol):
   #     Gamblers' cross-entropy pretraining before the gambler's loss).
 
 
+def prepare(task: Task, key: jax.Array, x: jax.Array, y: jax.Array
+            ) -> tuple[jax.Array, jax.Array]:
+  """``task.prepare(key, x, y)`` where the task corrupts its inputs (masked
+  language modelling draws its masked positions from ``key``); the batch
+  unchanged for every other task. Optional member of the interface: a task
+  with ``prepare`` gets a fresh key per step and replica in training and a
+  fixed key in evaluation."""
+  fn = getattr(task, "prepare", None)
+  return (x, y) if fn is None else fn(key, x, y)
+
+
 def mean_loss(task: Task, outputs: jax.Array, targets: jax.Array,
               step: jax.Array | None = None) -> jax.Array:
   """The training loss of a batch: the mean per-example loss (float32).

@@ -105,6 +105,11 @@ def setup(cfg: ml_collections.ConfigDict,
   config's own values.
   """
   config_lib.validate(cfg)
+  if cfg.get("init") and cfg.init.checkpoint:
+    raise config_lib.ConfigError(
+        f"init.checkpoint={cfg.init.checkpoint!r} is read only by `jaxticket"
+        " pretrain` so far (its text models); this command trains image "
+        "models from a fresh init: drop --config.init.checkpoint.")
   data = load_data(cfg)
   task = make_task(cfg, data)
   model = models_lib.build(cfg.model.name, num_outputs(cfg, data),

@@ -189,6 +189,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "summary.json, report.md, accuracy_vs_edges.png, "
         "accuracy_vs_weights.png, spectral_gap.png, depth.png, "
         "metrics.jsonl, stages/, masks/"),
+    Experiment(
+        "pretrain", "Masked-LM pre-training of a small BERT on offline text.",
+        "Pre-train the small BERT-style encoder (models/transformer.py) with "
+        "masked language modelling (15 in 100 tokens selected; of those 8 in "
+        "10 become [MASK], 1 a random token, 1 stays) on text that OS packages ship (pretrain.corpus: "
+        "kjv, austen, fortunes, rotten_tomatoes; byte tokenizer), write a "
+        "checkpoint that --config.init.checkpoint=WORKDIR reads, and compare "
+        "fine-tuning on pretrain.downstream from it vs from scratch (paired "
+        "seeds). Knobs under pretrain.*.",
+        "jaxticket.experiments.pretrain.pretrain", (),
+        "summary.json, report.md, curves.png, pretrained.json, "
+        "checkpoints/pretrained, metrics.jsonl, stages/"),
 )}
 
 

@@ -235,3 +235,24 @@ class GraphSummary(Summary):
   weight_fraction: float
   timings_s: dict
   wall_time_s: float
+
+
+# --- pre-training (issue 17) -------------------------------------------------
+@dataclasses.dataclass
+class PretrainSummary(Summary):
+  """``jaxticket pretrain``: the masked-LM run (final validation/test MLM
+  loss and masked-token accuracy, ``{mean, std, ci95, n, values}`` over
+  seeds), the checkpoint written, and per downstream task the fine-tuned
+  accuracy from the checkpoint vs from scratch (paired seeds)."""
+  SCHEMA = "pretrain"
+  corpus: str
+  tokenizer: str
+  vocab_size: int
+  model: dict
+  train_examples: int
+  steps: int
+  mlm: dict
+  checkpoint: str
+  downstream: list[dict]
+  timings_s: dict
+  wall_time_s: float

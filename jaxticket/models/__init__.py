@@ -18,6 +18,8 @@ from jaxticket.models.audio import LogMelCNN
 from jaxticket.models.mlp import MLP
 from jaxticket.models.resnets import CNN1D, ResNet
 from jaxticket.models.layers import scaled
+from jaxticket.models.transformer import Transformer
+from jaxticket.models import transformer as transformer_lib
 
 
 def _cifar_resnet(depth: int) -> Callable[..., nn.Module]:
@@ -79,6 +81,26 @@ def _resnet1d(num_classes, width=1.0, depth=None, residual=True):
   return ResNet((32, 64), depth or 2, num_classes, width, residual, ndim=1)
 
 
+def _transformer(num_classes, width=1.0, depth=None, residual=True,
+                 vocab_size=260, heads=4, mlp_ratio=4, max_len=128,
+                 norm="post", output="classify"):
+  """BERT-style encoder (models/transformer.py): ``width`` scales the model
+  dim 128 (a multiple of ``heads``), ``depth`` = layers (default 2)."""
+  del residual
+  dim = max(heads, int(round(128 * width / heads)) * heads)
+  return Transformer(vocab_size=vocab_size, num_classes=num_classes,
+                     layers=depth or 2, heads=heads, dim=dim,
+                     mlp_dim=mlp_ratio * dim, max_len=max_len, norm=norm,
+                     output=output)
+
+
+#: Model-specific options ``build`` forwards (``**options``), per model.
+OPTIONS = {"transformer": ("vocab_size", "heads", "mlp_ratio", "max_len",
+                           "norm", "output")}
+#: Each model's default ``masks.prunable`` where it is not every kernel.
+PRUNABLE = {"transformer": transformer_lib.PRUNABLE}
+
+
 #: name -> (constructor, number of spatial dims the input must have; 0 = any).
 REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
     "mlp": (_mlp, 0),
@@ -98,6 +120,7 @@ REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
     "cnn1d": (_cnn1d, 1),
     "resnet1d": (_resnet1d, 1),
     "logmel_cnn": (_logmel_cnn, 1),  # raw 16 kHz waveforms [T, 1]
+    "transformer": (_transformer, 0),  # token ids (L,); issue 17
 }
 
 
@@ -108,7 +131,8 @@ def check_name(name: str) -> None:
 
 def build(name: str, num_classes: int, width: float = 1.0,
           depth: int | None = None, residual: bool = True,
-          input_shape: tuple[int, ...] | None = None) -> nn.Module:
+          input_shape: tuple[int, ...] | None = None, **options
+          ) -> nn.Module:
   """Construct model ``name``; checks the input rank if ``input_shape`` given.
 
   Args:
@@ -119,8 +143,14 @@ def build(name: str, num_classes: int, width: float = 1.0,
       layer count, ResNet-1D blocks per stage); None = the named default.
     residual: False removes the skip connections of residual models.
     input_shape: one example's shape (spatial..., channels), e.g. (32, 32, 3).
+    **options: model-specific options (:data:`OPTIONS`), e.g. the
+      transformer's ``heads``, ``max_len``, ``norm``, ``output``.
   """
   check_name(name)
+  unknown = sorted(set(options) - set(OPTIONS.get(name, ())))
+  if unknown:
+    raise ValueError(f"model {name!r} takes no option(s) {unknown}; its "
+                     f"options: {list(OPTIONS.get(name, ())) or 'none'}.")
   if width <= 0:
     raise ValueError(f"model.width must be positive; got {width}.")
   make, spatial = REGISTRY[name]
@@ -130,4 +160,4 @@ def build(name: str, num_classes: int, width: float = 1.0,
         f"but the data has shape {tuple(input_shape)}. Use an "
         f"{'image' if spatial == 2 else '1-D'} dataset or another model "
         f"(e.g. {'cnn1d, resnet1d, mlp' if len(input_shape) == 2 else 'resnet20, conv4, mlp'}).")
-  return make(num_classes, width, depth, residual)
+  return make(num_classes, width, depth, residual, **options)

@@ -14,16 +14,19 @@ from jaxticket.core.task import Task
 from jaxticket.tasks.classification import Classification
 from jaxticket.tasks.gambler import Gambler
 from jaxticket.tasks.regression import Regression
+from jaxticket.tasks.mlm import MaskedLM
 
-TASKS = {"classification": Classification, "regression": Regression}
+TASKS = {"classification": Classification, "regression": Regression,
+         "mlm": MaskedLM}
 #: Values of ``task.loss``.
 LOSSES = ("ce", "gambler")
 
 
-def get(name: str) -> Task:
-  """The task registered as ``name``."""
+def get(name: str, **options) -> Task:
+  """The task registered as ``name`` (``options``: e.g. MLM's
+  ``vocab_size``)."""
   check_choice("task", name, TASKS, "task")
-  return TASKS[name]()
+  return TASKS[name](**options)
 
 
 def build(name: str, loss: str = "ce", payoff: float = 2.2,
@@ -47,5 +50,5 @@ def extra_outputs(task: Task) -> int:
   return int(getattr(task, "extra_outputs", 0))
 
 
-__all__ = ["Task", "Classification", "Gambler", "Regression", "TASKS",
+__all__ = ["Task", "Classification", "Gambler", "Regression", "MaskedLM", "TASKS",
            "LOSSES", "get", "build", "extra_outputs"]

@@ -1,0 +1,98 @@
+"""Pre-trained weights as a starting point: ``--config.init.checkpoint=DIR``
+(issue 17).
+
+``DIR`` is the workdir of a finished ``jaxticket pretrain`` run: it holds
+``pretrained.json`` (tokenizer, vocabulary size, the encoder's options) and
+``checkpoints/pretrained`` (orbax: the encoder's params, MLM head included).
+:func:`load_into` copies every checkpoint leaf whose path the new model also
+has into its freshly initialized params; the leaves the checkpoint lacks
+(a classifier's ``pooler`` and ``head``) keep their fresh init, leaves only
+the checkpoint has (the MLM head) are dropped. This is BERT-tickets' start:
+every pre-trained tensor at its pre-trained value, a new task head.
+A missing checkpoint, another tokenizer or vocabulary, or a leaf of another
+shape is one :class:`ConfigError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxticket.core import checkpoint
+from jaxticket.core.checks import ConfigError
+from jaxticket.core.masks import path_str
+
+PyTree = Any
+META = "pretrained.json"
+PARAMS = os.path.join("checkpoints", "pretrained")
+
+
+def save(directory: str, params: PyTree, meta: dict) -> None:
+  """Write the pre-trained ``params`` (one replica) and ``meta``."""
+  checkpoint.save_tree(os.path.join(directory, PARAMS), {"params": params})
+  with open(os.path.join(directory, META), "w") as f:
+    json.dump(meta, f, indent=1, sort_keys=True)
+
+
+def read_meta(directory: str) -> dict:
+  """``pretrained.json`` of ``directory`` (one-line error if absent)."""
+  path = os.path.join(directory, META)
+  if not os.path.exists(path) or not os.path.isdir(
+      os.path.join(directory, PARAMS)):
+    raise ConfigError(
+        f"init.checkpoint={directory!r} holds no pre-trained checkpoint "
+        f"({META} and {PARAMS}/ missing); run `jaxticket pretrain --workdir "
+        f"{directory}` first or fix the path.")
+  with open(path) as f:
+    return json.load(f)
+
+
+def check_vocabulary(directory: str, meta: dict, tokenizer: str,
+                     vocab_size: int) -> None:
+  if (meta.get("tokenizer"), meta.get("vocab_size")) != (tokenizer,
+                                                         vocab_size):
+    raise ConfigError(
+        f"init.checkpoint={directory!r}: vocabulary mismatch: the checkpoint "
+        f"was pre-trained with tokenizer {meta.get('tokenizer')!r} "
+        f"({meta.get('vocab_size')} tokens), this run uses {tokenizer!r} "
+        f"({vocab_size}); use the same tokenizer or pre-train again.")
+
+
+def load_into(directory: str, params: PyTree, tokenizer: str,
+              vocab_size: int) -> tuple[PyTree, list[str]]:
+  """(``params`` with the checkpoint's values where paths match, the
+  loaded paths). ``params``: one replica's (unstacked) tree."""
+  meta = read_meta(directory)
+  check_vocabulary(directory, meta, tokenizer, vocab_size)
+  saved = checkpoint.load_tree(os.path.join(directory, PARAMS))["params"]
+  flat_saved = {path_str(p): v for p, v in
+                jax.tree_util.tree_flatten_with_path(saved)[0]}
+  loaded = []
+
+  def take(path, leaf):
+    name = path_str(path)
+    if name not in flat_saved:
+      return leaf
+    value = np.asarray(flat_saved[name])
+    if value.shape != np.shape(leaf):
+      raise ConfigError(
+          f"init.checkpoint={directory!r}: leaf {name} has shape "
+          f"{value.shape} there but {tuple(np.shape(leaf))} in this model; "
+          f"the encoder options must match the pre-training's ({META}: "
+          f"{ {k: meta.get(k) for k in ('layers', 'heads', 'dim', 'max_len')} }).")
+    loaded.append(name)
+    return value.astype(np.asarray(leaf).dtype)
+
+  out = jax.tree_util.tree_map_with_path(take, params)
+  if not loaded:
+    raise ConfigError(f"init.checkpoint={directory!r}: no parameter of this "
+                      "model is in the checkpoint (another model family?).")
+  return out, loaded
+
+
+__all__ = ["save", "read_meta", "load_into", "check_vocabulary", "META",
+           "PARAMS"]
