@@ -36,6 +36,7 @@ from jaxticket.experiments.sweep import settings as sweep_settings
 # --- strong tickets and theory (issue 16) ---
 from jaxticket.experiments.strong import settings as strong_settings
 from jaxticket.experiments.theory import settings as theory_settings
+from jaxticket.experiments.elastic import settings as elastic_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -43,6 +44,7 @@ SECTIONS = {"imp": imp_settings, "sanity": sanity_settings,
             "sweep": sweep_settings, "lmc": lmc_settings}
 SECTIONS.update(strong=strong_settings, theory=theory_settings)  # issue 16
 SECTIONS.update(pai=pai_settings)  # issue 14
+SECTIONS.update(elastic=elastic_settings)  # issue 18
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND

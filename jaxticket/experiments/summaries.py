@@ -178,3 +178,28 @@ class PaiSummary(Summary):
   skipped: list[dict] = dataclasses.field(default_factory=list)
   timings_s: dict = dataclasses.field(default_factory=dict)
   wall_time_s: float = 0.0
+
+
+@dataclasses.dataclass
+class ElasticSummary(Summary):
+  """``jaxticket elastic``: per (target depth, method, level) the density
+  and accuracy (mean, std, per seed, 95% t-interval) of the transformed
+  ticket and its controls, the target's IMP ticket and dense net; the
+  barriers between transformed and IMP tickets; the source's IMP rows."""
+  SCHEMA = "elastic"
+  source_depth: int
+  source_blocks_per_stage: int
+  source: list[dict]
+  targets: list[dict]
+  rows: list[dict]
+  barriers: list[dict]
+  methods: list[str]
+  pai_method: str
+  levels: list[int]
+  strategy: str
+  seeds: list[int]
+  model: str
+  dataset: str
+  rewind: str
+  rewind_step: int
+  wall_time_s: float = 0.0
