@@ -68,7 +68,8 @@ def check_family(model_name: str, key: str = "model.name") -> None:
          "its depth is not a block count of a residual family")
   raise ConfigError(
       f"{key}={model_name!r} cannot be stretched or squeezed ({why}); "
-      f"elastic supports {', '.join(FAMILIES)}.")
+      f"elastic supports {', '.join(FAMILIES)} (e.g. --config "
+      "configs/elastic_mnist1d_resnet1d.py).")
 
 
 def parse_stage(text: str, key: str = "elastic.mapping") -> StageMapping:
