@@ -255,6 +255,7 @@ def test_elastic_end_to_end_identity_and_resume(tmp_path):
   assert el["density"] == pytest.approx(src["density"])
   np.testing.assert_allclose(el["test_accuracy"]["per_seed"],
                              src["test_accuracy"]["per_seed"], atol=2e-3)
+  assert summary.targets[0]["run_traces"] == 1  # one program per depth
   b = summary.barriers[0]
   assert b["level"] == 1 and abs(b["test_barrier"]["mean"]) < 0.02
   # A finished run is returned as is; another config is refused.

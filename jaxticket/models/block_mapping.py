@@ -22,7 +22,10 @@ Plain (VGG-style) nets: the authors' code also maps VGG conv layers within
 a stage, but a copied plain layer sits on the main path (no identity
 around it), so it changes the function instead of refining it, and our
 registry's VGGs have fixed layer plans. :func:`check_family` refuses them
-with a one-line error.
+with a one-line error. The plain counterpart of a residual family
+(``model.residual=False``, the same ``BasicBlock`` names without skips) is
+mapped like the residual net: that is the way to measure what the mapping
+does to a plain net.
 """
 
 from __future__ import annotations

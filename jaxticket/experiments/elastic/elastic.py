@@ -290,7 +290,10 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
           "val_accuracy": ci_stats(ev.val_accuracy[idx], valid[idx])})
   barriers = []
   info = {"depth": depth, "stages": stages, "blocks_per_stage": n_dst,
-          "mapping": mapping_lib.format_mapping(m), "replicas": axis.size}
+          "mapping": mapping_lib.format_mapping(m), "replicas": axis.size,
+          # traces of the training program in this process (1: every
+          # method, level and seed in one program; 0: read back on resume)
+          "run_traces": int(s.trainer.traces["run"])}
   if e.target_imp:
     tdir = wd.file(f"target_{depth}")
     tsum = imp.run(tcfg, tdir, progress=progress)
