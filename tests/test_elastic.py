@@ -249,7 +249,7 @@ def test_elastic_end_to_end_identity_and_resume(tmp_path):
   assert os.path.isdir(os.path.join(wd, "checkpoints"))
   rows = {(r["method"], r["level"]): r for r in summary.rows}
   assert set(m for m, _ in rows) == {"elastic", "shuffle", "random", "pai",
-                                     "imp", "dense"}
+                                     "twin", "imp", "dense"}
   src = summary.source[1]
   el = rows[("elastic", 1)]
   assert el["density"] == pytest.approx(src["density"])
@@ -258,6 +258,9 @@ def test_elastic_end_to_end_identity_and_resume(tmp_path):
   assert summary.targets[0]["run_traces"] == 1  # one program per depth
   b = summary.barriers[0]
   assert b["level"] == 1 and abs(b["test_barrier"]["mean"]) < 0.02
+  assert np.isfinite(b["twin_test_barrier"]["mean"])
+  # the twin differs from the ticket only in its data order
+  assert rows[("twin", 1)]["density"] == el["density"]
   # A finished run is returned as is; another config is refused.
   again = elastic.run(cfg, wd, progress=False)
   assert again.to_json() == summary.to_json()
@@ -271,4 +274,4 @@ def test_elastic_end_to_end_identity_and_resume(tmp_path):
       summary.barriers
   with open(os.path.join(wd, "replicas_depth_3.json")) as f:
     labels = json.load(f)
-  assert len(labels) == 4 * 1 * 2  # methods x levels x seeds, one program
+  assert len(labels) == 5 * 1 * 2  # methods x levels x seeds, one program

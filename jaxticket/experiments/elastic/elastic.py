@@ -63,6 +63,8 @@ from jaxticket.experiments.summaries import ElasticSummary, ImpSummary
 from jaxticket.pruning import controls
 
 PyTree = Any
+#: Noise seed of the ``twin`` replicas' data order (folded into the key).
+TWIN_NOISE = 7919
 
 
 # --------------------------------------------------------------------------
@@ -223,6 +225,44 @@ def from_imp_row(row: dict) -> dict:
 # One target depth.
 
 
+def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
+                   batch_stats, step, methods: list[str], levels: list[int],
+                   depth: int):
+  """The stacked start states and masks of every (method, level, seed),
+  method-major: ``elastic`` = the carried mask on the carried weights at
+  the source's rewind ``step``; ``shuffle`` = that mask shuffled within
+  layers, same weights and step; ``random`` = random masks with its
+  per-layer counts, ``pai`` = the PaI method at its density, both on the
+  target's ``init`` at step 0."""
+  n = len(s.seeds)
+  states, masks = [], []
+  for name in methods:
+    for l in levels:
+      ticket = jax.device_put(carried[l])
+      keys = method_key(cfg, depth, l, name, n)
+      if name in ("elastic", "twin"):
+        mask = ticket
+      elif name == "shuffle":
+        mask = loop_lib.vmapped(controls.shuffle_within_layers)(keys, ticket)
+      elif name == "random":
+        mask = loop_lib.vmapped(lambda k, t: controls.random_with_counts(
+            k, t, controls.layer_counts(t)))(keys, ticket)
+      else:  # pai
+        mask = jax.device_put(pai_masks(
+            cfg, s, init, ticket, masks_lib.replica_densities(ticket), keys))
+      if name in ("elastic", "shuffle", "twin"):
+        st = rewind_state(init, weights, batch_stats, step, mask, s.trainer)
+      if name == "twin":
+        st = st.replace(data_key=jax.vmap(jax.random.fold_in)(
+            st.data_key, jnp.full((n,), TWIN_NOISE, jnp.uint32)))
+      else:
+        st = rewind_state(init, init.params, init.batch_stats, 0, mask,
+                          s.trainer)
+      states.append(st)
+      masks.append(mask)
+  return concat(states), concat(masks)
+
+
 def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
                progress: bool) -> tuple[list[dict], list[dict], dict]:
   """Train the transformed tickets and their controls at ``depth`` (one
@@ -241,43 +281,30 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
   methods = list(e.methods)
   seeds = s.seeds
   n = len(seeds)
-  carried = {l: carry(src["masks"][l], m, n_src, n_dst, ones) for l in levels}
-  states, masks = [], []
-  for name in methods:
-    for l in levels:
-      ticket = jax.device_put(carried[l])
-      keys = method_key(cfg, depth, l, name, n)
-      if name == "elastic":
-        mask = ticket
-      elif name == "shuffle":
-        mask = loop_lib.vmapped(controls.shuffle_within_layers)(keys, ticket)
-      elif name == "random":
-        mask = loop_lib.vmapped(lambda k, t: controls.random_with_counts(
-            k, t, controls.layer_counts(t)))(keys, ticket)
-      else:  # pai
-        mask = jax.device_put(pai_masks(
-            cfg, s, init, ticket, masks_lib.replica_densities(ticket), keys))
-      if name in ("elastic", "shuffle"):
-        st = rewind_state(init, weights, stats_, src["step"], mask, s.trainer)
-      else:
-        st = rewind_state(init, init.params, init.batch_stats, 0, mask,
-                          s.trainer)
-      states.append(st)
-      masks.append(mask)
   axis = ReplicaAxis.of(method=methods, level=levels, seed=seeds)
   groups = len(methods) * len(levels)
-  hp = jax.tree.map(lambda x: jnp.tile(x, groups), s.hparams)
-  write_json(wd.file(f"replicas_depth_{depth}.json"), axis.labels())
-  trained, row = common.train_stage(
-      s, wd, f"depth_{depth}", max(levels), concat(states), concat(masks), hp,
-      s.trainer, progress=progress, seeds=seeds * groups,
-      lrs=s.lrs * groups, desc=f"depth {depth}: {', '.join(methods)}",
-      extra={"depth": depth}, keep_state=e.target_imp)
+  name = f"depth_{depth}"
+  st = Stages(wd)
+  if st.get(name) is not None and st.get(
+      f"barrier_depth_{depth}") is not None:  # all done: nothing to build
+    trained, row = None, common.row_from_json(st.get(name))
+  else:
+    carried = {l: carry(src["masks"][l], m, n_src, n_dst, ones)
+               for l in levels}
+    state, mask = build_replicas(cfg, s, init, carried, weights, stats_,
+                                 src["step"], methods, levels, depth)
+    hp = jax.tree.map(lambda x: jnp.tile(x, groups), s.hparams)
+    write_json(wd.file(f"replicas_depth_{depth}.json"), axis.labels())
+    trained, row = common.train_stage(
+        s, wd, name, max(levels), state, mask, hp, s.trainer,
+        progress=progress, seeds=seeds * groups, lrs=s.lrs * groups,
+        desc=f"depth {depth}: {', '.join(methods)}", extra={"depth": depth},
+        keep_state=e.target_imp or "twin" in methods)
   ev = row["evaluation"]
   valid = np.ones(axis.size, bool)
   for d in row["diverged"]:  # diverged replicas are left out of the means
     valid[d["replica"]] = False
-  dens = masks_lib.replica_densities(concat(masks))
+  dens = np.asarray(row["density_per_seed"])
   rows = []
   for name in methods:
     for l in levels:
@@ -288,12 +315,12 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
           "density_per_seed": [float(d) for d in dens[idx]],
           "test_accuracy": ci_stats(ev.test_accuracy[idx], valid[idx]),
           "val_accuracy": ci_stats(ev.val_accuracy[idx], valid[idx])})
-  barriers = []
   info = {"depth": depth, "stages": stages, "blocks_per_stage": n_dst,
           "mapping": mapping_lib.format_mapping(m), "replicas": axis.size,
           # traces of the training program in this process (1: every
           # method, level and seed in one program; 0: read back on resume)
           "run_traces": int(s.trainer.traces["run"])}
+  tdir = None
   if e.target_imp:
     tdir = wd.file(f"target_{depth}")
     tsum = imp.run(tcfg, tdir, progress=progress)
@@ -307,41 +334,57 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
                    "density": r["density"],
                    "density_per_seed": r["density_per_seed"],
                    **from_imp_row(r)})
-    barriers = target_barriers(cfg, wd, s, depth, levels, axis, trained,
-                               tdir, imp)
+  barriers = target_barriers(cfg, wd, s, depth, levels, axis, trained, tdir,
+                             imp)
   return rows, barriers, info
 
 
 def target_barriers(cfg, wd, s, depth, levels, axis, trained, tdir, imp
                     ) -> list[dict]:
-  """Error barriers between the trained transformed ticket and the trained
-  target IMP ticket, per (level, seed) pair, all pairs in one program."""
+  """Error barriers of the trained transformed ticket, per (level, seed):
+  to the trained target IMP ticket (``tdir``, None = no target IMP) and,
+  with the ``twin`` method, to its twin trained with another data order
+  (the authors' stability measurement). All pairs in one program."""
   st = Stages(wd)
   name = f"barrier_depth_{depth}"
   done = st.get(name)
   if done is not None:
     return done
   lmc = registry.load("lmc")
-  idx = np.concatenate([axis.index(method="elastic", level=l)
-                        for l in levels])
-  a = (axis.take(trained.params, idx), axis.take(trained.batch_stats, idx))
-  saved = [imp.load_level(tdir, l) for l in levels]
-  b = (concat([jax.device_put(x["params"]) for x in saved]),
-       concat([jax.device_put(x["batch_stats"]) for x in saved]))
+  el = np.concatenate([axis.index(method="elastic", level=l) for l in levels])
+  take = lambda idx: (axis.take(trained.params, idx),
+                      axis.take(trained.batch_stats, idx))
+  firsts, seconds, kinds = [], [], []
+  if tdir is not None:
+    saved = [imp.load_level(tdir, l) for l in levels]
+    firsts.append(take(el))
+    seconds.append((concat([jax.device_put(x["params"]) for x in saved]),
+                    concat([jax.device_put(x["batch_stats"]) for x in saved])))
+    kinds.append("")
+  if "twin" in axis.levels("method"):
+    tw = np.concatenate([axis.index(method="twin", level=l) for l in levels])
+    firsts.append(take(el))
+    seconds.append(take(tw))
+    kinds.append("twin_")
+  if not kinds:
+    return st.put(name, [])
   conn = lmc.make_connectivity(s)
-  curves = conn(a, b)
+  curves = conn(concat(firsts), concat(seconds))
   test_b = lmc.barrier(curves.test_error)
   train_b = lmc.barrier(curves.train_error)
-  n = len(s.seeds)
+  n, per = len(s.seeds), len(levels) * len(s.seeds)
   out = []
   for i, l in enumerate(levels):
-    sl = slice(i * n, (i + 1) * n)
-    out.append({"depth": depth, "level": l,
-                "test_barrier": ci_stats(test_b[sl]),
-                "train_barrier": ci_stats(train_b[sl]),
-                "alphas": [float(x) for x in np.asarray(conn.alphas)],
-                "test_error_curve": [float(x) for x in np.asarray(
-                    curves.test_error[sl]).mean(0)]})
+    row = {"depth": depth, "level": l, "test_barrier": None,
+           "train_barrier": None,
+           "alphas": [float(x) for x in np.asarray(conn.alphas)]}
+    for j, kind in enumerate(kinds):
+      sl = slice(j * per + i * n, j * per + (i + 1) * n)
+      row[f"{kind}test_barrier"] = ci_stats(test_b[sl])
+      row[f"{kind}train_barrier"] = ci_stats(train_b[sl])
+      row[f"{kind}test_error_curve"] = [float(x) for x in np.asarray(
+          curves.test_error[sl]).mean(0)]
+    out.append(row)
   return st.put(name, out)
 
 

@@ -13,6 +13,7 @@ LABELS = {"elastic": "transformed ticket (E-LTH)",
           "shuffle": "transformed mask shuffled in layers",
           "random": "random at its layer densities",
           "pai": "pruning at init", "imp": "IMP on the target",
+          "twin": "transformed ticket, other data order",
           "dense": "dense target"}
 
 
@@ -41,11 +42,18 @@ def table(summary: ElasticSummary) -> str:
 
 
 def barrier_table(summary: ElasticSummary) -> str:
-  lines = ["| depth | level | test error barrier (%) [95% CI] | "
-           "train error barrier (%) |", "|---:|---:|---:|---:|"]
+  """Barriers (error fractions as %) to the target IMP ticket and to the
+  transformed ticket's twin (another data order)."""
+  show = lambda s: "—" if s is None else _ci(s)
+  lines = ["| depth | level | to IMP ticket: test (%) [95% CI] | train (%) "
+           "| to its twin: test (%) | train (%) |",
+           "|---:|---:|---:|---:|---:|---:|"]
   for b in summary.barriers:
-    lines.append(f"| {b['depth']} | {b['level']} | {_ci(b['test_barrier'])}"
-                 f" | {_ci(b['train_barrier'])} |")
+    lines.append(
+        f"| {b['depth']} | {b['level']} | {show(b.get('test_barrier'))} | "
+        f"{show(b.get('train_barrier'))} | "
+        f"{show(b.get('twin_test_barrier'))} | "
+        f"{show(b.get('twin_train_barrier'))} |")
   return "\n".join(lines)
 
 
@@ -110,11 +118,14 @@ density on the target's theta_0; IMP run directly on the target.
 
 {table(summary)}
 
-## Barrier between the transformed ticket and the target's IMP ticket
+## Error barriers of the transformed ticket
 
-The two start from different initializations (the carried source weights
-vs the target's own theta_0), so permutation symmetry alone can make the
-barrier large; a small one would mean the two land in one basin.
+To the target's IMP ticket of the same level and seed: the two start from
+different initializations (the carried source weights vs the target's own
+theta_0), so permutation symmetry alone can make this barrier large; a
+small one would mean the two land in one basin. To its twin (the same
+ticket trained with another data order): the authors' stability check, ~0
+when the ticket is stable to SGD noise.
 
 {barrier_table(summary) if summary.barriers else "(no target IMP run)"}
 
