@@ -203,3 +203,5 @@ class ElasticSummary(Summary):
   rewind: str
   rewind_step: int
   wall_time_s: float = 0.0
+  source_imp_s: float = 0.0  # the source IMP sub-run (each target's
+  # own phases: targets[i]["timings_s"])

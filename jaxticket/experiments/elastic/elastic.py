@@ -285,6 +285,8 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
   groups = len(methods) * len(levels)
   name = f"depth_{depth}"
   st = Stages(wd)
+  clock = time.time()
+  timings = {}
   if st.get(name) is not None and st.get(
       f"barrier_depth_{depth}") is not None:  # all done: nothing to build
     trained, row = None, common.row_from_json(st.get(name))
@@ -293,6 +295,8 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
                for l in levels}
     state, mask = build_replicas(cfg, s, init, carried, weights, stats_,
                                  src["step"], methods, levels, depth)
+    timings["masks_s"] = round(time.time() - clock, 2)
+    clock = time.time()
     hp = jax.tree.map(lambda x: jnp.tile(x, groups), s.hparams)
     write_json(wd.file(f"replicas_depth_{depth}.json"), axis.labels())
     trained, row = common.train_stage(
@@ -300,6 +304,7 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
         progress=progress, seeds=seeds * groups, lrs=s.lrs * groups,
         desc=f"depth {depth}: {', '.join(methods)}", extra={"depth": depth},
         keep_state=e.target_imp or "twin" in methods)
+    timings["training_s"] = round(time.time() - clock, 2)
   ev = row["evaluation"]
   valid = np.ones(axis.size, bool)
   for d in row["diverged"]:  # diverged replicas are left out of the means
@@ -323,7 +328,9 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
   tdir = None
   if e.target_imp:
     tdir = wd.file(f"target_{depth}")
+    clock = time.time()
     tsum = imp.run(tcfg, tdir, progress=progress)
+    timings["target_imp_s"] = round(time.time() - clock, 2)
     dense = tsum.levels[0]
     rows.append({"depth": depth, "method": "dense", "level": 0,
                  "density": 1.0, "density_per_seed": [1.0] * n,
@@ -334,8 +341,11 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
                    "density": r["density"],
                    "density_per_seed": r["density_per_seed"],
                    **from_imp_row(r)})
+  clock = time.time()
   barriers = target_barriers(cfg, wd, s, depth, levels, axis, trained, tdir,
                              imp)
+  timings["barriers_s"] = round(time.time() - clock, 2)
+  info["timings_s"] = timings  # this process's (a resumed part reads 0)
   return rows, barriers, info
 
 
@@ -421,6 +431,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   maps = mappings(cfg)
   _, n_src = structure(cfg, source_depth(cfg), "elastic.source_depth")
   src, src_summary = load_source(cfg, wd, progress)
+  source_s = round(time.time() - t0, 2)
   rows, barriers, targets = [], [], []
   source_rows = [{"level": r["level"], "density": r["density"],
                   **from_imp_row(r)} for r in src_summary.levels]
@@ -438,7 +449,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
       seeds=[cfg.seed + i for i in range(cfg.seeds)], model=cfg.model.name,
       dataset=cfg.data.name, rewind=cfg.imp.rewind,
       rewind_step=cfg.imp.rewind_step,
-      wall_time_s=round(time.time() - t0, 2))
+      wall_time_s=round(time.time() - t0, 2), source_imp_s=source_s)
   report.write_report(wd, summary)
   wd.write_summary(summary)
   return wd.finished(ElasticSummary)

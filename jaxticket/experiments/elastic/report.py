@@ -104,7 +104,10 @@ Source: IMP on depth {summary.source_depth}
 ({summary.source_blocks_per_stage} blocks per stage), rewind
 `{summary.rewind}` (step {summary.rewind_step}); seeds {summary.seeds}.
 Levels carried: {summary.levels}; strategy `{summary.strategy}`.
-Wall time {summary.wall_time_s:.1f} s.
+Wall time {summary.wall_time_s:.1f} s (source IMP {summary.source_imp_s:.1f}
+s; per target: {"; ".join(f"depth {t['depth']} " + ", ".join(
+    f"{k[:-2]} {v:.0f} s" for k, v in t.get("timings_s", {}).items())
+    for t in summary.targets)}).
 
 {maps}
 
