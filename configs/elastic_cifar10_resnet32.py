@@ -22,5 +22,6 @@ def get_config(arg=None):
   c.elastic.source_depth = 32
   c.elastic.target_depths = (20, 56)
   c.elastic.levels = (3, 6, 9)
+  c.sanity.levels = (3, 6, 9)  # within imp.levels (the recipe checks 14)
   c.lmc.train_examples = 10000
   return sized(c, arg, tiny_width=0.25)

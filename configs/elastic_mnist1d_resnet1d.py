@@ -27,6 +27,7 @@ def get_config(arg=None):
   c.elastic.source_depth = 3
   c.elastic.target_depths = (2, 5)
   c.elastic.levels = (2, 4)
+  c.sanity.levels = (2, 4)  # within imp.levels
   c.lmc.alphas = 11
   c.lmc.bn_batches = 5
   c.lmc.train_examples = 2000
