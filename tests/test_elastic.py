@@ -118,6 +118,13 @@ def test_stretching_duplicates_exactly_the_mapped_blocks(text, n_dst):
         assert equal_trees(out[f"BasicBlock_{j}"], out[f"BasicBlock_{k}"])
 
 
+def test_copies_are_the_second_and_later_targets_of_a_block():
+  m = (bm.strategy_mapping("even", 3, 5),) * 2  # 0:0;1:1,2;2:3,4
+  assert bm.copies(m, 5) == ["BasicBlock_2", "BasicBlock_4", "BasicBlock_7",
+                             "BasicBlock_9"]
+  assert bm.copies((bm.strategy_mapping("even", 3, 2),) * 2, 2) == []
+
+
 def test_squeezing_removes_exactly_the_dropped_blocks():
   params, stats, mask = variables(3)
   like_p, _, like_m = variables(2, seed=7)

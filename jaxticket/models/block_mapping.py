@@ -191,6 +191,16 @@ def block_sources(mapping: tuple[StageMapping, ...], n_src: int, n_dst: int
   return out
 
 
+def copies(mapping: tuple[StageMapping, ...], n_dst: int) -> list[str]:
+  """Names of the target blocks that are a second or later copy of a
+  source block (the ones the authors' ``permute_copy`` option perturbs)."""
+  out = []
+  for s, m in enumerate(mapping):
+    for js in m.values():
+      out += [f"BasicBlock_{s * n_dst + j}" for j in js[1:]]
+  return sorted(out, key=lambda name: int(name.split("_")[1]))
+
+
 def transform(tree: dict, mapping: tuple[StageMapping, ...], n_src: int,
               n_dst: int, like: dict) -> dict:
   """``tree`` (keyed like the source model's variables) mapped to the keys
@@ -220,4 +230,4 @@ def block_counts(tree: dict, stages: int) -> int:
 
 __all__ = ["FAMILIES", "STRATEGIES", "StageMapping", "check_family",
            "parse_stage", "parse", "format_mapping", "strategy_mapping",
-           "check", "block_sources", "transform", "block_counts"]
+           "check", "block_sources", "copies", "transform", "block_counts"]

@@ -5,7 +5,7 @@ the registry, in ``WORKDIR/source``). For every target depth and every
 level of ``elastic.levels``, the source ticket's mask AND the weights IMP
 rewinds to (theta_0, or theta_k with BatchNorm statistics for
 ``imp.rewind=step``) are carried to the target network by a block mapping
-(:mod:`jaxticket.experiments.elastic.mapping`: stem and head copied, the
+(:mod:`jaxticket.models.block_mapping`: stem and head copied, the
 first block of each stage kept, the other blocks replicated or dropped;
 the authors' ``change_depth`` branch, lottery/branch/morphism.py). The
 transformed ticket trains with the source's recipe from the source's
@@ -17,7 +17,12 @@ rewind step (their ``start_step = train_start_step``), next to:
   target's own theta_0 from step 0 (random pruning at the same layer-wise
   sparsity, Chen et al. Sec. 4; Su et al. 2020's random tickets);
 - ``pai``: ``elastic.pai_method`` (SNIP by default, ``jaxticket pai``'s
-  methods) at the transformed ticket's density, target theta_0, step 0.
+  methods) at the transformed ticket's density, target theta_0, step 0;
+- ``copy_shuffle``: only the masks of the second and later copies of a
+  replicated block shuffled within layers (the authors' ``permute_copy``
+  option; targets that replicate nothing leave it out);
+- ``twin``: the transformed ticket with another data order (its barrier
+  to the ticket is the authors' stability check).
 
 All of them (methods x levels x seeds) are ONE replica axis of one program
 per target depth (:func:`common.train_stage`, resumable). IMP run directly
@@ -227,11 +232,13 @@ def from_imp_row(row: dict) -> dict:
 
 def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
                    batch_stats, step, methods: list[str], levels: list[int],
-                   depth: int):
+                   depth: int, copied: list[str] = ()):
   """The stacked start states and masks of every (method, level, seed),
   method-major: ``elastic`` = the carried mask on the carried weights at
   the source's rewind ``step``; ``shuffle`` = that mask shuffled within
-  layers, same weights and step; ``random`` = random masks with its
+  layers, same weights and step; ``copy_shuffle`` = only the masks of the
+  ``copied`` blocks (second and later copies) shuffled; ``random`` = random
+  masks with its
   per-layer counts, ``pai`` = the PaI method at its density, both on the
   target's ``init`` at step 0."""
   n = len(s.seeds)
@@ -244,13 +251,18 @@ def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
         mask = ticket
       elif name == "shuffle":
         mask = loop_lib.vmapped(controls.shuffle_within_layers)(keys, ticket)
+      elif name == "copy_shuffle":  # only the replicated copies shuffled
+        shuffled = loop_lib.vmapped(controls.shuffle_within_layers)(keys,
+                                                                    ticket)
+        mask = {k: shuffled[k] if k in copied else v
+                for k, v in ticket.items()}
       elif name == "random":
         mask = loop_lib.vmapped(lambda k, t: controls.random_with_counts(
             k, t, controls.layer_counts(t)))(keys, ticket)
       else:  # pai
         mask = jax.device_put(pai_masks(
             cfg, s, init, ticket, masks_lib.replica_densities(ticket), keys))
-      if name in ("elastic", "shuffle", "twin"):
+      if name in ("elastic", "shuffle", "copy_shuffle", "twin"):
         st = rewind_state(init, weights, batch_stats, step, mask, s.trainer)
       if name == "twin":
         st = st.replace(data_key=jax.vmap(jax.random.fold_in)(
@@ -278,7 +290,9 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
   weights = carry(src["params"], m, n_src, n_dst, init.params)
   stats_ = carry(src["batch_stats"], m, n_src, n_dst, init.batch_stats)
   levels = list(e.levels)
-  methods = list(e.methods)
+  copied = mapping_lib.copies(m, n_dst)
+  # copy_shuffle == elastic when nothing is replicated: left out then
+  methods = [x for x in e.methods if x != "copy_shuffle" or copied]
   seeds = s.seeds
   n = len(seeds)
   axis = ReplicaAxis.of(method=methods, level=levels, seed=seeds)
@@ -294,7 +308,8 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
     carried = {l: carry(src["masks"][l], m, n_src, n_dst, ones)
                for l in levels}
     state, mask = build_replicas(cfg, s, init, carried, weights, stats_,
-                                 src["step"], methods, levels, depth)
+                                 src["step"], methods, levels, depth,
+                                 copied)
     timings["masks_s"] = round(time.time() - clock, 2)
     clock = time.time()
     hp = jax.tree.map(lambda x: jnp.tile(x, groups), s.hparams)
@@ -322,6 +337,7 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
           "val_accuracy": ci_stats(ev.val_accuracy[idx], valid[idx])})
   info = {"depth": depth, "stages": stages, "blocks_per_stage": n_dst,
           "mapping": mapping_lib.format_mapping(m), "replicas": axis.size,
+          "methods": methods, "copied_blocks": copied,
           # traces of the training program in this process (1: every
           # method, level and seed in one program; 0: read back on resume)
           "run_traces": int(s.trainer.traces["run"])}

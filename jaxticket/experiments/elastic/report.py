@@ -11,6 +11,7 @@ from jaxticket.experiments.summaries import ElasticSummary
 
 LABELS = {"elastic": "transformed ticket (E-LTH)",
           "shuffle": "transformed mask shuffled in layers",
+          "copy_shuffle": "copies' masks shuffled in layers",
           "random": "random at its layer densities",
           "pai": "pruning at init", "imp": "IMP on the target",
           "twin": "transformed ticket, other data order",

@@ -10,7 +10,7 @@ from jaxticket.core.checks import ConfigError, check_choice, check_range
 from jaxticket.models import block_mapping as mapping_lib
 
 #: What is trained next to the transformed ticket (one program per target).
-METHODS = ("elastic", "shuffle", "random", "pai", "twin")
+METHODS = ("elastic", "shuffle", "copy_shuffle", "random", "pai", "twin")
 
 
 def section() -> ml_collections.ConfigDict:
@@ -30,7 +30,10 @@ def section() -> ml_collections.ConfigDict:
   # random masks at its per-layer counts on the target's own theta_0;
   # pai = `pai_method` at its density on the target's theta_0; twin = the
   # transformed ticket again with another data order (its barrier to the
-  # ticket is the authors' stability check, change_depth_linear_connect).
+  # ticket is the authors' stability check, change_depth_linear_connect);
+  # copy_shuffle = the transformed ticket with the masks of every second
+  # or later copy of a replicated block shuffled within layers (the
+  # authors' permute_copy control; only for targets that copy blocks).
   c.methods = METHODS
   c.pai_method = "snip"  # a name of `jaxticket pai`'s methods
   c.target_imp = True  # IMP run directly on every target (and the barrier)
