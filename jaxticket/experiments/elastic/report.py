@@ -79,6 +79,7 @@ def plot(summary: ElasticSummary, path: str) -> None:
         ax.axhline(m[0], color="gray", ls="--", lw=1, label=label(
             summary, method))
         continue
+      lo, hi = np.maximum(lo, 0), np.minimum(hi, 100)  # accuracy bounds
       ax.errorbar(d, m, yerr=[m - lo, hi - m], marker="o", capsize=3,
                   label=label(summary, method))
     density_axis(ax)
