@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxticket.core.workdir import Workdir, write_atomic
-from jaxticket.experiments.plotting import density_axis, fmt, pct, plt
+from jaxticket.experiments.plotting import density_axis, pct, plt
 from jaxticket.experiments.summaries import ElasticSummary
 
 LABELS = {"elastic": "transformed ticket (E-LTH)",
@@ -143,4 +143,4 @@ when the ticket is stable to SGD noise.
   write_atomic(wd.file("report.md"), text)
 
 
-__all__ = ["table", "barrier_table", "plot", "write_report", "fmt"]
+__all__ = ["table", "barrier_table", "plot", "write_report"]
