@@ -282,3 +282,56 @@ def test_elastic_end_to_end_identity_and_resume(tmp_path):
   with open(os.path.join(wd, "replicas_depth_3.json")) as f:
     labels = json.load(f)
   assert len(labels) == 5 * 1 * 2  # methods x levels x seeds, one program
+
+
+@pytest.mark.slow
+def test_controls_start_where_they_should():
+  """elastic / copy_shuffle / shuffle / twin start from the carried weights;
+  copy_shuffle differs from the ticket only inside the copied blocks (same
+  per-layer counts there); twin differs only in its data order; random and
+  pai start from the target's theta_0 at the ticket's density."""
+  from jaxticket.core import loop as loop_lib
+  from jaxticket.experiments import common
+  cfg = tiny(**{"elastic.target_depths": (5,)})
+  src_p, src_s, src_m = variables(3)
+  m = elastic.mappings(cfg)[5]
+  tcfg = elastic.depth_config(cfg, 5)
+  s = common.setup(tcfg)
+  init = s.trainer.init(loop_lib.replica_keys(s.seeds))
+  ones = common.dense_masks(tcfg, init.params)
+  # the test's variables use width 0.125 like :tiny
+  weights = elastic.carry(src_p, m, 3, 5, init.params)
+  stats = elastic.carry(src_s, m, 3, 5, init.batch_stats)
+  ticket = elastic.carry(src_m, m, 3, 5, ones)
+  copied = bm.copies(m, 5)
+  methods = ["elastic", "copy_shuffle", "shuffle", "random", "pai", "twin"]
+  state, mask = elastic.build_replicas(
+      cfg, s, init, {1: ticket}, weights, stats, np.zeros(2, np.int32),
+      methods, [1], 5, copied)
+  part = lambda tree, i: jax.tree.map(lambda x: np.asarray(x)[2 * i:2 * i + 2],
+                                      tree)
+  el, cs, sh, rn, pa, tw = (part(mask, i) for i in range(6))
+  assert equal_trees(el, ticket)
+  for name in el:
+    if name in copied:
+      assert not equal_trees(cs[name], el[name])
+      for a, b in zip(jax.tree.leaves(cs[name]), jax.tree.leaves(el[name])):
+        np.testing.assert_array_equal(a.reshape(2, -1).sum(1),
+                                      b.reshape(2, -1).sum(1))
+    else:
+      assert equal_trees(cs[name], el[name])
+  dens = lambda t: masks_lib.replica_densities(t)
+  for other in (sh, rn, pa):
+    np.testing.assert_allclose(dens(other), dens(el), atol=2e-3)
+  p = lambda i: part(state.params, i)
+  assert equal_trees(p(0), jax.device_get(jax.vmap(masks_lib.apply)(
+      jax.device_put(weights), jax.device_put(ticket))))
+  # carried weights (masked) for elastic and twin, identical; twin's data
+  # order differs
+  assert equal_trees(p(0), p(5))
+  keys = jax.random.key_data(state.data_key)
+  assert not np.array_equal(np.asarray(keys[0]), np.asarray(keys[10]))
+  np.testing.assert_array_equal(np.asarray(keys[0]), np.asarray(keys[6]))
+  # random starts from the target's own theta_0 under its mask
+  want = jax.vmap(masks_lib.apply)(init.params, jax.device_put(rn))
+  assert equal_trees(p(3), jax.device_get(want))

@@ -173,13 +173,16 @@ def method_key(cfg, depth: int, level: int, name: str, n: int) -> jax.Array:
   return jax.random.split(k, n)
 
 
-def pai_masks(cfg, s: common.Setup, init, like_mask: PyTree,
-              densities: np.ndarray, keys: jax.Array) -> PyTree:
+def pai_masks(cfg, s: common.Setup, init, densities: np.ndarray,
+              keys: jax.Array) -> PyTree:
   """``elastic.pai_method``'s masks on the target's theta_0, replica r at
-  ``densities[r]`` (``jaxticket pai``'s method registry)."""
+  ``densities[r]`` (``jaxticket pai``'s method registry). The method is
+  given ONE replica's *dense* mask as the structure (a sparse one would
+  restrict every replica to replica 0's kept weights)."""
   pai = registry.load("pai")
   method = pai.methods_lib.METHODS[cfg.elastic.pai_method]
-  one = loop_lib.tree_index(like_mask, 0)
+  one = masks_lib.ones(loop_lib.tree_index(init.params, 0),
+                       cfg.masks.prunable)
   batches = None
   if method.data_dependent:
     x, y = pai.scoring.stacked(s.data, s.seeds, "clean",
@@ -261,7 +264,7 @@ def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
             k, t, controls.layer_counts(t)))(keys, ticket)
       else:  # pai
         mask = jax.device_put(pai_masks(
-            cfg, s, init, ticket, masks_lib.replica_densities(ticket), keys))
+            cfg, s, init, masks_lib.replica_densities(ticket), keys))
       if name in ("elastic", "shuffle", "copy_shuffle", "twin"):
         st = rewind_state(init, weights, batch_stats, step, mask, s.trainer)
       if name == "twin":
