@@ -68,6 +68,8 @@ from jaxticket.experiments.summaries import ElasticSummary, ImpSummary
 from jaxticket.pruning import controls
 
 PyTree = Any
+#: Methods that train the carried (source rewind) weights.
+CARRIED = ("elastic", "shuffle", "copy_shuffle", "twin")
 #: Noise seed of the ``twin`` replicas' data order (folded into the key).
 TWIN_NOISE = 7919
 
@@ -265,14 +267,14 @@ def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
       else:  # pai
         mask = jax.device_put(pai_masks(
             cfg, s, init, masks_lib.replica_densities(ticket), keys))
-      if name in ("elastic", "shuffle", "copy_shuffle", "twin"):
+      if name in CARRIED:  # the carried weights at the source's step
         st = rewind_state(init, weights, batch_stats, step, mask, s.trainer)
-      if name == "twin":
-        st = st.replace(data_key=jax.vmap(jax.random.fold_in)(
-            st.data_key, jnp.full((n,), TWIN_NOISE, jnp.uint32)))
-      else:
+      else:  # the target's own theta_0 at step 0
         st = rewind_state(init, init.params, init.batch_stats, 0, mask,
                           s.trainer)
+      if name == "twin":  # another data order
+        st = st.replace(data_key=jax.vmap(jax.random.fold_in)(
+            st.data_key, jnp.full((n,), TWIN_NOISE, jnp.uint32)))
       states.append(st)
       masks.append(mask)
   return concat(states), concat(masks)
