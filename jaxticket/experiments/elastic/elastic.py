@@ -242,8 +242,8 @@ def build_replicas(cfg, s: common.Setup, init, carried: dict, weights,
   method-major: ``elastic`` = the carried mask on the carried weights at
   the source's rewind ``step``; ``shuffle`` = that mask shuffled within
   layers, same weights and step; ``copy_shuffle`` = only the masks of the
-  ``copied`` blocks (second and later copies) shuffled; ``random`` = random
-  masks with its
+  ``copied`` blocks (second and later copies) shuffled; ``twin`` = the
+  ticket with another data order; ``random`` = random masks with its
   per-layer counts, ``pai`` = the PaI method at its density, both on the
   target's ``init`` at step 0."""
   n = len(s.seeds)
@@ -302,13 +302,13 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
   n = len(seeds)
   axis = ReplicaAxis.of(method=methods, level=levels, seed=seeds)
   groups = len(methods) * len(levels)
-  name = f"depth_{depth}"
+  stage = f"depth_{depth}"
   st = Stages(wd)
   clock = time.time()
   timings = {}
-  if st.get(name) is not None and st.get(
+  if st.get(stage) is not None and st.get(
       f"barrier_depth_{depth}") is not None:  # all done: nothing to build
-    trained, row = None, common.row_from_json(st.get(name))
+    trained, row = None, common.row_from_json(st.get(stage))
   else:
     carried = {l: carry(src["masks"][l], m, n_src, n_dst, ones)
                for l in levels}
@@ -320,7 +320,7 @@ def run_target(cfg, wd: Workdir, depth: int, m, n_src: int, src: dict,
     hp = jax.tree.map(lambda x: jnp.tile(x, groups), s.hparams)
     write_json(wd.file(f"replicas_depth_{depth}.json"), axis.labels())
     trained, row = common.train_stage(
-        s, wd, name, max(levels), state, mask, hp, s.trainer,
+        s, wd, stage, max(levels), state, mask, hp, s.trainer,
         progress=progress, seeds=seeds * groups, lrs=s.lrs * groups,
         desc=f"depth {depth}: {', '.join(methods)}", extra={"depth": depth},
         keep_state=e.target_imp or "twin" in methods)
