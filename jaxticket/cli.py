@@ -47,6 +47,8 @@ examples:
   jaxticket pai --config configs/mnist1d_lenet.py:tiny --workdir /tmp/pai
   jaxticket pai --config.pai.methods=snip,grasp,synflow --config.pai.densities=0.1,0.01
   jaxticket graph --config configs/graph.py:tiny
+  jaxticket elastic --config configs/elastic_mnist1d_resnet1d.py:tiny --workdir /tmp/elastic
+  jaxticket elastic --config configs/elastic_mnist1d_resnet1d.py --config.elastic.target_depths=5 --config.elastic.mapping='0:0;1:1,2;2:3,4'
 
 config keys (see configs/ and jaxticket/config.py for meanings):
 """

@@ -42,6 +42,8 @@ from jaxticket.experiments.theory import settings as theory_settings
 from jaxticket.experiments.graph import settings as graph_settings
 # --- tickets in pre-trained transformers (issue 17) ---
 from jaxticket.experiments.pretrain import settings as pretrain_settings
+# --- elastic tickets (issue 18) ---
+from jaxticket.experiments.elastic import settings as elastic_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -52,6 +54,7 @@ SECTIONS.update(pai=pai_settings)  # issue 14
 SECTIONS.update(dst=dst_settings)  # issue 15
 SECTIONS.update(graph=graph_settings)  # issue 19
 SECTIONS.update(pretrain=pretrain_settings)  # issue 17
+SECTIONS.update(elastic=elastic_settings)  # issue 18
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND

@@ -201,6 +201,23 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.pretrain.pretrain", (),
         "summary.json, report.md, curves.png, pretrained.json, "
         "checkpoints/pretrained, metrics.jsonl, stages/"),
+    # --- elastic tickets (issue 18) ---
+    Experiment(
+        "elastic", "Elastic tickets: a ticket stretched/squeezed to other "
+        "depths.",
+        "Elastic lottery tickets (Chen et al. 2021): IMP on the source depth "
+        "(elastic.source_depth), then its mask AND rewind weights carried "
+        "to every depth of elastic.target_depths by a block mapping per "
+        "stage (elastic.mapping 'src:dst1,dst2;...', stages separated by "
+        "'|', or elastic.strategy even/last/cycle; stem, head and each "
+        "stage's first block kept) and trained with the source's recipe, "
+        "next to its layer-wise shuffle, random masks at its per-layer "
+        "densities, a PaI method (elastic.pai_method) and IMP run on the "
+        "target; error barriers between transformed and IMP tickets. "
+        "Residual families only (resnet1d, resnet20/32/56/110).",
+        "jaxticket.experiments.elastic.elastic", (),
+        "summary.json, report.md, elastic_accuracy.png, metrics.jsonl, "
+        "stages/, source/ and target_D/ (imp sub-runs)"),
 )}
 
 

@@ -256,3 +256,30 @@ class PretrainSummary(Summary):
   downstream: list[dict]
   timings_s: dict
   wall_time_s: float
+
+
+@dataclasses.dataclass
+class ElasticSummary(Summary):
+  """``jaxticket elastic``: per (target depth, method, level) the density
+  and accuracy (mean, std, per seed, 95% t-interval) of the transformed
+  ticket and its controls, the target's IMP ticket and dense net; the
+  barriers between transformed and IMP tickets; the source's IMP rows."""
+  SCHEMA = "elastic"
+  source_depth: int
+  source_blocks_per_stage: int
+  source: list[dict]
+  targets: list[dict]
+  rows: list[dict]
+  barriers: list[dict]
+  methods: list[str]
+  pai_method: str
+  levels: list[int]
+  strategy: str
+  seeds: list[int]
+  model: str
+  dataset: str
+  rewind: str
+  rewind_step: int
+  wall_time_s: float = 0.0
+  source_imp_s: float = 0.0  # the source IMP sub-run (each target's
+  # own phases: targets[i]["timings_s"])

@@ -384,3 +384,23 @@ def load_level(workdir: str, level: int) -> dict:
   """The masks, params and BatchNorm statistics saved for ``level``."""
   return checkpoint.load_tree(
       Workdir(workdir, "imp").file("checkpoints", f"level_{level}"))
+
+
+def rewind_weights(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
+  """What the levels of the IMP run in ``workdir`` rewind to, stacked over
+  seeds: ``{"params", "batch_stats", "step"}`` = theta_0 at step 0
+  (``imp.rewind=init``, or ``step`` with k = 0) or theta_k at step k
+  (``imp.rewind=step``). Used by experiments that carry a ticket to
+  another network (``elastic``)."""
+  wd = Workdir(workdir, "imp")
+  if cfg.imp.rewind == "step" and cfg.imp.rewind_step > 0:
+    saved = checkpoint.load_tree(wd.file("checkpoints", "rewind"))
+    return {"params": saved["params"], "batch_stats": saved["batch_stats"],
+            "step": np.asarray(saved["step"])}
+  if cfg.imp.rewind not in ("init", "step"):
+    raise ValueError(f"imp.rewind={cfg.imp.rewind!r} rewinds to trained "
+                     "weights, not to theta_0 or theta_k.")
+  saved = checkpoint.load_tree(wd.file("checkpoints", "init"))
+  n = jax.tree.leaves(saved["params"])[0].shape[0]
+  return {"params": saved["params"], "batch_stats": saved["batch_stats"],
+          "step": np.zeros(n, np.int32)}

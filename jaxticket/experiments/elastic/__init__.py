@@ -1,0 +1,1 @@
+"""``jaxticket elastic``: elastic lottery tickets across depths."""
