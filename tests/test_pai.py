@@ -291,3 +291,36 @@ def test_a_killed_training_chunk_resumes_from_its_checkpoint(tmp_path,
   steps = sorted({r["step"] for r in rows if r.get("stage") == "pai_chunk_0"})
   assert steps == [5, 10]
   assert len(rows) == 2 * len(whole)  # no duplicated rows after the resume
+
+
+def test_su_conclusions_separate_decided_gaps_from_the_seeds_noise():
+  """A check the mask wins by more than the margin only in the mean (its CI
+  reaches below the margin) is reported as within the noise; one whose CI
+  lies above the margin is decided (verdict.status, as the sanity check)."""
+  from jaxticket.experiments.pai import report
+  from jaxticket.experiments.sanity import verdict
+  cfg = tiny(**{"pai.methods": ("random",), "pai.checks": ("shuffle",)})
+  crit = verdict.Criteria(tolerance=0.01, margin=0.01)
+  rng = np.random.default_rng(0)
+  base = rng.normal(0.6, 0.002, 8)
+  rows = []
+  for d, other in ((0.1, base - 0.03),  # tight, 3 points: decided
+                   (0.01, base - 0.015 + np.tile([0.04, -0.04], 4))):  # noisy
+    g = verdict.gap(base, other, crit.margin, crit.alpha)
+    assert g["gap"] > crit.margin
+    rows.append({"method": "random", "density": d, "check": "shuffle", **g,
+                 "mask_better": True,
+                 "status": verdict.status(g, crit.margin, True)})
+  assert [r["status"] for r in rows] == [verdict.HOLDS, verdict.OPEN]
+  su = pai.su_conclusions(cfg, rows)
+  assert su[0]["beyond_layer_densities"] == [0.01, 0.1]
+  assert su[0]["beyond_layer_densities_decided"] == [0.1]
+  text = pai.conclusion(su, [], [], crit)
+  assert "within the seeds' noise at 1%" in text
+  unsure = [{"method": "random", "density": 0.01, "class": "none",
+             "outcome": "inconclusive", "possible": ["jackpot", "none"]}]
+  text = pai.conclusion(su, [], unsure, crit)
+  assert "No PaI mask is a decided jackpot ticket." in text
+  assert "random at 1%" in text
+  summary = type("S", (), {"su": su})()
+  assert "| random | 1%°, 10% |" in report.su_table(summary)

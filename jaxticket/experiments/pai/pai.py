@@ -557,8 +557,12 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
         g = verdict_lib.gap(mine, other, crit.margin, crit.alpha, crit.test)
         ok = g["gap"] > crit.margin and (not crit.require_significance
                                          or bool(g["significant"]))
+        # "decided": the gap's 95% CI lies wholly above the margin (the
+        # sanity check's interval logic, verdict.status); a point gap above
+        # it with the CI straddling the margin is within the seeds' noise.
         checks.append({"method": m, "density": float(d), "check": c, **g,
-                       "mask_better": bool(ok)})
+                       "mask_better": bool(ok),
+                       "status": verdict_lib.status(g, crit.margin, True)})
       if cfg.pai.small_dense and "reinit" in cfg.pai.checks:
         sd = small_dense[float(d)]
         tab = lambda v, t: {lr: {"val": np.asarray(v), "test": np.asarray(t)}}
@@ -570,8 +574,13 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
             "dense": tab(values("dense", 1.0, "dense", "val"),
                          values("dense", 1.0, "dense", "test"))}
         v = verdict_lib.judge(tables, 1 - float(d), crit)
+        conf = verdict_lib.confidence(tables, 1 - float(d), crit, v,
+                                      cfg.sanity.resamples, cfg.seed)
         verdicts.append({"method": m, "density": float(d),
                          "sparsity": 1 - float(d), "class": v["class"],
+                         "outcome": conf["outcome"],
+                         "possible": conf["possible"],
+                         "agreement": conf["agreement"],
                          "conditions": v["conditions"], "gaps": v["gaps"],
                          "small_dense": {k: sd[k] for k in ("width",
                                                             "weights")}})
@@ -605,8 +614,9 @@ def su_conclusions(cfg, checks: list[dict]) -> list[dict]:
   out = []
   for m in cfg.pai.methods:
     mine = [c for c in checks if c["method"] == m]
-    by = lambda name: sorted(c["density"] for c in mine
-                             if c["check"] == name and c["mask_better"])
+    by = lambda name, decided=False: sorted(
+        c["density"] for c in mine if c["check"] == name and c["mask_better"]
+        and (not decided or c.get("status") == verdict_lib.HOLDS))
     ran = lambda name: any(c["check"] == name for c in mine)
     data = [c for c in settings.DATA_CHECKS if ran(c)]
     uses_data = None
@@ -618,6 +628,8 @@ def su_conclusions(cfg, checks: list[dict]) -> list[dict]:
     out.append({
         "method": m,
         "beyond_layer_densities": by("shuffle") if ran("shuffle") else None,
+        "beyond_layer_densities_decided": (by("shuffle", True)
+                                           if ran("shuffle") else None),
         "init_matters": by("reinit") if ran("reinit") else None,
         "uses_data": uses_data,
         "data_dependent": methods_lib.METHODS[m].data_dependent})
@@ -631,10 +643,15 @@ def conclusion(su, collapse, verdicts, crit) -> str:
     b = r["beyond_layer_densities"]
     bits = []
     if b is not None:
+      sure = r.get("beyond_layer_densities_decided") or []
+      noisy = [d for d in b if d not in sure]
       bits.append("its mask beats its layer-wise shuffle at "
                   + (", ".join(f"{100 * d:g}%" for d in b) + " density"
                      if b else "no density (the layer densities carry what "
-                     "it knows)"))
+                     "it knows)")
+                  + (f" (within the seeds' noise at "
+                     f"{', '.join(f'{100 * d:g}%' for d in noisy)}: the 95% "
+                     "CI reaches below the margin)" if noisy else ""))
     if r["uses_data"] is not None:
       u = r["uses_data"]
       bits.append("beats every corrupted-data version at " +
@@ -650,12 +667,19 @@ def conclusion(su, collapse, verdicts, crit) -> str:
                    f"{c['largest_compression_without_collapse']:.3g}x.")
   jack = [v for v in verdicts if v["class"] == "jackpot"]
   sec = [v for v in verdicts if v["class"] == "secondary"]
+  unsure = [v for v in verdicts if v.get("outcome") == "inconclusive"]
   if verdicts:
     parts.append(
         (f"Ma et al.'s jackpot: {', '.join(sorted({v['method'] for v in jack}))}"
-         "." if jack else "No PaI mask is a jackpot ticket.") +
+         "." if jack else "No PaI mask is a jackpot ticket." if not any(
+             "jackpot" in v.get("possible", ()) for v in unsure) else
+         "No PaI mask is a decided jackpot ticket.") +
         (f" Secondary prizes: "
-         f"{', '.join(sorted({v['method'] for v in sec}))}." if sec else ""))
+         f"{', '.join(sorted({v['method'] for v in sec}))}." if sec else "")
+        + (" Inconclusive at these seeds (the intervals still allow "
+           "another class): " + ", ".join(
+               f"{v['method']} at {100 * v['density']:g}%" for v in unsure)
+           + "." if unsure else ""))
   parts.append(f"'Clearly better' = by more than {100 * crit.margin:.1f} "
                "points of test accuracy.")
   return " ".join(parts)

@@ -59,7 +59,9 @@ def checks_table(summary: PaiSummary) -> str:
       if g["ci_low"] is not None:
         text += f" [{fmt(g['ci_low'], signed=True)}, " \
                 f"{fmt(g['ci_high'], signed=True)}]"
-      cells.append(f"**{text}**" if g["mask_better"] else text)
+      decided = g.get("status", "holds") == "holds"
+      cells.append(f"**{text}**" if g["mask_better"] and decided else
+                   f"{text}°" if g["mask_better"] else text)
     lines.append(f"| {r['method']} | {pct(r['density'])} | "
                  f"{mean_std(st['test']) if st else '—'} | "
                  + " | ".join(cells) + " |")
@@ -69,28 +71,39 @@ def checks_table(summary: PaiSummary) -> str:
 def su_table(summary: PaiSummary) -> str:
   """Markdown: per method, where its mask carries information beyond its
   layer-wise densities and beyond the data."""
-  def where(v, free=False):
+  def where(v, free=False, decided=None):
     if v is None:
       return "data-free" if free else "not checked"
-    return ", ".join(f"{100 * d:g}%" for d in v) if v else "nowhere"
+    noisy = lambda d: decided is not None and d not in decided
+    return ", ".join(f"{100 * d:g}%" + ("°" if noisy(d) else "")
+                     for d in v) if v else "nowhere"
   lines = ["| method | beats its layer-wise shuffle at | beats its "
            "re-initialization at | beats every corrupted-data mask at |",
            "|---|---|---|---|"]
   for r in summary.su:
-    lines.append(f"| {r['method']} | {where(r['beyond_layer_densities'])} | "
+    shuffle = where(r["beyond_layer_densities"], False,
+                    r.get("beyond_layer_densities_decided"))
+    lines.append(f"| {r['method']} | {shuffle} | "
                  f"{where(r['init_matters'])} | "
                  f"{where(r['uses_data'], not r['data_dependent'])} |")
   return "\n".join(lines)
 
 
 def verdict_table(summary: PaiSummary) -> str:
-  lines = ["| method | density (%) | verdict | 1 | 2 | 3 | 4 | 5 |",
-           "|---|---:|---|:-:|:-:|:-:|:-:|:-:|"]
+  lines = ["| method | density (%) | verdict (point) | outcome (95% CIs) | "
+           "bootstrap agreement | 1 | 2 | 3 | 4 | 5 |",
+           "|---|---:|---|---|---:|:-:|:-:|:-:|:-:|:-:|"]
   mark = lambda b: "✓" if b else "✗"
   for v in summary.verdicts:
     c = v["conditions"]
+    outcome = v.get("outcome", v["class"])
+    if outcome == "inconclusive":
+      outcome += f" ({' or '.join(v.get('possible', []))})"
+    agree = v.get("agreement")
     lines.append(f"| {v['method']} | {pct(v['density'])} | **{v['class']}** "
-                 "| " + " | ".join(mark(c[k]) for k in "12345") + " |")
+                 f"| {outcome} | "
+                 f"{'—' if agree is None else f'{100 * agree:.0f}%'} | "
+                 + " | ".join(mark(c[k]) for k in "12345") + " |")
   return "\n".join(lines)
 
 
@@ -210,8 +223,9 @@ Seeds {summary.seeds}, learning rate {summary.lr:g}; masks train from the
 
 ## Su et al.'s checks: mask minus check (points, 95% Welch CI)
 
-Bold: the mask is clearly better (by more than
-{100 * summary.criteria['margin']:.1f} points). A mask that does not beat its
+Bold: the mask is clearly better (its 95% CI lies above
+{100 * summary.criteria['margin']:.1f} points); ° : better by more than that
+in the mean, but the CI reaches below it (within the seeds' noise). A mask that does not beat its
 layer-wise shuffle carries no information beyond its layer densities; one
 that does not beat its corrupted-data versions uses no information from
 the data.
