@@ -25,6 +25,12 @@ Modes: ``gated`` (learned gates, protection), ``fixed`` (frozen random
 gates, protection: a random subnetwork per task), ``none`` (no gates, no
 protection: plain fine-tuning of one net through the sequence).
 
+With ``penalty`` the forward appends HAT's regularizer (Eq. 5: the
+gates of units no earlier task uses, summed over layers and divided by
+their number) as one extra output column, which
+:class:`~jaxticket.tasks.Penalized` adds to the loss with weight lambda:
+it keeps each task's subnetwork small so later tasks find free units.
+
 Where we follow the code rather than the paper: HAT's gradient
 compensation of the logits (``s_max / s * (cosh(clip(s e)) + 1) /
 (cosh(e) + 1)``, clip at 50) and its clamp of the logits to +-6 after each
@@ -102,6 +108,9 @@ class GatedMLP(nn.Module):
   mode: str = "gated"
   smax: float = 400.0
   steps_per_epoch: int = 1
+  #: Append HAT's mask regularizer as one extra output column (for
+  #: :class:`~jaxticket.tasks.Penalized`); gated mode only.
+  penalty: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = False, step=None):
@@ -110,6 +119,7 @@ class GatedMLP(nn.Module):
     t = task.astype(jnp.int32)
     protect = self.mode != "none"
     used_in = jnp.ones((x.shape[-1],), jnp.float32)
+    reg, count = jnp.zeros(()), jnp.zeros(())
     for l, h in enumerate(self.widths):
       used = self.param(f"used_{l}", nn.initializers.zeros, (h,))
       x = nn.relu(GatedLayer(h, name=f"Layer_{l}")(x, used_in, used,
@@ -123,13 +133,22 @@ class GatedMLP(nn.Module):
         else:
           a = hard(e)
         x = x * a
+        reg = reg + jnp.sum(a * (1.0 - used))
+        count = count + jnp.sum(1.0 - used)
       elif self.mode == "fixed":
         x = x * self.param(f"fixed_{l}", nn.initializers.ones,
                            (self.tasks, h))[t]
       used_in = used
     logits = nn.Dense(self.tasks * self.classes, name="head")(x)
-    return jax.lax.dynamic_slice_in_dim(logits, t * self.classes,
-                                        self.classes, axis=-1)
+    logits = jax.lax.dynamic_slice_in_dim(logits, t * self.classes,
+                                          self.classes, axis=-1)
+    if self.penalty and self.mode == "gated":
+      # HAT's Eq. 5: the new task's gates on units no earlier task uses,
+      # normalized by the number of such units.
+      reg = reg / jnp.maximum(count, 1.0)
+      logits = jnp.concatenate(
+          [logits, jnp.broadcast_to(reg, (logits.shape[0], 1))], -1)
+    return logits
 
 
 def task_gates(params: PyTree, mode: str, t: int, layers: int

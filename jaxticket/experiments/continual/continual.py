@@ -23,9 +23,7 @@ test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
 it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
 
 Not done yet (later slices): data-free replay for backward transfer
-(DSN's Sec. 3.3), a separate IMP ticket per task, HAT's sparsity
-regularizer on the gates (so the gated method's masks are as large as the
-gradients leave them), checkpoints inside a method (a killed run redoes
+(DSN's Sec. 3.3), a separate IMP ticket per task, checkpoints inside a method (a killed run redoes
 the unfinished method; finished methods are ``stages/METHOD.json``).
 """
 
@@ -41,6 +39,7 @@ import ml_collections
 import numpy as np
 
 from jaxticket import config as config_lib
+from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
@@ -109,13 +108,17 @@ def make_program(cfg: ml_collections.ConfigDict, method: str, task_data: Any
   """The static program of ``method`` (gated: clocked, clamped logits)."""
   c = cfg.continual
   mode = MODE_OF[method]
+  penalized = mode == "gated" and c.lamb > 0
   spe = step_lib.steps_per_epoch(len(task_data.train_y), cfg.train.batch_size)
   model = gated_mlp.GatedMLP(
       widths=tuple(int(w) for w in c.widths), tasks=int(c.tasks),
       classes=task_data.num_classes, mode=mode, smax=float(c.smax),
-      steps_per_epoch=spe)
+      steps_per_epoch=spe, penalty=penalized)
+  task = common.make_task(cfg, task_data)
+  if penalized:
+    task = tasks_lib.Penalized(task, float(c.lamb))
   return step_lib.Program(
-      model=model, task=common.make_task(cfg, task_data),
+      model=model, task=task,
       recipe=config_lib.recipe(cfg, False), normalize=task_data.normalize,
       parametrization=Parametrization(
           gated_mlp.TRAINABLE,

@@ -33,6 +33,10 @@ def section() -> ml_collections.ConfigDict:
   c.methods = tuple(METHODS)
   c.widths = (100, 100)  # hidden units of the shared MLP
   c.smax = 400.0  # HAT/DSN's s_max
+  # HAT's lambda: weight of the gates' sparsity regularizer (Eq. 5) on
+  # units no earlier task uses; 0 = none (gates as large as training
+  # leaves them).
+  c.lamb = 0.75
   c.random_density = 0.5  # fixed: fraction of units per task w/o gated
   c.permutation_seed = 1234  # the permuted tasks' input permutations
   return c
@@ -55,6 +59,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       int(w) >= 1 for w in c.widths), tuple(c.widths),
               "one or more hidden widths >= 1")
   check_range("continual.smax", c.smax >= 1, c.smax, "must be >= 1")
+  check_range("continual.lamb", c.lamb >= 0, c.lamb, "must be >= 0")
   check_range("continual.random_density", 0 < c.random_density <= 1,
               c.random_density, "must be in (0, 1]")
   if cfg.train.weight_decay != 0:
