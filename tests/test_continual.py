@@ -229,3 +229,28 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
       np.rint(np.asarray(rows["gated"]["unit_fraction"]) * 16).clip(1))
   again = continual.run(cfg, str(tmp_path), progress=False)  # finished
   assert again.rows == summary.rows
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("--config.continual.sequence=rotated", "continual.sequence"),
+    ("--config.train.weight_decay=0.001", "train.weight_decay"),
+])
+def test_cli_bad_config_is_one_line(tmp_path, capsys, override, needle):
+  from jaxticket import cli
+  try:
+    code = cli.main(["continual", "--config", CONFIG + ":tiny", "--workdir",
+                     str(tmp_path / "w"), override])
+  except SystemExit as e:
+    code = e.code
+  err = capsys.readouterr().err
+  assert code == 2 and needle in err and "Traceback" not in err
+  assert len(err.strip().splitlines()) == 1
+  assert not (tmp_path / "w").exists()
+
+
+def test_help_names_continual(capsys):
+  from jaxticket import cli
+  with pytest.raises(SystemExit):
+    cli.main(["continual", "--help"])
+  out = capsys.readouterr().out
+  assert "continual.sequence" in out and "HAT" in out

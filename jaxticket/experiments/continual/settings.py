@@ -66,7 +66,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError(
         f"train.weight_decay={cfg.train.weight_decay}: weight decay moves "
         "the weights earlier tasks use, which breaks the zero-forgetting "
-        "protection; use --config.train.weight_decay=0 (as HAT/DSN do).")
+        "protection; use --config.train.weight_decay=0 (as HAT/DSN do) or "
+        "--config configs/continual_mnist1d.py.")
 
 
 def check_split(tasks: int, classes: int) -> None:
