@@ -125,7 +125,7 @@ def test_weights_earlier_tasks_use_are_bit_identical(sequence, method):
   res = continual.train_method(cfg, method, tasks, [0, 1], keep_params=True)
   snaps = res["params"]
   layers = len(cfg.continual.widths)
-  changed = 0
+  changed = reused = 0
   for i in range(len(tasks) - 1):
     protect = jax.vmap(lambda p: gated_mlp.protected_weights(p, layers))(
         snaps[i])
@@ -138,16 +138,31 @@ def test_weights_earlier_tasks_use_are_bit_identical(sequence, method):
           assert m.any()
           np.testing.assert_array_equal(new[m], old[m])  # bit for bit
           changed += int((new[~m] != old[~m]).sum())
+        if l > 0:  # new units read used units' outputs: those weights train
+          used_in = np.asarray(snaps[i][f"used_{l - 1}"]) > 0
+          used_out = np.asarray(snaps[i][f"used_{l}"]) > 0
+          reuse = used_in[:, :, None] & ~used_out[:, None, :]
+          kern = f"Layer_{l}"
+          reused += int((np.asarray(later[kern]["kernel"])[reuse] !=
+                         np.asarray(snaps[i][kern]["kernel"])[reuse]).sum())
       for t in range(i + 1):  # earlier tasks' gates / heads unchanged
         if method == "gated":
           np.testing.assert_array_equal(later["gate_0"][:, t],
                                         snaps[i]["gate_0"][:, t])
-  assert changed > 0  # later tasks did train the free weights
+  assert changed > 0 and reused > 0  # later tasks trained the free weights
   a = res["test"]  # [R, T, T]: zero forgetting, exactly
   for j in range(len(tasks)):
     for i in range(j + 1, len(tasks)):
       np.testing.assert_array_equal(a[:, i, j], a[:, j, j])
   assert res["traces"]["run"] == 1  # one program for every stage
+
+
+def test_a_replica_of_the_vmapped_program_equals_its_own_run(sequence):
+  cfg, tasks = sequence
+  both = continual.train_method(cfg, "gated", tasks, [3, 4])
+  alone = continual.train_method(cfg, "gated", tasks, [4])
+  np.testing.assert_allclose(both["test"][1], alone["test"][0], atol=0.02)
+  np.testing.assert_array_equal(both["units"][1], alone["units"][0])
 
 
 def test_use_data_refuses_other_shapes(sequence):
