@@ -233,7 +233,7 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
   obj = json.load(open(tmp_path / "summary.json"))
   assert obj["schema"] == "continual"
   rows = {r["method"]: r for r in summary.rows}
-  assert set(rows) == {"gated", "fixed", "finetune"}
+  assert set(rows) == {"gated", "fixed", "finetune", "separate"}
   assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
   a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
   np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
@@ -269,3 +269,16 @@ def test_help_names_continual(capsys):
     cli.main(["continual", "--help"])
   out = capsys.readouterr().out
   assert "continual.sequence" in out and "HAT" in out
+
+
+def test_separate_nets_keep_their_diagonal(sequence):
+  cfg, tasks = sequence
+  res = continual.train_method(cfg, "separate", tasks, [0])
+  a = res["test"][0]
+  for i in range(len(tasks)):
+    for j in range(i + 1):
+      assert a[i, j] == a[j, j]  # net j answers task j
+  assert metrics.bwt(a) == 0.0
+  # each net trained only its task: on its own task better than untrained
+  assert np.all(np.diagonal(a) > res["init"][0])
+  assert res["traces"]["run"] == 1

@@ -18,12 +18,14 @@ axis holds the seeds, trained stage by stage (task 0, 1, ...; a fresh
 optimizer and step 0 per task, the data swapped with
 ``Trainer.use_data``): ``gated`` (HAT/DSN), ``fixed`` (random unit masks
 per task with the gated method's unit counts, same protection),
-``finetune`` (no gates, no protection). After every stage every task's
+``finetune`` (no gates, no protection), ``separate`` (a fresh dense net
+per task: no sharing). After every stage every task's
 test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
 it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
 
 Not done yet (later slices): data-free replay for backward transfer
-(DSN's Sec. 3.3), a separate IMP ticket per task, checkpoints inside a method (a killed run redoes
+(DSN's Sec. 3.3), an IMP ticket per task (``separate`` is dense),
+checkpoints inside a method (a killed run redoes
 the unfinished method; finished methods are ``stages/METHOD.json``).
 """
 
@@ -54,7 +56,8 @@ from jaxticket.models import gated_mlp
 
 PyTree = Any
 
-MODE_OF = {"gated": "gated", "fixed": "fixed", "finetune": "none"}
+MODE_OF = {"gated": "gated", "fixed": "fixed", "finetune": "none",
+           "separate": "none"}
 #: Seed offset of the fixed method's random unit masks.
 MASK_SEED_OFFSET = 30_000
 
@@ -189,15 +192,22 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   gates = loop_lib.vmapped(
       lambda p, t: jnp.stack([g.sum() for g in gated_mlp.task_gates(
           p, mode, t, layers)]))
-  init_test, _ = evaluate_tasks(trainer, state, tasks)
+  fold = loop_lib.vmapped(jax.random.fold_in)
+  first_keys = loop_lib.replica_keys(seeds)
+  init_test, init_val = evaluate_tasks(trainer, state, tasks)
   steps = int(cfg.train.steps)
   every = max(1, min(int(cfg.train.eval_every) or steps, steps))
   acc_test, acc_val, unit_counts, snapshots = [], [], [], []
+  ti = lambda i: jnp.full((r,), i, jnp.int32)
   for i, d in enumerate(tasks):
+    if method == "separate" and i > 0:  # a fresh net per task, no sharing
+      state = trainer.init(fold(first_keys, ti(i)))
+      fresh = evaluate_tasks(trainer, state, tasks)
+      init_test[:, i], init_val[:, i] = fresh[0][:, i], fresh[1][:, i]
     trainer.use_data(d)
     state = state.replace(
         params=with_task(state.params, i), step=jnp.zeros_like(state.step),
-        data_key=jax.vmap(lambda k: jax.random.fold_in(k, i))(state.data_key))
+        data_key=fold(state.data_key, ti(i)))
     state = trainer.restart(state)
 
     def log(st, ev, losses, i=i):
@@ -214,15 +224,21 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
 
     state = trainer.train(state, hp, until=steps, eval_every=every,
                           on_eval=log)
-    ti = jnp.full((r,), i, jnp.int32)
-    unit_counts.append(np.asarray(gates(state.params, ti)))
-    state = state.replace(params=absorb(state.params, ti))
+    unit_counts.append(np.asarray(gates(state.params, ti(i))))
+    state = state.replace(params=absorb(state.params, ti(i)))
     if keep_params:
       snapshots.append(jax.device_get(state.params))
     test, val = evaluate_tasks(trainer, state, tasks)
     acc_test.append(test)
     acc_val.append(val)
-  out = {"test": np.stack(acc_test, 1), "val": np.stack(acc_val, 1),
+  acc_test, acc_val = np.stack(acc_test, 1), np.stack(acc_val, 1)
+  if method == "separate":  # net j answers task j; untrained before it
+    for a, untrained in ((acc_test, init_test), (acc_val, init_val)):
+      diag = np.diagonal(a, axis1=1, axis2=2).copy()
+      for i in range(len(tasks)):
+        a[:, i, : i + 1] = diag[:, : i + 1]
+        a[:, i, i + 1:] = untrained[:, i + 1:]
+  out = {"test": acc_test, "val": acc_val,
          "init": init_test, "units": np.stack(unit_counts, 1),
          "traces": dict(trainer.traces)}
   if keep_params:

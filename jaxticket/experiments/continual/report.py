@@ -12,7 +12,8 @@ from jaxticket.experiments.summaries import ContinualSummary
 
 LABELS = {"gated": "learned unit gates (HAT/DSN)",
           "fixed": "random unit masks, same size",
-          "finetune": "fine-tuning one net"}
+          "finetune": "fine-tuning one net",
+          "separate": "a separate dense net per task"}
 
 
 def _stat(s: dict, signed: bool = False) -> str:

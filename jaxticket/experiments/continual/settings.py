@@ -23,6 +23,8 @@ METHODS = {
              "counts (continual.random_density without it), same protection",
     "finetune": "one net fine-tuned through the sequence (no gates, no "
                 "protection: forgets)",
+    "separate": "a fresh dense net per task (no sharing, T times the "
+                "weights; the later slice makes it an IMP ticket per task)",
 }
 
 
