@@ -244,6 +244,21 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
       np.rint(np.asarray(rows["gated"]["unit_fraction"]) * 16).clip(1))
   again = continual.run(cfg, str(tmp_path), progress=False)  # finished
   assert again.rows == summary.rows
+  # killed after two methods: the rerun redoes only the rest, metrics once
+  rows_before = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  os.remove(tmp_path / "summary.json")
+  for m in ("fixed", "separate"):
+    os.remove(tmp_path / "stages" / f"{m}.json")
+  with open(tmp_path / "metrics.jsonl", "a") as f:  # a torn partial row
+    f.write(json.dumps({"method": "separate", "step": 1}) + "\n{\"meth")
+  resumed = continual.run(cfg, str(tmp_path), progress=False)
+  rows_after = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  key = lambda r: (r["method"], r["stage"], r["seed"], r["step"])
+  assert sorted(map(key, rows_after)) == sorted(map(key, rows_before))
+  by = {r["method"]: r for r in resumed.rows}
+  assert by["gated"] == rows["gated"] and by["finetune"] == rows["finetune"]
+  np.testing.assert_allclose(by["fixed"]["accuracy_matrix"],
+                             rows["fixed"]["accuracy_matrix"])
 
 
 @pytest.mark.parametrize("override,needle", [

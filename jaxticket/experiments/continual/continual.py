@@ -301,6 +301,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   for method in order:
     row = st.get(method)
     if row is None:
+      # a method killed part-way is redone whole: drop its old rows
+      wd.truncate_metrics(lambda r, m=method: r.get("method") != m)
       start = time.time()
       res = train_method(cfg, method, tasks, seeds,
                          counts if method == "fixed" else None, wd)
