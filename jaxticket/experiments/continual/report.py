@@ -62,7 +62,7 @@ def plot(summary: ContinualSummary, path: str) -> None:
     ax.set_xticks(range(a.shape[1]))
     ax.set_yticks(range(a.shape[0]))
   fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="test acc (%)")
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
 
 
