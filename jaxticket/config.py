@@ -44,6 +44,7 @@ from jaxticket.experiments.graph import settings as graph_settings
 from jaxticket.experiments.pretrain import settings as pretrain_settings
 # --- elastic tickets (issue 18) ---
 from jaxticket.experiments.elastic import settings as elastic_settings
+from jaxticket.experiments.continual import settings as continual_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -55,6 +56,7 @@ SECTIONS.update(dst=dst_settings)  # issue 15
 SECTIONS.update(graph=graph_settings)  # issue 19
 SECTIONS.update(pretrain=pretrain_settings)  # issue 17
 SECTIONS.update(elastic=elastic_settings)  # issue 18
+SECTIONS.update(continual=continual_settings)  # issue 18, item 2
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND

@@ -336,6 +336,18 @@ class Trainer:
     self._flow = jax.jit(flow, static_argnums=7)
     self._global_arrays: dict[Mesh, DataArrays] = {}
 
+  def use_data(self, data: Any) -> None:
+    """Train and evaluate on ``data`` from now on: a dataset with the same
+    array shapes reuses the compiled programs (the arrays are arguments,
+    never constants), e.g. the tasks of a task-incremental sequence."""
+    arrays = device_arrays(data)
+    old = jax.tree.map(jnp.shape, self.arrays)
+    if jax.tree.map(jnp.shape, arrays) != old:
+      raise ValueError("Trainer.use_data needs arrays shaped like the "
+                       f"current ones ({old}); build a new Trainer.")
+    self.data, self.arrays = data, arrays
+    self._global_arrays = {}
+
   def init(self, keys: jax.Array) -> TrainState:
     """Stacked initial states (dense masks), one per key."""
     return self._init(keys, self.arrays.context)

@@ -72,6 +72,10 @@ class Program(NamedTuple):
   parametrization: Parametrization = Parametrization()
   updater: MaskUpdater | None = None
   prunable: str = masks_lib.DEFAULT_PRUNABLE
+  #: The model's training forward also gets ``step=`` (the replica's
+  #: optimizer step), for what anneals inside a run, e.g. the slope of
+  #: HAT-style sigmoid gates (issue 18). Evaluation never passes it.
+  clocked: bool = False
 
 
 class DataArrays(NamedTuple):
@@ -188,13 +192,17 @@ def context_kwargs(context: PyTree) -> dict:
 
 
 def apply_model(model: nn.Module, params: PyTree, batch_stats: PyTree,
-                x: jax.Array, train: bool, context: PyTree = None
+                x: jax.Array, train: bool, context: PyTree = None,
+                step: jax.Array | None = None
                 ) -> tuple[jax.Array, PyTree]:
   """(outputs, batch_stats): in training mode with BatchNorm the updated
   running statistics, otherwise ``batch_stats`` unchanged. ``context``:
-  the data's shared arrays (:class:`DataArrays`), if any."""
+  the data's shared arrays (:class:`DataArrays`), if any; ``step``: passed
+  to the model as ``step=`` when given (a :attr:`Program.clocked` model)."""
   variables = {"params": params}
   kw = context_kwargs(context)
+  if step is not None:
+    kw["step"] = step
   if batch_stats:
     variables["batch_stats"] = batch_stats
   if train and batch_stats:
@@ -277,7 +285,8 @@ def train_step(prog: Program, state: TrainState, hp: optim.HParams,
       params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
     outputs, new_stats = apply_model(prog.model, params, state.batch_stats,
                                      x.astype(jnp.bfloat16) if low else x,
-                                     True, arrays.context)
+                                     True, arrays.context,
+                                     state.step if prog.clocked else None)
     new_stats = jax.tree.map(lambda n, o: n.astype(o.dtype), new_stats,
                              state.batch_stats)
     loss = mean_loss(prog.task, outputs, y, state.step)

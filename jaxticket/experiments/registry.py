@@ -218,6 +218,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.elastic.elastic", (),
         "summary.json, report.md, elastic_accuracy.png, metrics.jsonl, "
         "stages/, source/ and target_D/ (imp sub-runs)"),
+    # --- task-incremental subnetworks (issue 18) ---
+    Experiment(
+        "continual", "Task-incremental subnetworks: per-task unit gates "
+        "in one shared net.",
+        "Task-incremental learning in one shared MLP (HAT / DSN, Gao et "
+        "al.): a task sequence from the data section's dataset "
+        "(continual.sequence permuted or split, continual.tasks tasks, task "
+        "id known at test, multi-head), per task annealed sigmoid gates on "
+        "the hidden units; weights earlier tasks use get no gradient (zero "
+        "forgetting). Baselines: random unit masks of the same size "
+        "(fixed) and fine-tuning one net (finetune). Accuracy matrix, "
+        "average accuracy, BWT and FWT per method, seeds on the replica "
+        "axis.",
+        "jaxticket.experiments.continual.continual", (),
+        "summary.json, report.md, accuracy_matrix.png, metrics.jsonl, "
+        "stages/"),
 )}
 
 

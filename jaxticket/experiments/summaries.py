@@ -283,3 +283,24 @@ class ElasticSummary(Summary):
   wall_time_s: float = 0.0
   source_imp_s: float = 0.0  # the source IMP sub-run (each target's
   # own phases: targets[i]["timings_s"])
+
+
+@dataclasses.dataclass
+class ContinualSummary(Summary):
+  """``jaxticket continual``: per method the accuracy matrix A[i][j]
+  (after training task i, test accuracy on task j; mean over seeds and per
+  seed), the untrained net's accuracies, ACC, BWT, FWT (mean, std, 95%
+  t-interval, per seed) and the fraction of hidden units each task's hard
+  gates keep [task][layer]."""
+  SCHEMA = "continual"
+  rows: list[dict]
+  methods: list[str]
+  sequence: str
+  tasks: int
+  classes_per_task: int
+  widths: list[int]
+  seeds: list[int]
+  dataset: str
+  steps_per_task: int
+  head: str
+  wall_time_s: float = 0.0

@@ -15,6 +15,7 @@ from jaxticket.tasks.classification import Classification
 from jaxticket.tasks.gambler import Gambler
 from jaxticket.tasks.regression import Regression
 from jaxticket.tasks.mlm import MaskedLM
+from jaxticket.tasks.penalized import Penalized
 
 TASKS = {"classification": Classification, "regression": Regression,
          "mlm": MaskedLM}
@@ -50,5 +51,6 @@ def extra_outputs(task: Task) -> int:
   return int(getattr(task, "extra_outputs", 0))
 
 
-__all__ = ["Task", "Classification", "Gambler", "Regression", "MaskedLM", "TASKS",
+__all__ = ["Task", "Classification", "Gambler", "Regression", "MaskedLM",
+           "Penalized", "TASKS",
            "LOSSES", "get", "build", "extra_outputs"]

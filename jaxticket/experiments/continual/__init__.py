@@ -1,0 +1,1 @@
+"""Task-incremental subnetworks (``jaxticket continual``, issue 18)."""

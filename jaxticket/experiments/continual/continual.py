@@ -1,0 +1,338 @@
+"""Task-incremental subnetworks in one shared net (``jaxticket continual``).
+
+DSN (Gao et al., data-free subnetworks) and HAT (Serra et al. 2018) learn
+a sequence of tasks in ONE network, each task with its own neuron-wise
+mask (annealed sigmoid gates, :mod:`jaxticket.models.gated_mlp`) that may
+reuse earlier tasks' units, while the weights earlier tasks use get no
+gradient: zero forgetting. The task id is known at test time; the output
+is multi-head (task t reads its own block of the head's outputs).
+
+Sequence (``continual.sequence``) from the ``data`` section's dataset:
+``permuted`` (task t permutes the input positions with a fixed
+permutation; task 0 the identity) or ``split`` (disjoint groups of classes,
+labels renumbered; every task's splits cut to the smallest task's size so
+all tasks share one compiled program).
+
+Methods (``continual.methods``), each ONE compiled program whose replica
+axis holds the seeds, trained stage by stage (task 0, 1, ...; a fresh
+optimizer and step 0 per task, the data swapped with
+``Trainer.use_data``): ``gated`` (HAT/DSN), ``fixed`` (random unit masks
+per task with the gated method's unit counts, same protection),
+``finetune`` (no gates, no protection), ``separate`` (a fresh dense net
+per task: no sharing). After every stage every task's
+test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
+it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
+
+Not done yet (later slices): data-free replay for backward transfer
+(DSN's Sec. 3.3), an IMP ticket per task (``separate`` is dense),
+checkpoints inside a method (a killed run redoes
+the unfinished method; finished methods are ``stages/METHOD.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxticket import config as config_lib
+from jaxticket import tasks as tasks_lib
+from jaxticket.core import loop as loop_lib
+from jaxticket.core import optim
+from jaxticket.core import step as step_lib
+from jaxticket.core.parametrization import Parametrization
+from jaxticket.core.stats import mean_ci
+from jaxticket.core.workdir import Workdir
+from jaxticket.experiments import common
+from jaxticket.experiments.continual import metrics, report, settings
+from jaxticket.experiments.stages import Stages
+from jaxticket.experiments.summaries import ContinualSummary
+from jaxticket.models import gated_mlp
+
+PyTree = Any
+
+MODE_OF = {"gated": "gated", "fixed": "fixed", "finetune": "none",
+           "separate": "none"}
+#: Seed offset of the fixed method's random unit masks.
+MASK_SEED_OFFSET = 30_000
+
+
+# --------------------------------------------------------------------------
+# The task sequence.
+
+
+def build_tasks(cfg: ml_collections.ConfigDict, data: Any) -> list[Any]:
+  """The datasets of the sequence (:data:`settings.SEQUENCES`)."""
+  c = cfg.continual
+  t = int(c.tasks)
+  if c.sequence == "permuted":
+    rng = np.random.default_rng(int(c.permutation_seed))
+    d = int(np.prod(data.input_shape))
+    out = []
+    for i in range(t):
+      perm = np.arange(d) if i == 0 else rng.permutation(d)
+      move = lambda x: x.reshape(len(x), d)[:, perm].reshape(x.shape)
+      out.append(dataclasses.replace(
+          data, train_x=move(data.train_x), val_x=move(data.val_x),
+          test_x=move(data.test_x)))
+    return out
+  settings.check_split(t, data.num_classes)
+  per = data.num_classes // t
+  groups = [np.arange(i * per, (i + 1) * per) for i in range(t)]
+  split = {}
+  for name in ("train", "val", "test"):
+    x, y = getattr(data, f"{name}_x"), getattr(data, f"{name}_y")
+    picks = [np.flatnonzero(np.isin(y, g)) for g in groups]
+    n = min(len(p) for p in picks)
+    split[name] = [(x[p[:n]], (y[p[:n]] - g[0]).astype(y.dtype))
+                   for p, g in zip(picks, groups)]
+  if min(len(split["train"][i][1]) for i in range(t)) < cfg.train.batch_size:
+    raise config_lib.ConfigError(
+        f"train.batch_size={cfg.train.batch_size} exceeds a split task's "
+        "training examples; lower it.")
+  return [dataclasses.replace(
+      data, train_x=split["train"][i][0], train_y=split["train"][i][1],
+      val_x=split["val"][i][0], val_y=split["val"][i][1],
+      test_x=split["test"][i][0], test_y=split["test"][i][1],
+      num_classes=per) for i in range(t)]
+
+
+# --------------------------------------------------------------------------
+# One method: one program, trained task by task.
+
+
+def make_program(cfg: ml_collections.ConfigDict, method: str, task_data: Any
+                 ) -> step_lib.Program:
+  """The static program of ``method`` (gated: clocked, clamped logits)."""
+  c = cfg.continual
+  mode = MODE_OF[method]
+  penalized = mode == "gated" and c.lamb > 0
+  spe = step_lib.steps_per_epoch(len(task_data.train_y), cfg.train.batch_size)
+  model = gated_mlp.GatedMLP(
+      widths=tuple(int(w) for w in c.widths), tasks=int(c.tasks),
+      classes=task_data.num_classes, mode=mode, smax=float(c.smax),
+      steps_per_epoch=spe, penalty=penalized)
+  task = common.make_task(cfg, task_data)
+  if penalized:
+    task = tasks_lib.Penalized(task, float(c.lamb))
+  return step_lib.Program(
+      model=model, task=task,
+      recipe=config_lib.recipe(cfg, False), normalize=task_data.normalize,
+      parametrization=Parametrization(
+          gated_mlp.TRAINABLE,
+          project=gated_mlp.clamp_gates if mode == "gated" else None),
+      prunable=r"(^|/)kernel$", clocked=mode == "gated")  # all-kept mask
+
+
+def with_task(params: PyTree, t: int) -> PyTree:
+  """Stacked params whose forward computes task ``t``."""
+  return {**params, "task": jnp.full_like(params["task"], t)}
+
+
+def random_gates(seeds: list[int], counts: np.ndarray, widths: tuple
+                 ) -> list[np.ndarray]:
+  """Per layer [R, T, H] 0/1 unit masks with ``counts[t, l]`` units per
+  task, drawn per seed (NumPy, host)."""
+  out = []
+  for l, h in enumerate(widths):
+    g = np.zeros((len(seeds), counts.shape[0], h), np.float32)
+    for r, seed in enumerate(seeds):
+      rng = np.random.default_rng([seed + MASK_SEED_OFFSET, l])
+      for t in range(counts.shape[0]):
+        g[r, t, rng.choice(h, int(counts[t, l]), replace=False)] = 1.0
+    out.append(g)
+  return out
+
+
+def evaluate_tasks(trainer: loop_lib.Trainer, state: step_lib.TrainState,
+                   tasks: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+  """(test, val) accuracy [R, T] of every task (same compiled program)."""
+  test, val = [], []
+  for j, d in enumerate(tasks):
+    trainer.use_data(d)
+    ev = trainer.evaluate(state.replace(params=with_task(state.params, j)))
+    test.append(np.asarray(ev.test_accuracy))
+    val.append(np.asarray(ev.val_accuracy))
+  return np.stack(test, 1), np.stack(val, 1)
+
+
+def train_method(cfg: ml_collections.ConfigDict, method: str,
+                 tasks: list[Any], seeds: list[int],
+                 counts: np.ndarray | None = None, wd: Workdir | None = None,
+                 keep_params: bool = False) -> dict:
+  """Train ``method`` through the sequence (one program, seeds on its
+  replica axis). Returns the accuracy matrices [R, T, T] (test, val), the
+  untrained accuracies [R, T], the hard unit counts [R, T, L], and with
+  ``keep_params`` the host params after each stage."""
+  c = cfg.continual
+  widths = tuple(int(w) for w in c.widths)
+  layers = len(widths)
+  mode = MODE_OF[method]
+  prog = make_program(cfg, method, tasks[0])
+  trainer = loop_lib.Trainer(prog, tasks[0], replica_loop=cfg.train.replica_loop,
+                             shard=False)
+  state = trainer.init(loop_lib.replica_keys(seeds))
+  if mode == "fixed":
+    if counts is None:
+      counts = np.full((len(tasks), layers), 0, np.int64) + np.array(
+          [max(1, round(c.random_density * h)) for h in widths])
+    params = dict(state.params)
+    for l, g in enumerate(random_gates(seeds, counts, widths)):
+      params[f"fixed_{l}"] = jnp.asarray(g)
+    state = state.replace(params=params)
+  r = len(seeds)
+  hp = optim.stack_hparams([cfg.train.lr] * r, [0.0] * r)
+  absorb = loop_lib.vmapped(
+      lambda p, t: gated_mlp.absorb(p, mode, t, layers))
+  gates = loop_lib.vmapped(
+      lambda p, t: jnp.stack([g.sum() for g in gated_mlp.task_gates(
+          p, mode, t, layers)]))
+  fold = loop_lib.vmapped(jax.random.fold_in)
+  first_keys = loop_lib.replica_keys(seeds)
+  init_test, init_val = evaluate_tasks(trainer, state, tasks)
+  steps = int(cfg.train.steps)
+  every = max(1, min(int(cfg.train.eval_every) or steps, steps))
+  acc_test, acc_val, unit_counts, snapshots = [], [], [], []
+  ti = lambda i: jnp.full((r,), i, jnp.int32)
+  for i, d in enumerate(tasks):
+    if method == "separate" and i > 0:  # a fresh net per task, no sharing
+      state = trainer.init(fold(first_keys, ti(i)))
+      fresh = evaluate_tasks(trainer, state, tasks)
+      init_test[:, i], init_val[:, i] = fresh[0][:, i], fresh[1][:, i]
+    trainer.use_data(d)
+    state = state.replace(
+        params=with_task(state.params, i), step=jnp.zeros_like(state.step),
+        data_key=fold(state.data_key, ti(i)))
+    state = trainer.restart(state)
+
+    def log(st, ev, losses, i=i):
+      if wd is None:
+        return
+      ev = jax.device_get(ev)
+      step = int(np.asarray(jax.device_get(st.step)).min())
+      wd.log_metrics([{
+          "method": method, "stage": i, "task": i, "seed": s, "step": step,
+          "train_loss": float(np.asarray(losses)[k, -1]),
+          "val_accuracy": float(ev.val_accuracy[k]),
+          "test_accuracy": float(ev.test_accuracy[k])}
+          for k, s in enumerate(seeds)])
+
+    state = trainer.train(state, hp, until=steps, eval_every=every,
+                          on_eval=log)
+    unit_counts.append(np.asarray(gates(state.params, ti(i))))
+    state = state.replace(params=absorb(state.params, ti(i)))
+    if keep_params:
+      snapshots.append(jax.device_get(state.params))
+    test, val = evaluate_tasks(trainer, state, tasks)
+    acc_test.append(test)
+    acc_val.append(val)
+  acc_test, acc_val = np.stack(acc_test, 1), np.stack(acc_val, 1)
+  if method == "separate":  # net j answers task j; untrained before it
+    for a, untrained in ((acc_test, init_test), (acc_val, init_val)):
+      diag = np.diagonal(a, axis1=1, axis2=2).copy()
+      for i in range(len(tasks)):
+        a[:, i, : i + 1] = diag[:, : i + 1]
+        a[:, i, i + 1:] = untrained[:, i + 1:]
+  out = {"test": acc_test, "val": acc_val,
+         "init": init_test, "units": np.stack(unit_counts, 1),
+         "traces": dict(trainer.traces)}
+  if keep_params:
+    out["params"] = snapshots
+  return out
+
+
+# --------------------------------------------------------------------------
+# The run.
+
+
+def stat(values: np.ndarray) -> dict:
+  """Mean, std, 95% t-interval (None with one seed) and the seeds' values."""
+  values = np.asarray(values, np.float64)
+  lo, hi = mean_ci(values)
+  return {"mean": float(values.mean()), "std": float(values.std()),
+          "ci_low": lo, "ci_high": hi,
+          "per_seed": [float(v) for v in values]}
+
+
+def method_row(method: str, res: dict, widths: tuple) -> dict:
+  a, b = res["test"], res["init"]
+  return {
+      "method": method,
+      "accuracy_matrix": np.mean(a, 0).tolist(),
+      "accuracy_matrix_per_seed": a.tolist(),
+      "val_accuracy_matrix": np.mean(res["val"], 0).tolist(),
+      "untrained_accuracy": np.mean(b, 0).tolist(),
+      "average_accuracy": stat(metrics.average_accuracy(a)),
+      "bwt": stat(metrics.bwt(a)),
+      "fwt": stat(metrics.fwt(a, b)),
+      "unit_fraction": (np.mean(res["units"], 0) / np.asarray(widths)
+                        ).tolist(),
+      "wall_time_s": res.get("wall_time_s", 0.0),
+  }
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  config_lib.validate(cfg)
+  settings.validate(cfg)
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
+        ) -> ContinualSummary:
+  """The whole experiment; writes the workdir and returns the summary."""
+  del progress  # no bar yet; metrics.jsonl holds every evaluation
+  validate(cfg)
+  data = common.load_data(cfg)
+  tasks = build_tasks(cfg, data)  # bad sequences fail before the claim
+  wd, done = common.open_run(cfg, workdir, "continual", ContinualSummary)
+  if done is not None:
+    return done
+  t0 = time.time()
+  seeds = [cfg.seed + i for i in range(cfg.seeds)]
+  widths = tuple(int(w) for w in cfg.continual.widths)
+  st = Stages(wd)
+  rows, counts = [], None
+  # gated first: the fixed masks take its unit counts
+  order = sorted(cfg.continual.methods, key=lambda m: m != "gated")
+  for method in order:
+    row = st.get(method)
+    if row is None:
+      # a method killed part-way is redone whole: drop its old rows
+      wd.truncate_metrics(lambda r, m=method: r.get("method") != m)
+      start = time.time()
+      res = train_method(cfg, method, tasks, seeds,
+                         counts if method == "fixed" else None, wd)
+      res["wall_time_s"] = round(time.time() - start, 2)
+      row = st.put(method, method_row(method, res, widths))
+    if method == "gated":
+      counts = np.rint(np.asarray(row["unit_fraction"]) *
+                       np.asarray(widths)).astype(int).clip(1)
+    rows.append(row)
+  rows.sort(key=lambda r: list(cfg.continual.methods).index(r["method"]))
+  summary = ContinualSummary(
+      rows=rows, methods=list(cfg.continual.methods),
+      sequence=cfg.continual.sequence, tasks=int(cfg.continual.tasks),
+      classes_per_task=int(tasks[0].num_classes), widths=list(widths),
+      seeds=seeds, dataset=cfg.data.name, steps_per_task=int(cfg.train.steps),
+      head="multi-head (task t reads its own output block)",
+      wall_time_s=round(time.time() - t0, 2))
+  report.write_report(wd, summary)
+  wd.write_summary(summary)
+  return wd.finished(ContinualSummary)
+
+
+def command(cfg: ml_collections.ConfigDict, args) -> ContinualSummary:
+  """``jaxticket continual``."""
+  return run(cfg, args.workdir, progress=not args.no_progress)
+
+
+def console(summary: ContinualSummary) -> str:
+  return report.table(summary)
+
+
+__all__ = ["run", "command", "console", "build_tasks", "train_method",
+           "make_program", "random_gates", "validate", "MODE_OF"]

@@ -1,0 +1,81 @@
+"""The ``continual`` config section: a task sequence from one offline
+dataset and neuron-wise task gates over one shared MLP (HAT / DSN), with
+fine-tuning and random unit masks as baselines (issue 18, item 2)."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxticket.core.checks import ConfigError, check_choice, check_range
+
+#: How the task sequence is built from the dataset.
+SEQUENCES = {
+    "permuted": "every task permutes the input positions (task 0: none); "
+                "all classes in every task",
+    "split": "the classes split into continual.tasks disjoint groups, "
+             "labels renumbered within each task",
+}
+#: The methods, each one compiled program per stage (seeds on its axis).
+METHODS = {
+    "gated": "learned annealed sigmoid unit gates per task; weights "
+             "earlier tasks' units use get no gradient (HAT/DSN)",
+    "fixed": "random unit masks per task with the gated method's unit "
+             "counts (continual.random_density without it), same protection",
+    "finetune": "one net fine-tuned through the sequence (no gates, no "
+                "protection: forgets)",
+    "separate": "a fresh dense net per task (no sharing, T times the "
+                "weights; the later slice makes it an IMP ticket per task)",
+}
+
+
+def section() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.sequence = "permuted"
+  c.tasks = 5
+  c.methods = tuple(METHODS)
+  c.widths = (100, 100)  # hidden units of the shared MLP
+  c.smax = 400.0  # HAT/DSN's s_max
+  # HAT's lambda: weight of the gates' sparsity regularizer (Eq. 5) on
+  # units no earlier task uses; 0 = none (gates as large as training
+  # leaves them).
+  c.lamb = 0.75
+  c.random_density = 0.5  # fixed: fraction of units per task w/o gated
+  c.permutation_seed = 1234  # the permuted tasks' input permutations
+  return c
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  c = cfg.continual
+  check_choice("continual.sequence", c.sequence, SEQUENCES, "task sequence")
+  if not c.methods:
+    raise ConfigError("continual.methods is empty: name at least one of "
+                      f"{', '.join(METHODS)}.")
+  for m in c.methods:
+    check_choice("continual.methods", m, METHODS, "continual method")
+  if len(set(c.methods)) != len(c.methods):
+    raise ConfigError(f"continual.methods={tuple(c.methods)!r} names a "
+                      "method twice; give each once.")
+  check_range("continual.tasks", c.tasks >= 2, c.tasks,
+              "must be >= 2 (a sequence)")
+  check_range("continual.widths", len(c.widths) >= 1 and all(
+      int(w) >= 1 for w in c.widths), tuple(c.widths),
+              "one or more hidden widths >= 1")
+  check_range("continual.smax", c.smax >= 1, c.smax, "must be >= 1")
+  check_range("continual.lamb", c.lamb >= 0, c.lamb, "must be >= 0")
+  check_range("continual.random_density", 0 < c.random_density <= 1,
+              c.random_density, "must be in (0, 1]")
+  if cfg.train.weight_decay != 0:
+    raise ConfigError(
+        f"train.weight_decay={cfg.train.weight_decay}: weight decay moves "
+        "the weights earlier tasks use, which breaks the zero-forgetting "
+        "protection; use --config.train.weight_decay=0 (as HAT/DSN do) or "
+        "--config configs/continual_mnist1d.py.")
+
+
+def check_split(tasks: int, classes: int) -> None:
+  """A split sequence needs at least two classes per task."""
+  if classes // tasks < 2:
+    raise ConfigError(
+        f"continual.tasks={tasks}: a split of {classes} classes into "
+        f"{tasks} tasks leaves < 2 classes per task; use at most "
+        f"{classes // 2} tasks.")

@@ -1,0 +1,299 @@
+"""jaxticket continual: metrics against a hand-computed matrix, the gates'
+forward against NumPy, the annealing schedule, the zero-forgetting
+promise (bit-identical protected weights), fine-tuning forgets, one-line
+config errors, and the run-directory contract on :tiny."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxticket import config as config_lib
+from jaxticket.core.checks import ConfigError
+from jaxticket.experiments import common
+from jaxticket.experiments.continual import continual, metrics
+from jaxticket.models import gated_mlp
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs",
+                      "continual_mnist1d.py")
+
+
+def tiny(**over):
+  cfg = config_lib.load(CONFIG + ":tiny")
+  for k, v in over.items():
+    section, key = k.split("__")
+    cfg[section][key] = v
+  return cfg
+
+
+def test_metrics_against_hand_computed_matrix():
+  a = np.array([[0.9, 0.1, 0.2], [0.7, 0.8, 0.3], [0.6, 0.75, 0.85]])
+  b = np.array([0.1, 0.1, 0.1])
+  assert metrics.average_accuracy(a) == pytest.approx((0.6 + 0.75 + 0.85) / 3)
+  assert metrics.bwt(a) == pytest.approx(((0.6 - 0.9) + (0.75 - 0.8)) / 2)
+  assert metrics.fwt(a, b) == pytest.approx(((0.1 - 0.1) + (0.3 - 0.1)) / 2)
+  # leading (replica) axes are kept
+  both = metrics.bwt(np.stack([a, np.eye(3)]))
+  np.testing.assert_allclose(both, [-0.175, -1.0])
+
+
+def test_slope_follows_hat_schedule():
+  smax, spe = 400.0, 10
+  s = np.asarray(gated_mlp.slope(jnp.arange(25), spe, smax))
+  assert s[0] == pytest.approx(1 / smax)
+  assert s[spe - 1] == pytest.approx(smax)
+  assert s[spe] == pytest.approx(1 / smax)  # restarts every epoch
+  np.testing.assert_allclose(
+      s[:spe], 1 / smax + (smax - 1 / smax) * np.arange(spe) / (spe - 1),
+      rtol=1e-6)
+  assert np.all(np.diff(s[:spe]) > 0)
+
+
+def _reference(params, x, t, s=None):
+  """NumPy forward of a gated GatedMLP: gates sigmoid(s e) or [e > 0]."""
+  h = x.reshape(len(x), -1)
+  for l in range(2):
+    p = params[f"Layer_{l}"]
+    h = np.maximum(h @ np.asarray(p["kernel"]) + np.asarray(p["bias"]), 0)
+    e = np.asarray(params[f"gate_{l}"])[t]
+    h = h * ((e > 0).astype(np.float32) if s is None else
+             1 / (1 + np.exp(-s * e)))
+  out = h @ np.asarray(params["head"]["kernel"]) + np.asarray(
+      params["head"]["bias"])
+  return out[:, t * 4:(t + 1) * 4]
+
+
+def test_gates_hard_at_test_and_sigmoid_in_training():
+  model = gated_mlp.GatedMLP(widths=(8, 6), tasks=3, classes=4,
+                             steps_per_epoch=5, smax=50.0)
+  x = jax.random.normal(jax.random.key(0), (7, 5, 1))
+  params = model.init(jax.random.key(1), x)["params"]
+  params = {**params, "task": jnp.float32(2)}
+  out = model.apply({"params": params}, x, train=False)
+  np.testing.assert_allclose(out, _reference(params, np.asarray(x), 2),
+                             rtol=1e-5, atol=1e-5)
+  step = jnp.int32(7)  # batch 2 of its epoch
+  s = float(gated_mlp.slope(step, 5, 50.0))
+  out = model.apply({"params": params}, x, train=True, step=step)
+  np.testing.assert_allclose(out, _reference(params, np.asarray(x), 2, s),
+                             rtol=1e-5, atol=1e-5)
+  gates = gated_mlp.task_gates(params, "gated", 2, 2)
+  assert all(set(np.unique(np.asarray(g))) <= {0.0, 1.0} for g in gates)
+
+
+def test_penalty_column_is_hat_regularizer():
+  model = gated_mlp.GatedMLP(widths=(8, 6), tasks=2, classes=4,
+                             steps_per_epoch=5, smax=50.0, penalty=True)
+  x = jax.random.normal(jax.random.key(0), (3, 5, 1))
+  params = model.init(jax.random.key(1), x)["params"]
+  used = [np.r_[np.ones(3), np.zeros(5)], np.r_[np.zeros(4), np.ones(2)]]
+  params = {**params, "task": jnp.float32(1), "used_0": jnp.asarray(
+      used[0], jnp.float32), "used_1": jnp.asarray(used[1], jnp.float32)}
+  step = jnp.int32(3)
+  s = float(gated_mlp.slope(step, 5, 50.0))
+  out = model.apply({"params": params}, x, train=True, step=step)
+  a = [1 / (1 + np.exp(-s * np.asarray(params[f"gate_{l}"])[1]))
+       for l in range(2)]
+  want = sum((a[l] * (1 - used[l])).sum() for l in range(2)) / sum(
+      (1 - u).sum() for u in used)
+  assert out.shape == (3, 5)
+  np.testing.assert_allclose(out[:, -1], want, rtol=1e-5)
+  task = continual.tasks_lib.Penalized(continual.tasks_lib.Classification(),
+                                       0.5)
+  y = jnp.array([0, 1, 2])
+  losses, acc = task.per_example(out, y)
+  base, base_acc = continual.tasks_lib.Classification().per_example(
+      out[:, :-1], y)
+  np.testing.assert_allclose(losses, base + 0.5 * want, rtol=1e-5)
+  np.testing.assert_array_equal(acc, base_acc)
+
+
+@pytest.fixture(scope="module")
+def sequence():
+  cfg = tiny()
+  continual.validate(cfg)
+  return cfg, continual.build_tasks(cfg, common.load_data(cfg))
+
+
+@pytest.mark.parametrize("method", ["gated", "fixed"])
+def test_weights_earlier_tasks_use_are_bit_identical(sequence, method):
+  cfg, tasks = sequence
+  cfg = tiny(continual__lamb=0.1)  # a light penalty: some units stay on
+  res = continual.train_method(cfg, method, tasks, [0, 1], keep_params=True)
+  snaps = res["params"]
+  layers = len(cfg.continual.widths)
+  changed = reused = 0
+  for i in range(len(tasks) - 1):
+    protect = jax.vmap(lambda p: gated_mlp.protected_weights(p, layers))(
+        snaps[i])
+    for later in snaps[i + 1:]:
+      for l in range(layers):
+        for leaf in ("kernel", "bias"):
+          m = np.asarray(protect[f"Layer_{l}"][leaf])
+          old = np.asarray(snaps[i][f"Layer_{l}"][leaf])
+          new = np.asarray(later[f"Layer_{l}"][leaf])
+          assert m.any()
+          np.testing.assert_array_equal(new[m], old[m])  # bit for bit
+          changed += int((new[~m] != old[~m]).sum())
+        if l > 0:  # new units read used units' outputs: those weights train
+          used_in = np.asarray(snaps[i][f"used_{l - 1}"]) > 0
+          used_out = np.asarray(snaps[i][f"used_{l}"]) > 0
+          reuse = used_in[:, :, None] & ~used_out[:, None, :]
+          kern = f"Layer_{l}"
+          reused += int((np.asarray(later[kern]["kernel"])[reuse] !=
+                         np.asarray(snaps[i][kern]["kernel"])[reuse]).sum())
+      for t in range(i + 1):  # earlier tasks' gates / heads unchanged
+        if method == "gated":
+          np.testing.assert_array_equal(later["gate_0"][:, t],
+                                        snaps[i]["gate_0"][:, t])
+  assert changed > 0 and reused > 0  # later tasks trained the free weights
+  a = res["test"]  # [R, T, T]: zero forgetting, exactly
+  for j in range(len(tasks)):
+    for i in range(j + 1, len(tasks)):
+      np.testing.assert_array_equal(a[:, i, j], a[:, j, j])
+  assert res["traces"]["run"] == 1  # one program for every stage
+
+
+def test_a_replica_of_the_vmapped_program_equals_its_own_run(sequence):
+  cfg, tasks = sequence
+  both = continual.train_method(cfg, "gated", tasks, [3, 4])
+  alone = continual.train_method(cfg, "gated", tasks, [4])
+  np.testing.assert_allclose(both["test"][1], alone["test"][0], atol=0.02)
+  np.testing.assert_array_equal(both["units"][1], alone["units"][0])
+
+
+def test_use_data_refuses_other_shapes(sequence):
+  cfg, tasks = sequence
+  prog = continual.make_program(cfg, "finetune", tasks[0])
+  from jaxticket.core import loop as loop_lib
+  trainer = loop_lib.Trainer(prog, tasks[0], shard=False)
+  trainer.use_data(tasks[1])  # same shapes: fine
+  assert trainer.data is tasks[1]
+  import dataclasses
+  short = dataclasses.replace(tasks[1], train_x=tasks[1].train_x[:10],
+                              train_y=tasks[1].train_y[:10])
+  with pytest.raises(ValueError, match="use_data"):
+    trainer.use_data(short)
+
+
+def test_finetuning_forgets(sequence):
+  cfg = tiny(train__steps=300, train__eval_every=300, continual__tasks=2,
+             continual__widths=(32, 32))
+  tasks = continual.build_tasks(cfg, common.load_data(cfg))
+  res = continual.train_method(cfg, "finetune", tasks, [0, 1])
+  b = metrics.bwt(res["test"])
+  assert np.all(b < -0.02), b
+  assert np.all(res["test"][:, 0, 0] > 0.3)  # it had learned task 0
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("continual.sequence", "rotated", "continual.sequence"),
+    ("continual.methods", ("gated", "hat"), "continual.methods"),
+    ("continual.tasks", 1, "continual.tasks"),
+    ("train.weight_decay", 5e-4, "train.weight_decay"),
+])
+def test_bad_config_is_one_line(key, value, words):
+  cfg = tiny()
+  section, k = key.split(".")
+  cfg[section][k] = value
+  with pytest.raises(ConfigError) as e:
+    continual.validate(cfg)
+  assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_split_with_too_many_tasks_is_one_line():
+  cfg = tiny(continual__sequence="split", continual__tasks=6)
+  with pytest.raises(ConfigError, match="continual.tasks=6"):
+    continual.build_tasks(cfg, common.load_data(cfg))
+
+
+def test_split_tasks_renumber_disjoint_classes():
+  cfg = tiny(continual__sequence="split", continual__tasks=5)
+  data = common.load_data(cfg)
+  tasks = continual.build_tasks(cfg, data)
+  assert [d.num_classes for d in tasks] == [2] * 5
+  assert len({d.train_x.shape for d in tasks}) == 1  # one program
+  for t, d in enumerate(tasks):
+    assert set(np.unique(d.train_y)) == {0, 1}
+    # the inputs are the data's examples of classes 2t, 2t+1
+    want = data.train_x[np.isin(data.train_y, [2 * t, 2 * t + 1])]
+    np.testing.assert_array_equal(d.train_x, want[:len(d.train_x)])
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny_writes_the_contract(tmp_path):
+  cfg = tiny()
+  summary = continual.run(cfg, str(tmp_path), progress=False)
+  for f in ("config.json", "metrics.jsonl", "summary.json", "report.md",
+            "accuracy_matrix.png"):
+    assert os.path.exists(tmp_path / f), f
+  obj = json.load(open(tmp_path / "summary.json"))
+  assert obj["schema"] == "continual"
+  rows = {r["method"]: r for r in summary.rows}
+  assert set(rows) == {"gated", "fixed", "finetune", "separate"}
+  assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
+  a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
+  np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
+                             metrics.bwt(a))
+  # the random masks have the gated method's unit counts
+  np.testing.assert_allclose(
+      np.rint(np.asarray(rows["fixed"]["unit_fraction"]) * 16),
+      np.rint(np.asarray(rows["gated"]["unit_fraction"]) * 16).clip(1))
+  again = continual.run(cfg, str(tmp_path), progress=False)  # finished
+  assert again.rows == summary.rows
+  # killed after two methods: the rerun redoes only the rest, metrics once
+  rows_before = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  os.remove(tmp_path / "summary.json")
+  for m in ("fixed", "separate"):
+    os.remove(tmp_path / "stages" / f"{m}.json")
+  with open(tmp_path / "metrics.jsonl", "a") as f:  # a torn partial row
+    f.write(json.dumps({"method": "separate", "step": 1}) + "\n{\"meth")
+  resumed = continual.run(cfg, str(tmp_path), progress=False)
+  rows_after = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  key = lambda r: (r["method"], r["stage"], r["seed"], r["step"])
+  assert sorted(map(key, rows_after)) == sorted(map(key, rows_before))
+  by = {r["method"]: r for r in resumed.rows}
+  assert by["gated"] == rows["gated"] and by["finetune"] == rows["finetune"]
+  np.testing.assert_allclose(by["fixed"]["accuracy_matrix"],
+                             rows["fixed"]["accuracy_matrix"])
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("--config.continual.sequence=rotated", "continual.sequence"),
+    ("--config.train.weight_decay=0.001", "train.weight_decay"),
+])
+def test_cli_bad_config_is_one_line(tmp_path, capsys, override, needle):
+  from jaxticket import cli
+  try:
+    code = cli.main(["continual", "--config", CONFIG + ":tiny", "--workdir",
+                     str(tmp_path / "w"), override])
+  except SystemExit as e:
+    code = e.code
+  err = capsys.readouterr().err
+  assert code == 2 and needle in err and "Traceback" not in err
+  assert len(err.strip().splitlines()) == 1
+  assert not (tmp_path / "w").exists()
+
+
+def test_help_names_continual(capsys):
+  from jaxticket import cli
+  with pytest.raises(SystemExit):
+    cli.main(["continual", "--help"])
+  out = capsys.readouterr().out
+  assert "continual.sequence" in out and "HAT" in out
+
+
+def test_separate_nets_keep_their_diagonal(sequence):
+  cfg, tasks = sequence
+  res = continual.train_method(cfg, "separate", tasks, [0])
+  a = res["test"][0]
+  for i in range(len(tasks)):
+    for j in range(i + 1):
+      assert a[i, j] == a[j, j]  # net j answers task j
+  assert metrics.bwt(a) == 0.0
+  # each net trained only its task: on its own task better than untrained
+  assert np.all(np.diagonal(a) > res["init"][0])
+  assert res["traces"]["run"] == 1
