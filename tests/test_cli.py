@@ -182,6 +182,7 @@ def test_help_lists_commands(capsys):
   assert "train.lr" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_finished_run_is_not_redone_and_other_config_refused(tmp_path, capsys):
   wd = str(tmp_path / "w")
   args = ["train", "--config", TINY, "--workdir", wd, "--no-progress",
@@ -227,6 +228,7 @@ def test_start_imports_no_other_commands_modules(tmp_path):
   assert out.stdout.strip() == "[]", out.stderr  # 0.4 s of scipy.stats
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_train_imports_no_matplotlib(tmp_path):
   """``train`` writes no plot, so it does not pay pyplot's import (0.25 s)."""
   code = ("import sys; from jaxticket import cli; "

@@ -214,6 +214,7 @@ def lmc_cfg(**overrides):
   return config.set_values(cfg, overrides)
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_lmc_ticket_from_imp_workdir(tmp_path):
   imp_cfg = lmc_cfg(**{"imp.levels": 1})
   imp.run(imp_cfg, str(tmp_path / "imp"), progress=False)

@@ -64,6 +64,7 @@ def test_lenet_prunable_count_is_exact():
     assert masks.count(masks.ones(params))[1] == expected_lenet_weights(width)
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_resnet20_count_and_residual_switch():
   def count(**kw):
     m = models.build("resnet20", 10, input_shape=IMAGE, **kw)

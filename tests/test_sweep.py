@@ -286,6 +286,7 @@ def test_devices_per_process_uses_every_process():
   assert mesh_lib.devices_per_process(40, 4, 8) == 8
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_rewind_step_per_replica_equals_separate_runs(tmp_path):
   """Two rewind steps on one replica axis (staggered) give the runs that
   each rewind step gives alone."""

@@ -181,6 +181,7 @@ def test_student_masks_and_local_init():
   np.testing.assert_array_equal(same[0], t.weights)
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_theory_end_to_end_small(tmp_path):
   """Both parts, one teacher cell, no fine-tune programs."""
   cfg = config.set_values(config.load(TINY), {

@@ -174,6 +174,7 @@ def test_augmented_training_runs_and_changes_batches():
   assert out[False][0, 0] != out[True][0, 0]
 
 
+@pytest.mark.slow  # ~10 s or more of compiling
 def test_bfloat16_compute_keeps_float32_master_weights(mnist1d):
   tr32 = make_trainer(mnist1d, name="resnet1d", width=0.25)
   tr16 = make_trainer(mnist1d, name="resnet1d", width=0.25,
