@@ -106,7 +106,8 @@ def test_drop_fraction_zero_equals_static_training_bit_for_bit(mnist1d, cls):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("cls,optimizer", [(st.RigL, "sgd"), (st.SET, "adam")])
+@pytest.mark.parametrize("cls,optimizer", [
+    (st.RigL, "sgd"), pytest.param(st.SET, "adam", marks=pytest.mark.slow)])
 def test_update_keeps_counts_and_regrows_at_zero(mnist1d, cls, optimizer):
   """Right after an update (the last step of the run is an update tick):
   every layer's active count is unchanged, the mask did change, and the
