@@ -467,12 +467,13 @@ def replica_keys(seeds: Iterable[int]) -> jax.Array:
   return jnp.stack([jax.random.key(int(s)) for s in seeds])
 
 
-def vmapped(fn: Callable) -> Callable:
+def vmapped(fn: Callable, in_axes: Any = 0) -> Callable:
   """``fn`` written for one replica, compiled once and vectorized over the
-  leading replica axis of every argument: for one-off per-replica work
-  outside training, such as building masks (pruning at initialization
+  leading replica axis of its arguments (``in_axes`` as in ``jax.vmap``:
+  ``None`` for an argument shared by all replicas): for one-off per-replica
+  work outside training, such as building masks (pruning at initialization
   scores every replica in one program)."""
-  return jax.jit(jax.vmap(fn))
+  return jax.jit(jax.vmap(fn, in_axes=in_axes))
 
 
 def tree_index(tree: PyTree, i: int) -> PyTree:

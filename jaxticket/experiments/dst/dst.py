@@ -198,10 +198,6 @@ def load_level(path: str, level: int, key: str) -> dict:
 # Start states: one stacked TrainState per (level, method), seeds inside.
 
 
-def _vmapped(fn):
-  return jax.jit(jax.vmap(fn))
-
-
 def kept(mask: PyTree) -> np.ndarray:
   """Kept prunable weights per replica of a stacked mask."""
   return np.asarray(jax.vmap(lambda m: masks_lib.count(m)[0])(mask))
@@ -222,7 +218,7 @@ def random_masks(ones: PyTree, seeds: list[int], level: int, tag: int,
   keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(
       jax.random.key(sd + MASK_SEED_OFFSET), level), tag) for sd in seeds])
   n = len(shapes)
-  return _vmapped(lambda k, m, c: controls.random_with_counts(
+  return loop_lib.vmapped(lambda k, m, c: controls.random_with_counts(
       k, m, [c[i] for i in range(n)]))(keys, ones, jnp.asarray(per_layer))
 
 
@@ -259,8 +255,8 @@ def build_starts(cfg: ml_collections.ConfigDict, s: common.Setup,
       is_leaf=lambda x: x is None))[1]
   fresh = s.trainer.init(loop_lib.replica_keys(
       [sd + SCRATCH_SEED_OFFSET for sd in seeds]))
-  sai = _vmapped(sparse_init.sparsity_aware)
-  plain = _vmapped(masks_lib.apply)
+  sai = loop_lib.vmapped(sparse_init.sparsity_aware)
+  plain = loop_lib.vmapped(masks_lib.apply)
   k = int(cfg.imp.rewind_step)
   theta, theta_stats, theta_step = init.params, init.batch_stats, 0
   if cfg.imp.rewind == "step" and k > 0:

@@ -95,7 +95,7 @@ def last_hidden(trainer: loop_lib.Trainer, params: PyTree) -> np.ndarray:
                          context=context, mutable=["intermediates"])
     return out["intermediates"]["hidden"][0]
 
-  fn = jax.jit(jax.vmap(one, in_axes=(0, None)))
+  fn = loop_lib.vmapped(one, in_axes=(0, None))
   return np.asarray(fn(params, trainer.arrays.context))
 
 

@@ -50,10 +50,9 @@ PyTree = Any
 
 #: One replica's UGS pruning / random pruning / layer-wise shuffle, vmapped
 #: (one-off mask building; compiled once per shape).
-_ugs_prune = jax.jit(jax.vmap(ugs.prune, in_axes=(0, 0, None, None)))
-_random_prune = jax.jit(jax.vmap(ugs.prune_random, in_axes=(0, 0, None,
-                                                           None)))
-_shuffle = jax.jit(jax.vmap(controls.shuffle_within_layers))
+_ugs_prune = loop_lib.vmapped(ugs.prune, in_axes=(0, 0, None, None))
+_random_prune = loop_lib.vmapped(ugs.prune_random, in_axes=(0, 0, None, None))
+_shuffle = loop_lib.vmapped(controls.shuffle_within_layers)
 
 
 def _device(tree: PyTree) -> PyTree:

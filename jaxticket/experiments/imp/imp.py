@@ -82,7 +82,7 @@ def prune_masks(s: Setup, params: PyTree, mask: PyTree,
       loop_lib.replica_keys(s.seeds))
   fractions = jnp.broadcast_to(jnp.asarray(fraction, jnp.float32),
                                (len(s.seeds),))
-  return jax.jit(jax.vmap(fn))(params, mask, keys, fractions)
+  return loop_lib.vmapped(fn)(params, mask, keys, fractions)
 
 
 def level_fractions(cfg: ml_collections.ConfigDict, level: int,

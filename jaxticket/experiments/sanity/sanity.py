@@ -86,7 +86,7 @@ def _stack(trees: list[PyTree]) -> PyTree:
 
 def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
   keys = jax.random.split(key, jax.tree.leaves(mask)[0].shape[0])
-  return jax.jit(jax.vmap(fn))(keys, mask)
+  return loop_lib.vmapped(fn)(keys, mask)
 
 
 def forward_order(s: common.Setup) -> list[str]:
