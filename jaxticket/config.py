@@ -42,6 +42,7 @@ from jaxticket.experiments.theory import settings as theory_settings
 from jaxticket.experiments.graph import settings as graph_settings
 # --- tickets in pre-trained transformers (issue 17) ---
 from jaxticket.experiments.pretrain import settings as pretrain_settings
+from jaxticket.experiments.transfer import settings as transfer_settings
 # --- elastic tickets (issue 18) ---
 from jaxticket.experiments.elastic import settings as elastic_settings
 from jaxticket.experiments.continual import settings as continual_settings
@@ -55,6 +56,7 @@ SECTIONS.update(pai=pai_settings)  # issue 14
 SECTIONS.update(dst=dst_settings)  # issue 15
 SECTIONS.update(graph=graph_settings)  # issue 19
 SECTIONS.update(pretrain=pretrain_settings)  # issue 17
+SECTIONS.update(transfer=transfer_settings)  # issue 17, items 4-5
 SECTIONS.update(elastic=elastic_settings)  # issue 18
 SECTIONS.update(continual=continual_settings)  # issue 18, item 2
 #: Sections every command reads (the others are checked by their command).
@@ -147,7 +149,8 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
 
   # Start from pre-trained weights: the workdir of a `jaxticket pretrain`
   # run ("" = a fresh init). Read by pretrain (continued pre-training and
-  # its downstream fine-tuning); see experiments/init_checkpoint.py.
+  # its downstream fine-tuning) and transfer (BERT-style IMP from it); see
+  # experiments/init_checkpoint.py.
   c.init = ml_collections.ConfigDict()
   c.init.checkpoint = ""
 

@@ -108,7 +108,7 @@ def setup(cfg: ml_collections.ConfigDict,
   if cfg.get("init") and cfg.init.checkpoint:
     raise config_lib.ConfigError(
         f"init.checkpoint={cfg.init.checkpoint!r} is read only by `jaxticket"
-        " pretrain` so far (its text models); this command trains image "
+        " pretrain` and `jaxticket transfer` so far (its text models); this command trains image "
         "models from a fresh init: drop --config.init.checkpoint.")
   data = load_data(cfg)
   task = make_task(cfg, data)

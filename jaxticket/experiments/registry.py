@@ -201,6 +201,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.pretrain.pretrain", (),
         "summary.json, report.md, curves.png, pretrained.json, "
         "checkpoints/pretrained, metrics.jsonl, stages/"),
+    Experiment(
+        "transfer", "BERT-style IMP from a pre-trained checkpoint and the "
+        "mask-transfer matrix.",
+        "Lottery tickets in the pre-trained encoder (Chen et al. 2020): from "
+        "--config.init.checkpoint=DIR (a `jaxticket pretrain` workdir), IMP "
+        "on each of transfer.tasks (rotten_tomatoes, fortunes, austen, mlm) "
+        "pruning transfer.prune_fraction of the original prunable weights per "
+        "round by global magnitude, rewinding every pre-trained tensor (the "
+        "task head keeps its trained value), with random pruning and random "
+        "reinitialization at each sparsity; then every task's ticket, the MLM "
+        "ticket and a random mask trained on every task, with matching and "
+        "universal masks marked (within one std of the dense fine-tuned "
+        "accuracy). Knobs under transfer.*.",
+        "jaxticket.experiments.transfer.transfer", (),
+        "summary.json, report.md, accuracy_vs_density.png, metrics.jsonl, "
+        "stages/, checkpoints/stages/"),
     # --- elastic tickets (issue 18) ---
     Experiment(
         "elastic", "Elastic tickets: a ticket stretched/squeezed to other "

@@ -259,6 +259,30 @@ class PretrainSummary(Summary):
 
 
 @dataclasses.dataclass
+class TransferSummary(Summary):
+  """``jaxticket transfer``: BERT-tickets IMP per task from a pre-trained
+  checkpoint. ``dense[task]``: the dense fine-tuned accuracy; ``rows``: per
+  (task, round, arm in imp / random_pruning / random_reinit) the density and
+  test/validation accuracy (``{mean, std, per_seed}`` over seeds);
+  ``matrix``: per (round, source mask, target task) the same and whether it
+  is matching on the target (within one std of its dense mean, Chen et al.
+  2020 Sec. 2); ``universal``: per (round, source) the targets it matches
+  on and whether that is all of them."""
+  SCHEMA = "transfer"
+  checkpoint: str
+  tasks: list[str]
+  seeds: list[int]
+  prune_fraction: float
+  rounds: int
+  densities: list[float]
+  dense: dict
+  rows: list[dict]
+  matrix: list[dict]
+  universal: list[dict]
+  wall_time_s: float
+
+
+@dataclasses.dataclass
 class ElasticSummary(Summary):
   """``jaxticket elastic``: per (target depth, method, level) the density
   and accuracy (mean, std, per seed, 95% t-interval) of the transformed
