@@ -1,7 +1,7 @@
 """BERT-style IMP and mask transfer (Chen et al. 2020) from a `jaxticket
-pretrain` checkpoint: IMP on Rotten Tomatoes sentiment, fortune categories
-and MLM, with random-pruning and random-reinit baselines, then the transfer
-matrix (README, "Tickets in the pre-trained transformer").
+pretrain` checkpoint: IMP on Rotten Tomatoes sentiment and on MLM (add
+fortunes / austen with --config.transfer.tasks), with random-pruning and
+random-reinit baselines, then the transfer matrix (README, "Tickets in the pre-trained transformer").
 
   jaxticket pretrain --config configs/pretrain_kjv.py --workdir runs/bert
   jaxticket transfer --config configs/transfer_kjv.py --config.init.checkpoint=runs/bert

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxticket import config
+from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
 from jaxticket.core.checks import ConfigError
 from jaxticket.experiments import init_checkpoint
@@ -154,7 +155,8 @@ def test_vocabulary_mismatch_is_one_line_before_claiming(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_then_transfer_tiny_contract_and_resume(tmp_path):
+def test_pretrain_then_transfer_tiny_contract_and_resume(tmp_path,
+                                                      monkeypatch):
   from test_pretrain import _tiny as pretrain_tiny
   from jaxticket.experiments.pretrain import pretrain
   pcfg = pretrain_tiny(tmp_path)
@@ -164,7 +166,19 @@ def test_pretrain_then_transfer_tiny_contract_and_resume(tmp_path):
   dirs = write_fixtures(str(tmp_path / "fixtures2"))
   cfg = _tiny(tmp_path, dirs, ckpt)
   wd = str(tmp_path / "run")
+  trainers = []
+  real_init = loop_lib.Trainer.__init__
+
+  def spy(self, *a, **k):
+    real_init(self, *a, **k)
+    trainers.append(self)
+  monkeypatch.setattr(loop_lib.Trainer, "__init__", spy)
   summary = transfer.run(cfg, wd, progress=False)
+  # one Trainer per task, each program traced once (dense, rounds and
+  # matrix rows share one replica count)
+  assert len(trainers) == 2
+  for t in trainers:
+    assert t.traces["init"] == 1 and t.traces["run"] == 1, dict(t.traces)
   for name in ("config.json", "metrics.jsonl", "summary.json", "report.md",
                "accuracy_vs_density.png"):
     assert os.path.exists(os.path.join(wd, name)), name
@@ -175,6 +189,7 @@ def test_pretrain_then_transfer_tiny_contract_and_resume(tmp_path):
   arms = {(r["task"], r["level"], r["arm"]) for r in summary.rows}
   assert ("mlm", 2, "random_reinit") in arms and ("rotten_tomatoes", 0,
                                                   "dense") in arms
+  assert ("rotten_tomatoes", 0, "scratch") in arms
   assert len(summary.matrix) == 2 * 2 * 3  # rounds x targets x sources
   for m in summary.matrix:
     if m["source"] != "random":

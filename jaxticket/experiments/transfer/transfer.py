@@ -125,12 +125,6 @@ def carry_mask(source: PyTree, target_like: PyTree) -> PyTree:
                                           is_leaf=lambda x: x is None)
 
 
-def tile(tree: PyTree, times: int) -> PyTree:
-  """The replica axis repeated ``times`` (arm-major)."""
-  return jax.tree.map(lambda a: None if a is None else jnp.concatenate(
-      [a] * times), tree, is_leaf=lambda x: x is None)
-
-
 def concat(trees: list[PyTree]) -> PyTree:
   return jax.tree.map(lambda *a: None if a[0] is None else jnp.concatenate(
       a), *trees, is_leaf=lambda x: x is None)
@@ -162,7 +156,7 @@ class TaskRun:
   (stacked over seeds), a fresh init and the rewound leaves."""
   name: str
   data: Any
-  setups: dict
+  setups: common.Setup
   pretrained: PyTree
   fresh: PyTree
   rewound: set
@@ -239,23 +233,29 @@ def load_pretrained(directory: str, stacked: PyTree, data
 
 
 def task_run(cfg, scfg, meta: dict, task: str, data, seeds: list[int],
-             counts: tuple[int, ...]) -> TaskRun:
-  setups = {n: build_setup(scfg, meta, data, task, seeds * n)
-            for n in sorted(set(counts))}
-  init = setups[1].trainer.init(loop_lib.replica_keys(seeds))
+             blocks: int) -> TaskRun:
+  """The task's pieces; ONE Setup of ``blocks`` x seeds replicas serves
+  every stage (fewer blocks are padded), so each task compiles once."""
+  setup = build_setup(scfg, meta, data, task, seeds * blocks)
+  full = setup.trainer.init(loop_lib.replica_keys(setup.seeds))
+  init = jax.tree.map(lambda a: a[:len(seeds)], full)
   pre, rewound = load_pretrained(cfg.init.checkpoint, init.params, data)
-  return TaskRun(task, data, setups, pre, init.params, rewound, init)
+  return TaskRun(task, data, setup, pre, init.params, rewound, init)
 
 
-def start_state(run: TaskRun, n: int, params: PyTree, mask: PyTree
+def start_state(run: TaskRun, params: list[PyTree], mask: list[PyTree]
                 ) -> step_lib.TrainState:
-  """A fresh state of ``n`` x seeds replicas (the same data order for every
-  block: paired) holding ``params`` masked by ``mask``."""
-  s = run.setups[n]
+  """A fresh state of the Setup's blocks x seeds replicas (the same data
+  order for every block: paired): block i holds ``params[i]`` masked by
+  ``mask[i]``; missing blocks repeat block 0 (padding, results unused)."""
+  s = run.setups
+  blocks = len(s.seeds) // int(jax.tree.leaves(params[0])[0].shape[0])
+  params = params + [params[0]] * (blocks - len(params))
+  mask = mask + [mask[0]] * (blocks - len(mask))
   state = s.trainer.init(loop_lib.replica_keys(s.seeds))
-  state = state.replace(params=loop_lib.vmapped(masks_lib.apply)(params,
-                                                                 mask),
-                        mask=mask)
+  m = concat(mask)
+  state = state.replace(params=loop_lib.vmapped(masks_lib.apply)(
+      concat(params), m), mask=m)
   return s.trainer.restart(state)
 
 
@@ -267,7 +267,7 @@ def masks_at(run: TaskRun, trained: PyTree, mask: PyTree, level: int,
   of the same count from dense (fixed per-seed keys)."""
   _, total = masks_lib.count(loop_lib.tree_index(mask, 0))
   keep = kept_target(total, level, cfg.transfer.prune_fraction)
-  seeds = run.setups[1].seeds
+  seeds = run.setups.seeds[:len(jax.tree.leaves(trained)[0])]
   keys = loop_lib.replica_keys(seeds)
   imp_fn = lambda p, m, k: prune_to(p, m, keep, "magnitude", k)
   rnd_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1000 + level))(keys)
@@ -303,8 +303,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   scfg = stage_config(cfg)
   seeds = [cfg.seed + i for i in range(cfg.transfer.seeds)]
   n, k = len(seeds), len(names) + 1
-  runs = {t: task_run(cfg, scfg, meta, t, datasets[t], seeds,
-                      (1, len(ARMS), k)) for t in names}
+  blocks = max(len(ARMS), k)
+  runs = {t: task_run(cfg, scfg, meta, t, datasets[t], seeds, blocks)
+          for t in names}
   rows, matrix, dense = [], [], {}
   trained = {t: None for t in names}
   masks = {t: None for t in names}
@@ -313,27 +314,27 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   for level in range(cfg.transfer.rounds + 1):
     for t in names:
       r = runs[t]
-      if level == 0:
-        s = r.setups[1]
-        state = start_state(r, 1, r.pretrained, r.init.mask)
+      s = r.setups
+      if level == 0:  # dense from theta_0, and from scratch (a fresh init)
         masks[t] = r.init.mask
+        state = start_state(r, [r.pretrained, r.fresh], [masks[t]] * 2)
         out, row = common.train_stage(
             s, wd, f"{t}_dense", 0, state, state.mask, s.hparams, s.trainer,
-            progress=progress, keep_state=True, extra={"task": t,
-                                                       "arm": "dense"},
-            desc=f"{t}: dense fine-tuning")
-        trained[t] = out.params
+            progress=progress, keep_state=True, extra={"task": t},
+            desc=f"{t}: dense fine-tuning (pre-trained, scratch)")
+        trained[t] = part(out.params, 0, n)
         dense[t] = arm_stats(row["evaluation"], 0, n)
         rows.append({"task": t, "level": 0, "arm": "dense",
                      "density": 1.0, **dense[t]})
+        rows.append({"task": t, "level": 0, "arm": "scratch",
+                     "density": 1.0, **arm_stats(row["evaluation"], 1, n)})
         continue
       masks[t], rnd[t] = masks_at(r, trained[t], masks[t], level, cfg)
-      s = r.setups[len(ARMS)]
-      params = concat([rewind(trained[t], r.pretrained, r.rewound),
-                       r.pretrained,
-                       rewind(trained[t], r.fresh, r.rewound)])
-      mask = concat([masks[t], rnd[t], masks[t]])
-      state = start_state(r, len(ARMS), params, mask)
+      state = start_state(r, [rewind(trained[t], r.pretrained, r.rewound),
+                              r.pretrained,
+                              rewind(trained[t], r.fresh, r.rewound)],
+                          [masks[t], rnd[t], masks[t]])
+      mask = state.mask
       density = float(masks_lib.replica_densities(masks[t]).mean())
       out, row = common.train_stage(
           s, wd, f"{t}_round{level}", level, state, mask, s.hparams,
@@ -351,12 +352,12 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
         masks[names[0]]).mean()))
     for target in names:
       r = runs[target]
-      s = r.setups[k]
+      s = r.setups
       like = r.init.mask
       sources = [carry_mask(masks[src], like) for src in names]
       sources.append(carry_mask(rnd[target], like))
-      mask = concat(sources)
-      state = start_state(r, k, tile(r.pretrained, k), mask)
+      state = start_state(r, [r.pretrained] * k, sources)
+      mask = state.mask
       _, row = common.train_stage(
           s, wd, f"transfer_{target}_round{level}", level, state, mask,
           s.hparams, s.trainer, progress=progress,
