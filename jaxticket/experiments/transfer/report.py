@@ -72,8 +72,11 @@ def write_report(wd: Workdir, summary: TransferSummary) -> None:
           "|---|---|---|---|---|---|"]
   for t in summary.tasks:
     d = summary.dense[t]
+    scratch = [r for r in summary.rows if r["task"] == t and
+               r["arm"] == "scratch"]
     text.append(f"| {t} | 0 | 1.000 | {fmt(d['test_accuracy'])} (dense) "
-                "| | |")
+                "| | " + (f"{fmt(scratch[0]['test_accuracy'])} (dense, "
+                          "from scratch)" if scratch else "") + " |")
     for level in range(1, summary.rounds + 1):
       arm = {r["arm"]: r for r in summary.rows
              if r["task"] == t and r["level"] == level}
@@ -105,4 +108,13 @@ def write_report(wd: Workdir, summary: TransferSummary) -> None:
   text += ["Dense reference (test %): " + ", ".join(
       f"{t} {fmt(d['test_accuracy'])} (std {100 * d['test_accuracy']['std']:.1f})"
       for t, d in summary.dense.items()), ""]
+  floor = [t for t, d in summary.dense.items() if "majority_test" in d
+           and d["test_accuracy"]["mean"] <= d["majority_test"] + 0.005]
+  if floor:
+    text += [f"**Caution**: the dense fine-tuned net does not beat the "
+             f"majority class on {', '.join(floor)} (majority "
+             + ", ".join(f"{100 * summary.dense[t]['majority_test']:.1f}%"
+                         for t in floor)
+             + "): matching there is vacuous; fine-tune longer or "
+             "pre-train more.", ""]
   write_atomic(wd.file("report.md"), "\n".join(text) + "\n")

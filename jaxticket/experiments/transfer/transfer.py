@@ -324,6 +324,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
             desc=f"{t}: dense fine-tuning (pre-trained, scratch)")
         trained[t] = part(out.params, 0, n)
         dense[t] = arm_stats(row["evaluation"], 0, n)
+        if t != "mlm":  # the floor a classifier must beat
+          y = np.asarray(r.data.test_y)
+          dense[t]["majority_test"] = float(np.bincount(y).max() / len(y))
         rows.append({"task": t, "level": 0, "arm": "dense",
                      "density": 1.0, **dense[t]})
         rows.append({"task": t, "level": 0, "arm": "scratch",
