@@ -31,7 +31,7 @@ def section() -> ml_collections.ConfigDict:
   c.max_train = 2000  # training examples kept per task (0 = all)
   c.max_eval = 256  # validation/test examples evaluated per task (0 = all)
   # --- BERT-tickets IMP ------------------------------------------------------
-  c.rounds = 5  # pruning rounds after the dense fine-tuning
+  c.rounds = 4  # pruning rounds after the dense fine-tuning (density 0.6)
   c.prune_fraction = 0.1  # of the ORIGINAL prunable weights, per round
   c.seeds = 2
   # --- the fine-tuning recipe (every stage: IMP, baselines, transfer) -------
