@@ -198,6 +198,15 @@ def test_pretrain_then_transfer_tiny_contract_and_resume(tmp_path,
   assert "transfer_mlm_round2" in {r["stage"] for r in rows}
   again = transfer.run(cfg, wd, progress=False)  # finished: returned
   assert again.matrix == summary.matrix
+  # Interrupted before the last round of mlm: that stage and its matrix row
+  # are recomputed from the saved states (masks rebuilt) identically.
+  os.remove(os.path.join(wd, "summary.json"))
+  for name in ("mlm_round2", "transfer_mlm_round2"):
+    os.remove(os.path.join(wd, "stages", f"{name}.json"))
+  import shutil
+  shutil.rmtree(os.path.join(wd, "checkpoints", "stages", "mlm_round2_final"))
+  resumed = transfer.run(cfg, wd, progress=False)
+  assert resumed.matrix == summary.matrix and resumed.rows == summary.rows
   cfg2 = copy.deepcopy(cfg)
   cfg2.transfer.steps = 5
   with pytest.raises(Exception):
