@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import ml_collections
 import numpy as np
@@ -205,8 +206,7 @@ def score_table(cfg, cells: list[dict]) -> np.ndarray:
     for d in b.datasets:
       mine = [c["test"] for c in cells
               if c["method"] == m and c["dataset"] == d]
-      with np.errstate(invalid="ignore"):
-        row.append(np.mean(np.asarray(mine, np.float64), 0))
+      row.append(np.mean(np.asarray(mine, np.float64), 0))  # NaN stays
     out.append(row)
   return np.asarray(out)
 
@@ -216,7 +216,8 @@ def statistics(cfg, cells: list[dict]) -> dict:
   b = cfg.benchmark
   methods, datasets = list(b.methods), list(b.datasets)
   table = score_table(cfg, cells)  # [M, D, S]
-  with np.errstate(invalid="ignore"):
+  with warnings.catch_warnings():  # every seed diverged: NaN -> 0 below
+    warnings.simplefilter("ignore", RuntimeWarning)
     means = np.nanmean(table, 2)  # [M, D]
   means = np.where(np.isnan(means), 0.0, means)  # all seeds diverged: 0
   dataset_ranks = []

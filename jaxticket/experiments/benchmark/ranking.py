@@ -12,6 +12,7 @@ tau-b between rankings, and leave-one-dataset-out flips. No jax, no scipy
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 
@@ -58,13 +59,14 @@ def bootstrap_ranks(per_seed: np.ndarray, draws: int = 1000,
   rng = np.random.default_rng(seed)
   n = a.shape[1]
   idx = rng.integers(0, n, size=(draws, n))
-  with np.errstate(invalid="ignore"):
+  with warnings.catch_warnings():  # a draw of only diverged seeds: -inf
+    warnings.simplefilter("ignore", RuntimeWarning)
     means = np.stack([np.nanmean(a[:, k], 1) for k in idx])  # [draws, M]
+    full = np.nanmean(a, 1)
   means = np.where(np.isnan(means), -np.inf, means)
   r = np.stack([ranks(m) for m in means])
   q = (1 - level) / 2
-  point = ranks(np.where(np.isnan(np.nanmean(a, 1)), -np.inf,
-                         np.nanmean(a, 1)))
+  point = ranks(np.where(np.isnan(full), -np.inf, full))
   return {"rank": point.tolist(),
           "rank_lo": np.quantile(r, q, axis=0).tolist(),
           "rank_hi": np.quantile(r, 1 - q, axis=0).tolist(),
