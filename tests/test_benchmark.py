@@ -201,3 +201,9 @@ def test_tiny_benchmark_writes_the_contract_and_resumes(tmp_path,
   other.benchmark.lrs = (0.3,)
   with pytest.raises(WorkdirError, match="different config"):
     benchmark.run(other, wd, progress=False)
+
+
+def test_float_noise_does_not_split_a_tie():
+  a = np.float32([0.97, 0.9716]).astype(np.float64)
+  assert list(ranking.ranks([a.mean(), a[::-1].mean() + 1e-13, 0.5])) == [
+      1.5, 1.5, 3.0]

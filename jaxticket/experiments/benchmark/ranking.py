@@ -24,8 +24,10 @@ AGGREGATIONS = {"mean_accuracy": True, "mean_rank": False,
 
 def ranks(values: np.ndarray, higher_better: bool = True) -> np.ndarray:
   """Rank 1 = best; tied values share the average of their ranks (the
-  'fractional' ranking scipy.stats.rankdata calls 'average')."""
-  v = np.asarray(values, np.float64)
+  'fractional' ranking scipy.stats.rankdata calls 'average'). Values equal
+  to 9 decimals tie: float32 accuracies averaged in another order must not
+  split a tie."""
+  v = np.round(np.asarray(values, np.float64), 9)
   v = v if higher_better else -v
   better = (v[None, :] > v[:, None]).sum(1)
   tied = (v[None, :] == v[:, None]).sum(1)

@@ -81,8 +81,9 @@ def plot_heatmap(summary: BenchmarkSummary, path: str) -> None:
   im = ax.imshow(full, cmap="viridis_r", aspect="auto")
   for i in range(full.shape[0]):
     for j in range(full.shape[1]):
+      light = full[i, j] <= (full.min() + full.max()) / 2  # yellow end
       ax.text(j, i, f"{full[i, j]:g}", ha="center", va="center",
-              color="w", fontsize=9)
+              color="k" if light else "w", fontsize=9)
   ax.set_xticks(range(len(cols)))
   ax.set_xticklabels(cols, rotation=20)
   ax.set_yticks(range(len(summary.methods)))
