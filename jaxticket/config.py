@@ -46,6 +46,8 @@ from jaxticket.experiments.transfer import settings as transfer_settings
 # --- elastic tickets (issue 18) ---
 from jaxticket.experiments.elastic import settings as elastic_settings
 from jaxticket.experiments.continual import settings as continual_settings
+# --- benchmark lottery (issue 20) ---
+from jaxticket.experiments.benchmark import settings as benchmark_settings
 
 #: Experiment config sections, each owned (defaults and validation) by the
 #: experiment's ``settings`` module.
@@ -59,6 +61,7 @@ SECTIONS.update(pretrain=pretrain_settings)  # issue 17
 SECTIONS.update(transfer=transfer_settings)  # issue 17, items 4-5
 SECTIONS.update(elastic=elastic_settings)  # issue 18
 SECTIONS.update(continual=continual_settings)  # issue 18, item 2
+SECTIONS.update(benchmark=benchmark_settings)  # issue 20
 #: Sections every command reads (the others are checked by their command).
 VALIDATED_ALWAYS = ("imp", "sweep")
 AUTO_REWIND = imp_settings.AUTO_REWIND

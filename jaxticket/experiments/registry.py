@@ -250,6 +250,25 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.continual.continual", (),
         "summary.json, report.md, accuracy_matrix.png, metrics.jsonl, "
         "stages/"),
+    # --- benchmark lottery (issue 20) ---
+    Experiment(
+        "benchmark", "The benchmark lottery: methods x datasets, ranks, "
+        "aggregations, flips.",
+        "The benchmark lottery (Dehghani et al. 2021) for tickets: every "
+        "method of benchmark.methods (imp = the IMP ticket; any pai method: "
+        "random, snip, grasp, synflow, ...) on every dataset of "
+        "benchmark.datasets (mnist1d, digits, fashion_mnist) at the "
+        "densities (1 - benchmark.prune_fraction)^L, L in benchmark.levels, "
+        "and the same seeds; each dataset's dense LR picked on validation "
+        "from benchmark.lrs and used by every method there. Per-dataset "
+        "ranks with bootstrap CIs over seeds, mean accuracy / mean rank / "
+        "median / wins, Kendall tau-b between datasets and aggregations, "
+        "leave-one-dataset-out flips, softmax AURC per method. Resumes per "
+        "sub-run (cells/, recipes/).",
+        "jaxticket.experiments.benchmark.benchmark", (),
+        "summary.json, report.md, rank_heatmap.png, accuracy_vs_density.png, "
+        "recipes/DATASET (sweep sub-runs), cells/imp__DATASET (imp), "
+        "cells/pai__DATASET (pai)"),
 )}
 
 

@@ -328,3 +328,33 @@ class ContinualSummary(Summary):
   steps_per_task: int
   head: str
   wall_time_s: float = 0.0
+
+
+# --- benchmark lottery (issue 20) ---
+@dataclasses.dataclass
+class BenchmarkSummary(Summary):
+  """``jaxticket benchmark``: per dataset the dense recipe picked on
+  validation (``recipes``), per (method, dataset, density) the test
+  accuracy and softmax AURC per seed (``cells``), per dataset the ranks
+  with bootstrap CIs (``dataset_ranks``), the aggregations, Kendall tau-b
+  matrices, leave-one-dataset-out flips and the selective column."""
+  SCHEMA = "benchmark"
+  methods: list[str]
+  datasets: list[str]
+  densities: list[float]
+  seeds: list[int]
+  model: str
+  recipes: list[dict]
+  cells: list[dict]
+  dense: list[dict]
+  dataset_ranks: list[dict]
+  aggregations: dict
+  aggregation_ranks: dict
+  tau_datasets: list[list[float]]
+  tau_aggregations: list[list[float]]
+  leave_one_out: list[dict]
+  selective: list[dict]
+  subruns: list[dict]
+  conclusion: str
+  timings_s: dict = dataclasses.field(default_factory=dict)
+  wall_time_s: float = 0.0

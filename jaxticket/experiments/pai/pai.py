@@ -357,6 +357,7 @@ def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
     bad = {d["replica"] for d in row["diverged"]}
     out.update({i: {"val": float(ev.val_accuracy[j]),
                     "test": float(ev.test_accuracy[j]),
+                    "aurc_softmax": float(ev.test_aurc_softmax[j]),
                     "diverged": j in bad} for j, i in enumerate(idx)})
   return out
 
@@ -518,13 +519,20 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
   names = leaf_names(one_mask)
 
   def values(method, density, setting, split):
-    return np.array([results[i][split] for i, lab in enumerate(plan)
+    return np.array([results[i].get(split, np.nan)
+                     for i, lab in enumerate(plan)
                      if lab["method"] == method and lab["setting"] == setting
                      and (method == "dense" or lab["density"] == density)])
 
   def stat(method, density, setting):
     v, t = (values(method, density, setting, k) for k in ("val", "test"))
-    return {"test": stats(t), "val": stats(v)} if len(t) else None
+    if not len(t):
+      return None
+    # area under the softmax coverage-risk curve (core/selective.py), for
+    # the benchmark's selective column; None per seed where not finite
+    a = values(method, density, setting, "aurc_softmax")
+    return {"test": stats(t), "val": stats(v),
+            "test_aurc_softmax": stats(a, np.isfinite(a))}
 
   dense = stat("dense", 1.0, "dense")
   rows, checks, verdicts = [], [], []

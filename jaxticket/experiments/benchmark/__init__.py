@@ -1,0 +1,1 @@
+"""``jaxticket benchmark``: the benchmark lottery over lottery-ticket methods."""

@@ -1,0 +1,354 @@
+"""The benchmark lottery for lottery-ticket methods (Dehghani et al. 2021).
+
+Dehghani et al. ("The Benchmark Lottery", arXiv:2107.07002, Sec. 3-4):
+which method "wins" depends on the tasks in the benchmark and on how the
+per-task results are aggregated. ``jaxticket benchmark`` runs every method
+of ``benchmark.methods`` on every dataset of ``benchmark.datasets`` with
+one recipe policy and judges the claims that survive:
+
+1. Recipe (per dataset): the dense net at every LR of ``benchmark.lrs``
+   (a ``sweep`` sub-run, all LRs x seeds one vmapped program); the LR with
+   the best mean *validation* accuracy is that dataset's recipe, recorded
+   and used by every method there (Ma et al. 2021's first condition: tune
+   the dense net, not each method).
+2. Cells (method, dataset) as sub-runs of existing experiments, so each is
+   resumable on its own and a killed benchmark resumes per cell:
+   ``cells/imp__DATASET`` (``imp``: the IMP ticket, rewound to init,
+   ``benchmark.prune_fraction`` of the remaining weights per level,
+   globally, output layer ranked with the rest) and ``cells/pai__DATASET``
+   (``pai``: ALL the pruning-at-initialization methods of the dataset in
+   one sub-run, hence one program; no Su et al. checks, no small-dense or
+   collapse extras). Every method trains at the same densities
+   (1 - prune_fraction)^L, L in ``benchmark.levels``, and the same seeds.
+3. Statistics (:mod:`ranking`): a cell's score is its test accuracy
+   averaged over the densities (per seed); per dataset the ranks with a
+   paired bootstrap CI over seeds; mean accuracy, mean rank, median
+   accuracy and wins; Kendall tau-b between the datasets' rankings and
+   between the aggregations' rankings; leave-one-dataset-out winner and
+   pairwise-order flips. The selective column: each method's area under
+   the softmax coverage-risk curve (core/selective.py), mean over datasets
+   and densities.
+
+The DST methods (SET, RigL) are not cells yet: ``dst`` runs at the IMP
+levels' densities with its own schedule and would need a sub-run mapping
+of its own (left for later; see the report).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxticket import config as config_lib
+from jaxticket.core.checks import ConfigError, check_choice
+from jaxticket.experiments import common, registry
+from jaxticket.experiments.benchmark import ranking, report, settings
+from jaxticket.experiments.summaries import BenchmarkSummary
+
+
+def pai_method_names() -> tuple[str, ...]:
+  """Method names the ``pai`` experiment provides."""
+  return tuple(registry.load("pai").methods_lib.METHODS)
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """The whole config: base keys, the ``benchmark`` section, its method
+  names, and every dataset's sub-run config."""
+  config_lib.validate(cfg)
+  settings.validate(cfg)
+  allowed = settings.IMP_METHODS + pai_method_names()
+  for m in cfg.benchmark.methods:
+    check_choice("benchmark.methods", m, allowed, "benchmark method")
+  for d in cfg.benchmark.datasets:
+    config_lib.validate(dataset_config(cfg, d, float(cfg.benchmark.lrs[0])))
+
+
+def pai_methods(cfg) -> list[str]:
+  return [m for m in cfg.benchmark.methods if m not in settings.IMP_METHODS]
+
+
+def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
+                   ) -> ml_collections.ConfigDict:
+  """``cfg`` on ``dataset`` with the recipe's learning rate."""
+  c = cfg.copy_and_resolve_references()
+  c.data.name = dataset
+  c.train.lr = float(lr)
+  return c
+
+
+def imp_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:
+  """The IMP cell: levels up to the deepest benchmark level, rewind to
+  init (Frankle & Carbin 2019 for LeNet), global magnitude, the output
+  layer ranked with the rest (so level L keeps (1 - p)^L of the prunable
+  weights, the density every other method gets)."""
+  c = dataset_config(cfg, dataset, lr)
+  c.imp.levels = max(cfg.benchmark.levels)
+  c.imp.prune_fraction = float(cfg.benchmark.prune_fraction)
+  c.imp.output_prune_fraction = -1.0
+  c.imp.strategy = "global"
+  c.imp.schedule = "iterative"
+  c.imp.rewind = "init"
+  c.imp.rewind_step = 0
+  return c
+
+
+def pai_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:
+  """The PaI cells of one dataset: every PaI method, the benchmark's
+  densities and seeds, none of pai's extra checks or references."""
+  c = dataset_config(cfg, dataset, lr)
+  c.pai.methods = tuple(pai_methods(cfg))
+  c.pai.densities = tuple(settings.densities(cfg))
+  c.pai.seeds = 0
+  c.pai.checks = ()
+  c.pai.small_dense = False
+  c.pai.imp_workdir = "none"
+  c.pai.collapse_points = 0
+  return c
+
+
+# --------------------------------------------------------------------------
+# Stage 1: the recipe per dataset.
+
+
+def pick_recipe(cfg, wd, dataset: str, progress: bool) -> dict:
+  """The dense LR of ``benchmark.lrs`` with the best mean validation
+  accuracy on ``dataset`` (ties: the first); a single LR is used as is."""
+  lrs = [float(x) for x in cfg.benchmark.lrs]
+  if len(lrs) == 1:
+    return {"dataset": dataset, "lr": lrs[0], "val": {}, "source": "given"}
+  c = dataset_config(cfg, dataset, lrs[0])
+  c.imp.levels = 0
+  path = wd.file("recipes", dataset)
+  summary = registry.load("sweep").run(
+      c, ["train.lr=" + ",".join(f"{x:g}" for x in lrs)], path,
+      progress=progress)
+  val = {}
+  for r in summary.rows:
+    if r["level"] == 0:
+      val[float(r["point"]["train.lr"])] = r["val_accuracy"]["mean"]
+  score = [val.get(x) if val.get(x) is not None else -np.inf for x in lrs]
+  best = lrs[int(np.argmax(score))]
+  return {"dataset": dataset, "lr": best,
+          "val": {f"{k:g}": v for k, v in val.items()}, "source": path}
+
+
+# --------------------------------------------------------------------------
+# Stage 2: the cells.
+
+
+def per_seed(stat: dict | None, n: int) -> list[float]:
+  """A ``stats`` dict's per-seed values, NaN where missing / diverged."""
+  if not stat:
+    return [float("nan")] * n
+  return [float("nan") if v is None else float(v) for v in stat["per_seed"]]
+
+
+def imp_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
+  path = wd.file("cells", f"imp__{dataset}")
+  s = registry.load("imp").run(imp_config(cfg, dataset, lr), path,
+                               command="imp", progress=progress)
+  n = len(s.seeds)
+  by_level = {r["level"]: r for r in s.levels}
+  cells = []
+  for level, d in zip(cfg.benchmark.levels, settings.densities(cfg)):
+    r = by_level[level]
+    cells.append({"method": "imp", "dataset": dataset, "density": d,
+                  "achieved_density": float(r["density"]),
+                  "test": per_seed(r["test_accuracy"], n),
+                  "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n)})
+  dense = {"dataset": dataset, "test": per_seed(by_level[0]["test_accuracy"],
+                                                n), "source": "imp level 0"}
+  return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
+                 "wall_time_s": s.wall_time_s}
+
+
+def pai_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
+  path = wd.file("cells", f"pai__{dataset}")
+  s = registry.load("pai").run(pai_config(cfg, dataset, lr), path,
+                               progress=progress)
+  n = len(s.seeds)
+  rows = {(r["method"], r["density"]): r for r in s.rows}
+  cells = []
+  for m in pai_methods(cfg):
+    for d in settings.densities(cfg):
+      r = rows.get((m, d))
+      if r is None:
+        raise ConfigError(
+            f"benchmark.methods: {m!r} cannot build density {d:g} on "
+            f"{cfg.model.name} (see {path}/summary.json 'skipped'); drop the "
+            "method or the level from benchmark.levels.")
+      st = r["settings"]["pai"]
+      cells.append({"method": m, "dataset": dataset, "density": d,
+                    "achieved_density": d, "test": per_seed(st["test"], n),
+                    "aurc_softmax": per_seed(st.get("test_aurc_softmax"),
+                                             n)})
+  dense = {"dataset": dataset, "test": per_seed(s.dense["test"], n),
+           "source": "pai dense"}
+  return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
+                 "wall_time_s": s.wall_time_s}
+
+
+# --------------------------------------------------------------------------
+# Stage 3: the statistics.
+
+
+def score_table(cfg, cells: list[dict]) -> np.ndarray:
+  """``[method, dataset, seed]``: test accuracy averaged over densities."""
+  b = cfg.benchmark
+  out = []
+  for m in b.methods:
+    row = []
+    for d in b.datasets:
+      mine = [c["test"] for c in cells
+              if c["method"] == m and c["dataset"] == d]
+      row.append(np.mean(np.asarray(mine, np.float64), 0))  # NaN stays
+    out.append(row)
+  return np.asarray(out)
+
+
+def statistics(cfg, cells: list[dict]) -> dict:
+  """Ranks, aggregations, taus, flips and the selective column."""
+  b = cfg.benchmark
+  methods, datasets = list(b.methods), list(b.datasets)
+  table = score_table(cfg, cells)  # [M, D, S]
+  with warnings.catch_warnings():  # every seed diverged: NaN -> 0 below
+    warnings.simplefilter("ignore", RuntimeWarning)
+    means = np.nanmean(table, 2)  # [M, D]
+  means = np.where(np.isnan(means), 0.0, means)  # all seeds diverged: 0
+  dataset_ranks = []
+  for j, d in enumerate(datasets):
+    br = ranking.bootstrap_ranks(table[:, j, :], b.bootstrap, b.ci,
+                                 seed=cfg.seed)
+    dataset_ranks.append({"dataset": d, "rows": [
+        {"method": m, "accuracy": float(means[i, j]),
+         "rank": br["rank"][i], "rank_lo": br["rank_lo"][i],
+         "rank_hi": br["rank_hi"][i], "p_best": br["p_best"][i]}
+        for i, m in enumerate(methods)]})
+  agg = ranking.aggregate(means)
+  agg_ranks = ranking.aggregate_ranks(means)
+  per_dataset = [ranking.ranks(means[:, j]) for j in range(len(datasets))]
+  selective = []
+  for m in methods:
+    a = [v for c in cells if c["method"] == m for v in c["aurc_softmax"]]
+    a = np.asarray(a, np.float64)
+    ok = a[np.isfinite(a)]
+    selective.append({"method": m,
+                      "aurc_softmax": float(ok.mean()) if ok.size else None,
+                      "per_dataset": {d: _mean([v for c in cells
+                                                if c["method"] == m and
+                                                c["dataset"] == d
+                                                for v in c["aurc_softmax"]])
+                                      for d in datasets}})
+  return {
+      "dataset_ranks": dataset_ranks,
+      "aggregations": {k: dict(zip(methods, map(float, v)))
+                       for k, v in agg.items()},
+      "aggregation_ranks": {k: dict(zip(methods, map(float, v)))
+                            for k, v in agg_ranks.items()},
+      "tau_datasets": _listed(ranking.tau_matrix(per_dataset)),
+      "tau_aggregations": _listed(ranking.tau_matrix(
+          [agg_ranks[k] for k in ranking.AGGREGATIONS])),
+      "leave_one_out": ranking.leave_one_out(means, methods, datasets),
+      "selective": selective,
+      "winners": ranking.winners(means, methods)}
+
+
+def _mean(values) -> float | None:
+  a = np.asarray(values, np.float64)
+  a = a[np.isfinite(a)]
+  return float(a.mean()) if a.size else None
+
+
+def _listed(m: np.ndarray) -> list[list[float | None]]:
+  return [[None if np.isnan(x) else float(x) for x in row] for row in m]
+
+
+def conclusion(stats: dict, datasets: list[str]) -> str:
+  """Plain sentences: the winner per aggregation, whether they agree, what
+  leaving one dataset out flips."""
+  w = stats["winners"]
+  parts = ["Winner by " + "; ".join(f"{k.replace('_', ' ')}: "
+                                    f"{' = '.join(v)}" for k, v in w.items())
+           + "."]
+  if len({tuple(sorted(v)) for v in w.values()}) > 1:
+    parts.append("The aggregations disagree on the winner.")
+  flips = [f for f in stats["leave_one_out"] if f["winner_flips"]]
+  if flips:
+    parts.append("Leaving one dataset out changes the winner: " + "; ".join(
+        f"without {f['left_out']}, {f['aggregation'].replace('_', ' ')} "
+        f"picks {' = '.join(f['winner_without'])}" for f in flips) + ".")
+  elif len(datasets) > 1:
+    parts.append("No single left-out dataset changes any aggregation's "
+                 "winner.")
+  return " ".join(parts)
+
+
+# --------------------------------------------------------------------------
+# The command.
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
+        ) -> BenchmarkSummary:
+  """The whole benchmark; writes the workdir and returns the summary."""
+  validate(cfg)  # before touching the workdir
+  wd, done = common.open_run(cfg, workdir, "benchmark", BenchmarkSummary)
+  if done is not None:
+    return done
+  t0 = time.time()
+  b = cfg.benchmark
+  recipes, cells, dense, subruns, timings = [], [], [], [], {}
+  for d in tqdm(list(b.datasets), desc="benchmark datasets",
+                disable=not progress, leave=False):
+    t = time.time()
+    rec = pick_recipe(cfg, wd, d, progress)
+    recipes.append(rec)
+    timings[f"recipe_{d}_s"] = round(time.time() - t, 2)
+    parts = []
+    if "imp" in b.methods:
+      parts.append(("imp", imp_cells))
+    if pai_methods(cfg):
+      parts.append(("pai", pai_cells))
+    for name, fn in parts:
+      t = time.time()
+      got, info = fn(cfg, wd, d, rec["lr"], progress)
+      cells += got
+      subruns.append({"experiment": name, "dataset": d,
+                      "workdir": info["workdir"], "seeds": info["seeds"],
+                      "wall_time_s": info["wall_time_s"]})
+      if not any(x["dataset"] == d for x in dense):
+        dense.append(info["dense"])
+      timings[f"{name}_{d}_s"] = round(time.time() - t, 2)
+  seed_sets = {tuple(s["seeds"]) for s in subruns}
+  if len(seed_sets) > 1:
+    tqdm.write(f"warning: sub-runs used different seeds {seed_sets}; the "
+               "paired bootstrap pairs them by position.", file=sys.stderr)
+  stats = statistics(cfg, cells)
+  summary = BenchmarkSummary(
+      methods=list(b.methods), datasets=list(b.datasets),
+      densities=settings.densities(cfg), seeds=list(subruns[0]["seeds"]),
+      model=cfg.model.name, recipes=recipes, cells=cells, dense=dense,
+      dataset_ranks=stats["dataset_ranks"],
+      aggregations=stats["aggregations"],
+      aggregation_ranks=stats["aggregation_ranks"],
+      tau_datasets=stats["tau_datasets"],
+      tau_aggregations=stats["tau_aggregations"],
+      leave_one_out=stats["leave_one_out"], selective=stats["selective"],
+      subruns=subruns, conclusion=conclusion(stats, list(b.datasets)),
+      timings_s=timings, wall_time_s=round(time.time() - t0, 2))
+  report.write_benchmark_report(wd, summary)
+  wd.write_summary(summary)
+  return wd.finished(BenchmarkSummary)
+
+
+def command(cfg: ml_collections.ConfigDict, args) -> BenchmarkSummary:
+  """``jaxticket benchmark``."""
+  return run(cfg, args.workdir, progress=not args.no_progress)
+
+
+def console(summary: BenchmarkSummary) -> str:
+  return report.aggregation_table(summary) + "\n\n" + summary.conclusion

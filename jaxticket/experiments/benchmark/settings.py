@@ -1,0 +1,92 @@
+"""The ``benchmark`` config section: methods x datasets at fixed densities
+and seeds, one recipe per dataset (Dehghani et al. 2021's benchmark
+lottery, applied to lottery tickets)."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jaxticket.core.checks import ConfigError, check_choice, check_range
+
+#: Offline image classification datasets a cell can train on.
+DATASETS = ("mnist1d", "digits", "fashion_mnist")
+#: Methods the ``imp`` experiment provides (the rest come from ``pai``).
+IMP_METHODS = ("imp",)
+
+
+def section() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # "imp" = the IMP ticket (rewind to init); any name of `jaxticket pai`'s
+  # registry (random, magnitude, snip, grasp, synflow, smart_ratio, ...)
+  # = that pruning-at-initialization method's mask.
+  c.methods = ("imp", "random", "snip", "grasp", "synflow")
+  c.datasets = DATASETS
+  # Fixed densities for every method: (1 - prune_fraction)^L for each IMP
+  # level L here (the IMP cell prunes prune_fraction of the remaining
+  # weights per level, globally, output layer included).
+  c.levels = (1, 2, 3)
+  c.prune_fraction = 0.5
+  # Dense-recipe grid: per dataset the train.lr with the best mean
+  # *validation* accuracy of the dense net (one vmapped sweep program).
+  c.lrs = (0.03, 0.1, 0.3)
+  c.bootstrap = 1000  # bootstrap draws over seeds for the rank CIs
+  c.ci = 0.95
+  return c
+
+
+def shrink(cfg: ml_collections.ConfigDict) -> None:
+  """``:tiny``: two PaI methods + IMP, two datasets, one level, two LRs."""
+  c = cfg.benchmark
+  c.methods = ("imp", "random", "snip")
+  c.datasets = ("mnist1d", "digits")
+  c.levels = (1,)
+  c.lrs = (0.1, 0.3)
+  c.bootstrap = 200
+
+
+def densities(cfg: ml_collections.ConfigDict) -> list[float]:
+  """The fixed densities of the benchmark (fraction of weights KEPT)."""
+  b = cfg.benchmark
+  return [float(round((1 - b.prune_fraction) ** l, 10)) for l in b.levels]
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Check ``cfg.benchmark`` (PaI method names: ``benchmark.validate``,
+  which asks the pai experiment's registry)."""
+  b = cfg.benchmark
+  if not b.methods:
+    raise ConfigError("benchmark.methods is empty: name at least two "
+                      "methods, e.g. --config.benchmark.methods=imp,snip.")
+  if len(set(b.methods)) != len(b.methods):
+    raise ConfigError(f"benchmark.methods={tuple(b.methods)!r} repeats a "
+                      "method.")
+  if not b.datasets:
+    raise ConfigError("benchmark.datasets is empty: name datasets from "
+                      f"{', '.join(DATASETS)}.")
+  for d in b.datasets:
+    check_choice("benchmark.datasets", d, DATASETS, "dataset")
+  if len(set(b.datasets)) != len(b.datasets):
+    raise ConfigError(f"benchmark.datasets={tuple(b.datasets)!r} repeats a "
+                      "dataset.")
+  if not b.levels:
+    raise ConfigError("benchmark.levels is empty: give IMP levels >= 1, "
+                      "e.g. --config.benchmark.levels=1,2,3.")
+  for l in b.levels:
+    check_range("benchmark.levels", isinstance(l, int) and l >= 1, l,
+                "every level must be an integer >= 1 (density "
+                "(1 - prune_fraction)^level)")
+  if len(set(b.levels)) != len(b.levels):
+    raise ConfigError(f"benchmark.levels={tuple(b.levels)!r} repeats a "
+                      "level.")
+  check_range("benchmark.prune_fraction", 0 < b.prune_fraction < 1,
+              b.prune_fraction, "must be in (0, 1): the fraction of the "
+              "remaining weights pruned per IMP level")
+  if not b.lrs:
+    raise ConfigError("benchmark.lrs is empty: give the dense-recipe LR "
+                      "grid, e.g. --config.benchmark.lrs=0.03,0.1,0.3.")
+  for lr in b.lrs:
+    check_range("benchmark.lrs", isinstance(lr, (int, float)) and lr > 0,
+                lr, "every learning rate must be > 0")
+  check_range("benchmark.bootstrap", b.bootstrap >= 1, b.bootstrap,
+              "must be >= 1 (bootstrap draws over seeds)")
+  check_range("benchmark.ci", 0 < b.ci < 1, b.ci, "must be in (0, 1)")
