@@ -17,6 +17,8 @@ speed) is an open item of issue 17; the tokenizer is one object with a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import unicodedata
 
 import numpy as np
 
@@ -71,6 +73,129 @@ class ByteTokenizer:
     return out
 
 
+def _is_punct(ch: str) -> bool:
+  cp = ord(ch)
+  if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+    return True
+  return unicodedata.category(ch).startswith("P")
+
+
+def basic_split(text: str, lower: bool = True) -> list[str]:
+  """BERT's BasicTokenizer (Devlin et al. 2019, Sec. A.2; transformers'
+  ``BasicTokenizer``): drop control characters, lower-case and strip
+  accents (uncased models), split on whitespace and around punctuation.
+  (Chinese-character splitting is not done.)"""
+  text = "".join(" " if ch.isspace() else ch for ch in text
+                 if ch.isspace() or not unicodedata.category(ch).startswith(
+                     "C"))
+  if lower:
+    text = "".join(ch for ch in unicodedata.normalize("NFD", text.lower())
+                   if unicodedata.category(ch) != "Mn")
+  words = []
+  for word in text.split():
+    start = 0
+    for i, ch in enumerate(word):
+      if _is_punct(ch):
+        words += [w for w in (word[start:i], ch) if w]
+        start = i + 1
+    if word[start:]:
+      words.append(word[start:])
+  return words
+
+
+@dataclasses.dataclass(frozen=True)
+class WordPieceTokenizer:
+  """BERT's WordPiece over a ``vocab.txt`` (one token a line, id = line
+  number), e.g. a Hugging Face checkpoint's: basic split, then greedy
+  longest-match-first sub-words with ``##`` continuations; a word with no
+  match (or over 100 characters) is ``[UNK]``. Special ids come from the
+  vocabulary ([PAD] must be id 0: the encoder's padding, as in BERT)."""
+  vocab: tuple[str, ...]
+  lower: bool = True
+  name: str = "wordpiece"
+
+  @classmethod
+  def from_file(cls, path: str, lower: bool = True) -> "WordPieceTokenizer":
+    with open(path, encoding="utf-8") as f:
+      return cls(tuple(line.rstrip("\n") for line in f), lower)
+
+  @functools.cached_property
+  def ids(self) -> dict[str, int]:
+    return {t: i for i, t in enumerate(self.vocab)}
+
+  def _id(self, token: str) -> int:
+    if token not in self.ids:
+      raise ValueError(f"vocab.txt has no {token} token.")
+    return self.ids[token]
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.vocab)
+
+  @property
+  def pad_id(self) -> int:
+    return self._id("[PAD]")
+
+  @property
+  def cls_id(self) -> int:
+    return self._id("[CLS]")
+
+  @property
+  def sep_id(self) -> int:
+    return self._id("[SEP]")
+
+  @property
+  def mask_id(self) -> int:
+    return self._id("[MASK]")
+
+  @property
+  def unk_id(self) -> int:
+    return self._id("[UNK]")
+
+  def _pieces(self, word: str) -> list[int]:
+    if len(word) > 100:
+      return [self.unk_id]
+    out, start = [], 0
+    while start < len(word):
+      end = len(word)
+      while end > start:
+        piece = word[start:end] if start == 0 else "##" + word[start:end]
+        if piece in self.ids:
+          out.append(self.ids[piece])
+          break
+        end -= 1
+      else:
+        return [self.unk_id]
+      start = end
+    return out
+
+  def encode(self, text: str) -> np.ndarray:
+    """int32 ids of ``text`` (no special tokens)."""
+    ids = [i for w in basic_split(text, self.lower) for i in self._pieces(w)]
+    return np.asarray(ids, np.int32)
+
+  def decode(self, ids) -> str:
+    """Tokens joined by spaces, ``##`` pieces glued (special tokens but
+    [UNK] dropped): the normalized text for in-vocabulary words."""
+    special = {"[PAD]", "[CLS]", "[SEP]", "[MASK]"}
+    out = ""
+    for i in np.asarray(ids, np.int64).reshape(-1):
+      tok = self.vocab[int(i)]
+      if tok in special:
+        continue
+      out += tok[2:] if tok.startswith("##") else (" " + tok if out else tok)
+    return out
+
+  def encode_fixed(self, text: str, length: int) -> np.ndarray:
+    """[CLS] ids... [SEP] padded with [PAD] (or truncated) to ``length``."""
+    body = self.encode(text)[:max(0, length - 2)]
+    out = np.full(length, self.pad_id, np.int32)
+    out[0] = self.cls_id
+    out[1:1 + len(body)] = body
+    out[min(1 + len(body), length - 1)] = self.sep_id
+    return out
+
+
 TOKENIZERS = {"bytes": ByteTokenizer}
 
 
@@ -80,4 +205,4 @@ def get(name: str) -> ByteTokenizer:
   return TOKENIZERS[name]()
 
 
-__all__ = ["ByteTokenizer", "TOKENIZERS", "get", "PAD", "CLS", "SEP", "MASK"]
+__all__ = ["ByteTokenizer", "WordPieceTokenizer", "basic_split", "TOKENIZERS", "get", "PAD", "CLS", "SEP", "MASK"]
