@@ -238,3 +238,54 @@ def test_wordpiece_round_trip_and_greedy_longest_match(tmp_path):
   fixed = tok.encode_fixed("the lord said", 4)
   assert fixed.tolist() == [3, 6, 7, 4]
   assert tok.encode_fixed("god", 5).tolist() == [3, 15, 4, 0, 0]
+
+
+def naive_bpe(text, merges):
+  """Reference: recount every pair over the whole corpus after each merge."""
+  from jaxticket.data.tokenizer import pretokenize
+  words = [[b + 4 for b in w] for w in pretokenize(text.encode())]
+  out = []
+  for new in range(260, 260 + merges):
+    counts = {}
+    for w in words:
+      for p in zip(w, w[1:]):
+        counts[p] = counts.get(p, 0) + 1
+    if not counts or max(counts.values()) < 2:
+      break
+    pair = max(counts.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))[0]
+    out.append(pair)
+    for k, w in enumerate(words):
+      m, j = [], 0
+      while j < len(w):
+        if j + 1 < len(w) and (w[j], w[j + 1]) == pair:
+          m.append(new)
+          j += 2
+        else:
+          m.append(w[j])
+          j += 1
+      words[k] = m
+  return tuple(out)
+
+
+TEXT = ("In the beginning God created the heaven and the earth. And the earth "
+        "was without form, and void; and darkness was upon the face of the "
+        "deep. And the Spirit of God moved upon the face of the waters.\n")
+
+
+def test_bpe_merges_equal_the_naive_reference_and_round_trip():
+  from jaxticket.data.tokenizer import BPETokenizer, train_bpe
+  text = TEXT * 3 + "Café naïve — 東京 😀 tabs\tand  spaces\n"
+  assert train_bpe(text, 60) == naive_bpe(text, 60)
+  tok = BPETokenizer.train(text, 60)
+  assert tok.vocab_size == 260 + len(tok.merges)
+  for t in (text, "unseen wörds, zebra-like!", "", "   \n\t x"):
+    ids = tok.encode(t)
+    assert ids.dtype == np.int32 and (ids >= 4).all()
+    assert tok.decode(ids) == t
+  assert len(tok.encode(TEXT)) < len(TEXT.encode()) / 2  # it compresses
+  assert tok.pieces[260] == bytes(b - 4 for b in tok.merges[0])
+  again = BPETokenizer.from_json(tok.to_json())
+  assert again == tok and (again.encode(text) == tok.encode(text)).all()
+  fixed = tok.encode_fixed("In the beginning", 6)
+  assert fixed[0] == 1 and tok.decode(fixed) == tok.decode(
+      tok.encode("In the beginning")[:4])
