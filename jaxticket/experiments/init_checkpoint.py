@@ -11,6 +11,12 @@ the checkpoint has (the MLM head) are dropped. This is BERT-tickets' start:
 every pre-trained tensor at its pre-trained value, a new task head.
 A missing checkpoint, another tokenizer or vocabulary, or a leaf of another
 shape is one :class:`ConfigError` line.
+
+``DIR`` may instead be a Hugging Face BERT folder (``config.json`` and
+``model.safetensors`` / ``flax_model.msgpack`` / ``pytorch_model.bin``):
+:mod:`jaxticket.experiments.hf_import` maps its names onto ours. A position
+table longer than the model's ``max_len`` (BERT: 512) gives its first rows
+(the positions the model uses).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 from jaxticket.core import checkpoint
 from jaxticket.core.checks import ConfigError
 from jaxticket.core.masks import path_str
+from jaxticket.experiments import hf_import
 
 PyTree = Any
 META = "pretrained.json"
@@ -40,6 +47,8 @@ def save(directory: str, params: PyTree, meta: dict) -> None:
 
 def read_meta(directory: str) -> dict:
   """``pretrained.json`` of ``directory`` (one-line error if absent)."""
+  if hf_import.is_hf_dir(directory):
+    return hf_import.meta(directory)
   path = os.path.join(directory, META)
   if not os.path.exists(path) or not os.path.isdir(
       os.path.join(directory, PARAMS)):
@@ -68,9 +77,15 @@ def load_into(directory: str, params: PyTree, tokenizer: str,
   loaded paths). ``params``: one replica's (unstacked) tree."""
   meta = read_meta(directory)
   check_vocabulary(directory, meta, tokenizer, vocab_size)
-  saved = checkpoint.load_tree(os.path.join(directory, PARAMS))["params"]
-  flat_saved = {path_str(p): v for p, v in
-                jax.tree_util.tree_flatten_with_path(saved)[0]}
+  if hf_import.is_hf_dir(directory):
+    flat_saved = hf_import.convert(directory)
+    hf_import.check_model(directory, {path_str(p) for p, _ in
+                                      jax.tree_util.tree_flatten_with_path(
+                                          params)[0]})
+  else:
+    saved = checkpoint.load_tree(os.path.join(directory, PARAMS))["params"]
+    flat_saved = {path_str(p): v for p, v in
+                  jax.tree_util.tree_flatten_with_path(saved)[0]}
   loaded = []
 
   def take(path, leaf):
@@ -78,6 +93,9 @@ def load_into(directory: str, params: PyTree, tokenizer: str,
     if name not in flat_saved:
       return leaf
     value = np.asarray(flat_saved[name])
+    if (name == "position_embed" and value.ndim == 2 and np.ndim(leaf) == 2
+        and value.shape[0] > np.shape(leaf)[0]):
+      value = value[:np.shape(leaf)[0]]  # a longer table: the used rows
     if value.shape != np.shape(leaf):
       raise ConfigError(
           f"init.checkpoint={directory!r}: leaf {name} has shape "
