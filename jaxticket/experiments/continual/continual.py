@@ -49,17 +49,20 @@ from jaxticket.core.parametrization import Parametrization
 from jaxticket.core.stats import mean_ci
 from jaxticket.core.workdir import Workdir
 from jaxticket.experiments import common
-from jaxticket.experiments.continual import metrics, report, settings
+from jaxticket.experiments.continual import metrics, replay, report, settings
 from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.summaries import ContinualSummary
 from jaxticket.models import gated_mlp
 
 PyTree = Any
 
-MODE_OF = {"gated": "gated", "fixed": "fixed", "finetune": "none",
+MODE_OF = {"gated": "gated", "dsn": "gated", "fixed": "fixed",
+           "finetune": "none",
            "separate": "none"}
 #: Seed offset of the fixed method's random unit masks.
 MASK_SEED_OFFSET = 30_000
+#: Key offset of DSN's replay (impressions' init and soft labels).
+REPLAY_SEED_OFFSET = 40_000
 
 
 # --------------------------------------------------------------------------
@@ -70,6 +73,8 @@ def build_tasks(cfg: ml_collections.ConfigDict, data: Any) -> list[Any]:
   """The datasets of the sequence (:data:`settings.SEQUENCES`)."""
   c = cfg.continual
   t = int(c.tasks)
+  if c.sequence == "rotated":
+    return rotated(data, t)
   if c.sequence == "permuted":
     rng = np.random.default_rng(int(c.permutation_seed))
     d = int(np.prod(data.input_shape))
@@ -102,8 +107,55 @@ def build_tasks(cfg: ml_collections.ConfigDict, data: Any) -> list[Any]:
       num_classes=per) for i in range(t)]
 
 
+def rotation_shift(task: int, tasks: int, length: int) -> int:
+  """The cyclic shift of task ``task``: ``task * length // tasks``."""
+  return task * length // tasks
+
+
+def rotated(data: Any, tasks: int) -> list[Any]:
+  """'Rotated' MNIST-1D: MNIST-1D is a 1-D signal, so we define rotation
+  as a cyclic shift of the signal (the last axis) by
+  :func:`rotation_shift` positions -- a rotation of the circle the signal
+  is laid out on, not the image rotation of rotated MNIST (DSN's
+  benchmark). The signal axis is the first after the batch (MNIST-1D's
+  inputs are [N, 40, 1]). Labels and example order are unchanged."""
+  length = data.train_x.shape[1]
+  out = []
+  for i in range(tasks):
+    k = rotation_shift(i, tasks, length)
+    move = lambda x, k=k: np.roll(x, k, axis=1)
+    out.append(dataclasses.replace(
+        data, train_x=move(data.train_x), val_x=move(data.val_x),
+        test_x=move(data.test_x)))
+  return out
+
+
 # --------------------------------------------------------------------------
 # One method: one program, trained task by task.
+
+
+def make_replay(cfg: ml_collections.ConfigDict, task_data: Any
+                ) -> callable:
+  """DSN's replay of one earlier task, vmapped over the replicas (one
+  program per shape: k is an array argument)."""
+  c = cfg.continual
+  widths = tuple(int(w) for w in c.widths)
+  model = gated_mlp.GatedMLP(
+      widths=widths, tasks=int(c.tasks), classes=task_data.num_classes,
+      mode="gated", smax=float(c.smax))
+  apply = lambda p, x: model.apply({"params": p}, x, train=False)
+  x0 = np.asarray(task_data.normalize(task_data.train_x[:1]))
+
+  def one(params, key, k):
+    p = {**params, "task": k.astype(params["task"].dtype)}
+    out = replay.replay_task(
+        apply, p, key, k, task_data.num_classes, x0.shape[1:], len(widths),
+        int(c.replay_buffer), int(c.replay_synth_steps),
+        float(c.replay_synth_lr), float(c.replay_tau), float(c.replay_beta),
+        int(c.replay_steps), float(c.replay_lr))
+    return out._replace(params={**out.params, "task": params["task"]})
+
+  return loop_lib.vmapped(one)
 
 
 def make_program(cfg: ml_collections.ConfigDict, method: str, task_data: Any
@@ -177,6 +229,8 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   trainer = loop_lib.Trainer(prog, tasks[0], replica_loop=cfg.train.replica_loop,
                              shard=False)
   state = trainer.init(loop_lib.replica_keys(seeds))
+  replay_fn = make_replay(cfg, tasks[0]) if method == "dsn" else None
+  replay_log = []
   if mode == "fixed":
     if counts is None:
       counts = np.full((len(tasks), layers), 0, np.int64) + np.array(
@@ -226,6 +280,16 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
                           on_eval=log)
     unit_counts.append(np.asarray(gates(state.params, ti(i))))
     state = state.replace(params=absorb(state.params, ti(i)))
+    for k in range(i if replay_fn is not None else 0):
+      keys = fold(fold(first_keys, ti(REPLAY_SEED_OFFSET + i)), ti(k))
+      out = replay_fn(state.params, keys, ti(k))
+      state = state.replace(params=out.params)
+      replay_log.append({
+          "stage": i, "task": k,
+          "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
+          "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
+          "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
+          "distill_last": np.asarray(out.replay_losses[:, -1]).tolist()})
     if keep_params:
       snapshots.append(jax.device_get(state.params))
     test, val = evaluate_tasks(trainer, state, tasks)
@@ -240,7 +304,7 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
         a[:, i, i + 1:] = untrained[:, i + 1:]
   out = {"test": acc_test, "val": acc_val,
          "init": init_test, "units": np.stack(unit_counts, 1),
-         "traces": dict(trainer.traces)}
+         "traces": dict(trainer.traces), "replay": replay_log}
   if keep_params:
     out["params"] = snapshots
   return out
@@ -273,6 +337,7 @@ def method_row(method: str, res: dict, widths: tuple) -> dict:
       "unit_fraction": (np.mean(res["units"], 0) / np.asarray(widths)
                         ).tolist(),
       "wall_time_s": res.get("wall_time_s", 0.0),
+      "replay": res.get("replay", []),
   }
 
 
