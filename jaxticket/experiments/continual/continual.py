@@ -8,7 +8,7 @@ gradient: zero forgetting. The task id is known at test time; the output
 is multi-head (task t reads its own block of the head's outputs).
 
 Sequence (``continual.sequence``) from the ``data`` section's dataset:
-``permuted`` (task t permutes the input positions with a fixed
+``rotated`` (cyclic shifts, :func:`rotated`), ``permuted`` (task t permutes the input positions with a fixed
 permutation; task 0 the identity) or ``split`` (disjoint groups of classes,
 labels renumbered; every task's splits cut to the smallest task's size so
 all tasks share one compiled program).
@@ -23,10 +23,17 @@ per task: no sharing). After every stage every task's
 test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
 it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
 
-Not done yet (later slices): data-free replay for backward transfer
-(DSN's Sec. 3.3), an IMP ticket per task (``separate`` is dense),
-checkpoints inside a method (a killed run redoes
-the unfinished method; finished methods are ``stages/METHOD.json``).
+``dsn`` is ``gated`` plus DSN's data-free replay (Sec. 3.3;
+:mod:`.replay`): after every task i >= 1, each earlier task k gets
+impressions synthesized from the network alone and may use the later
+tasks' units (only its gate row and head block change); its BWT against
+``gated``'s (same seeds, same training otherwise) is the replay's effect.
+Sequences also include ``rotated`` (MNIST-1D's cyclic shift,
+:func:`rotated`).
+
+Not done yet (later slices): an IMP ticket per task (``separate`` is
+dense), checkpoints inside a method (a killed run redoes the unfinished
+method; finished methods are ``stages/METHOD.json``).
 """
 
 from __future__ import annotations
