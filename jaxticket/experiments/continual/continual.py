@@ -296,7 +296,10 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
           "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
           "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
           "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
-          "distill_last": np.asarray(out.replay_losses[:, -1]).tolist()})
+          "distill_last": np.asarray(out.replay_losses[:, -1]).tolist(),
+          "held_kl_before": np.asarray(out.held_before).tolist(),
+          "held_kl_after": np.asarray(out.held_after).tolist(),
+          "accepted": np.asarray(out.accepted).astype(bool).tolist()})
     if keep_params:
       snapshots.append(jax.device_get(state.params))
     test, val = evaluate_tasks(trainer, state, tasks)

@@ -49,15 +49,20 @@ def matrix_table(row: dict) -> str:
 def replay_table(row: dict) -> str:
   """DSN replay per (stage, earlier task): the impressions' KL to their
   Dirichlet labels before/after optimizing them, and the head-block
-  distillation loss before/after (means over seeds)."""
+  fit to the labels before/after, the held-out impressions' KL before and
+  after, and in how many seeds the replay was kept (means over seeds)."""
   lines = ["| after task | replayed task | impressions KL first -> last | "
-           "distillation first -> last |", "|---:|---:|---:|---:|"]
+           "fit first -> last | held-out KL before -> after | accepted "
+           "(seeds) |", "|---:|---:|---:|---:|---:|---:|"]
   m = lambda v: float(np.mean(v))
   for r in row.get("replay", []):
     lines.append(f"| {r['stage']} | {r['task']} | "
                  f"{m(r['synth_kl_first']):.4f} -> {m(r['synth_kl_last']):.4f}"
                  f" | {m(r['distill_first']):.4f} -> "
-                 f"{m(r['distill_last']):.4f} |")
+                 f"{m(r['distill_last']):.4f} | "
+                 f"{m(r.get('held_kl_before', [0])):.4f} -> "
+                 f"{m(r.get('held_kl_after', [0])):.4f} | "
+                 f"{sum(r.get('accepted', []))}/{len(r.get('accepted', []))} |")
   return "\n".join(lines)
 
 
