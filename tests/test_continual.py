@@ -312,6 +312,7 @@ def _net(widths=(16, 16), tasks=3, classes=10, seed=0):
   return m, p, (lambda q, x: m.apply({"params": q}, x))
 
 
+@pytest.mark.slow
 def test_dirichlet_labels_follow_nayak_concentrations():
   sim = jnp.array([[1.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 1.0]])
   conc = np.asarray(replay_lib.concentrations(sim, 2.0))
