@@ -472,3 +472,20 @@ def test_permuted_sequence_is_a_bijection_per_task():
     np.testing.assert_array_equal(d.train_y, data.train_y)
     perms.append(tuple(perm))
   assert len(set(perms)) == 3
+
+
+@pytest.mark.slow
+def test_separate_imp_tickets_have_the_imp_density(sequence):
+  cfg, tasks = sequence
+  cfg = tiny(continual__imp_levels=2, continual__imp_fraction=0.5)
+  res = continual.train_method(cfg, "separate_imp", tasks, [0],
+                               keep_params=True)
+  assert res["traces"]["run"] == 1
+  for i, snap in enumerate(res["params"]):  # net i after its task
+    for leaf in ("Layer_0", "Layer_1", "head"):
+      k = np.asarray(snap[leaf]["kernel"])[0]
+      # layer-wise magnitude IMP: exactly 25% kept per kernel (rounding)
+      assert abs((k != 0).mean() - 0.25) < 0.02, (i, leaf, (k != 0).mean())
+  a = res["test"][0]
+  for i in range(len(tasks)):  # net j answers task j: no forgetting
+    np.testing.assert_array_equal(a[i, : i + 1], np.diagonal(a)[: i + 1])

@@ -31,8 +31,13 @@ tasks' units (only its gate row and head block change); its BWT against
 Sequences also include ``rotated`` (MNIST-1D's cyclic shift,
 :func:`rotated`).
 
-Not done yet (later slices): an IMP ticket per task (``separate`` is
-dense), checkpoints inside a method (a killed run redoes the unfinished
+``separate_imp`` is a separate IMP ticket per task (no sharing):
+``continual.imp_levels`` rounds of train / prune ``imp_fraction`` of each
+kernel by magnitude (the pruning package's ``prune``, layer-wise, head
+included) / rewind to that net's init, then trained at
+``(1 - imp_fraction) ** imp_levels`` density (default 51.2%).
+
+Not done yet (later slices): checkpoints inside a method (a killed run redoes the unfinished
 method; finished methods are ``stages/METHOD.json``).
 """
 
@@ -48,8 +53,10 @@ import ml_collections
 import numpy as np
 
 from jaxticket import config as config_lib
+from jaxticket import pruning
 from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
+from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.parametrization import Parametrization
@@ -65,7 +72,7 @@ PyTree = Any
 
 MODE_OF = {"gated": "gated", "dsn": "gated", "fixed": "fixed",
            "finetune": "none",
-           "separate": "none"}
+           "separate": "none", "separate_imp": "none"}
 #: Seed offset of the fixed method's random unit masks.
 MASK_SEED_OFFSET = 30_000
 #: Key offset of DSN's replay (impressions' init and soft labels).
@@ -237,6 +244,11 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
                              shard=False)
   state = trainer.init(loop_lib.replica_keys(seeds))
   replay_fn = make_replay(cfg, tasks[0]) if method == "dsn" else None
+  imp_levels = int(c.imp_levels) if method == "separate_imp" else 0
+  prune_fn = loop_lib.vmapped(lambda p, m: pruning.prune(
+      p, m, jnp.asarray(float(c.imp_fraction)), scorer="magnitude",
+      strategy="layerwise"))
+  remask = loop_lib.vmapped(masks_lib.apply)
   replay_log = []
   if mode == "fixed":
     if counts is None:
@@ -261,7 +273,7 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   acc_test, acc_val, unit_counts, snapshots = [], [], [], []
   ti = lambda i: jnp.full((r,), i, jnp.int32)
   for i, d in enumerate(tasks):
-    if method == "separate" and i > 0:  # a fresh net per task, no sharing
+    if method in ("separate", "separate_imp") and i > 0:  # a fresh net
       state = trainer.init(fold(first_keys, ti(i)))
       fresh = evaluate_tasks(trainer, state, tasks)
       init_test[:, i], init_val[:, i] = fresh[0][:, i], fresh[1][:, i]
@@ -283,8 +295,19 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
           "test_accuracy": float(ev.test_accuracy[k])}
           for k, s in enumerate(seeds)])
 
+    # copies: the training program donates the state's buffers
+    theta0, dense_mask = jax.tree.map(jnp.copy, (state.params, state.mask)) \
+        if imp_levels else (None, None)
+    for _ in range(imp_levels):  # IMP (Frankle & Carbin): train, prune
+      state = trainer.train(state, hp, until=steps, eval_every=every)
+      mask = prune_fn(state.params, state.mask)
+      state = trainer.restart(state.replace(  # rewind to this net's init
+          params=remask(theta0, mask), mask=mask,
+          step=jnp.zeros_like(state.step)))
     state = trainer.train(state, hp, until=steps, eval_every=every,
                           on_eval=log)
+    if imp_levels:  # the next task's fresh net starts dense
+      state = state.replace(mask=dense_mask)
     unit_counts.append(np.asarray(gates(state.params, ti(i))))
     state = state.replace(params=absorb(state.params, ti(i)))
     for k in range(i if replay_fn is not None else 0):
@@ -306,7 +329,7 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
     acc_test.append(test)
     acc_val.append(val)
   acc_test, acc_val = np.stack(acc_test, 1), np.stack(acc_val, 1)
-  if method == "separate":  # net j answers task j; untrained before it
+  if method in ("separate", "separate_imp"):  # net j answers task j
     for a, untrained in ((acc_test, init_test), (acc_val, init_val)):
       diag = np.diagonal(a, axis1=1, axis2=2).copy()
       for i in range(len(tasks)):

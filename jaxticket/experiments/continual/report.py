@@ -14,7 +14,8 @@ LABELS = {"gated": "learned unit gates (HAT/DSN)",
           "dsn": "learned gates + DSN data-free replay",
           "fixed": "random unit masks, same size",
           "finetune": "fine-tuning one net",
-          "separate": "a separate dense net per task"}
+          "separate": "a separate dense net per task",
+          "separate_imp": "a separate IMP ticket per task"}
 
 
 def _stat(s: dict, signed: bool = False) -> str:

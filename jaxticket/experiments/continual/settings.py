@@ -29,7 +29,11 @@ METHODS = {
     "finetune": "one net fine-tuned through the sequence (no gates, no "
                 "protection: forgets)",
     "separate": "a fresh dense net per task (no sharing, T times the "
-                "weights; the later slice makes it an IMP ticket per task)",
+                "weights)",
+    "separate_imp": "a separate IMP ticket per task: a fresh net, "
+                    "continual.imp_levels rounds of train / prune "
+                    "continual.imp_fraction of the remaining weights per "
+                    "layer by magnitude / rewind to its init, then trained",
 }
 
 
@@ -45,6 +49,10 @@ def section() -> ml_collections.ConfigDict:
   # leaves them).
   c.lamb = 0.75
   c.random_density = 0.5  # fixed: fraction of units per task w/o gated
+  # separate_imp: IMP rounds per task and the fraction pruned per round
+  # (3 rounds of 20%: 51.2% of every kernel kept, head included).
+  c.imp_levels = 3
+  c.imp_fraction = 0.2
   c.permutation_seed = 1234  # the permuted tasks' input permutations
   # DSN's data-free replay (method dsn; replay.py). The paper: 1500 steps,
   # lr 0.01, buffer 1000, tau 20; ours smaller by default for CPU.
@@ -78,6 +86,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   check_range("continual.lamb", c.lamb >= 0, c.lamb, "must be >= 0")
   check_range("continual.random_density", 0 < c.random_density <= 1,
               c.random_density, "must be in (0, 1]")
+  check_range("continual.imp_levels", int(c.imp_levels) >= 1,
+              c.imp_levels, "must be >= 1")
+  check_range("continual.imp_fraction", 0 < c.imp_fraction < 1,
+              c.imp_fraction, "must be in (0, 1)")
   for k in ("replay_buffer", "replay_synth_steps", "replay_steps"):
     check_range(f"continual.{k}", int(c[k]) >= 1, c[k], "must be >= 1")
   for k in ("replay_synth_lr", "replay_tau", "replay_beta", "replay_lr"):
