@@ -234,8 +234,12 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
   obj = json.load(open(tmp_path / "summary.json"))
   assert obj["schema"] == "continual"
   rows = {r["method"]: r for r in summary.rows}
-  assert set(rows) == {"gated", "fixed", "finetune", "separate"}
+  assert set(rows) == {"gated", "dsn", "fixed", "finetune", "separate",
+                       "separate_imp"}
   assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
+  assert len(rows["dsn"]["replay"]) == 3  # (1, 0), (2, 0), (2, 1)
+  report_md = open(tmp_path / "report.md").read()
+  assert "Data-free replay" in report_md and "accepted" in report_md
   a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
   np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
                              metrics.bwt(a))
