@@ -2,7 +2,10 @@
 (task 0 the plain data, tasks 1-4 fixed permutations of the 40 input
 positions), task id known at test, one shared MLP 40-100-100 with a
 multi-head output (10 classes per task). HAT/DSN's learned unit gates
-(s_max 400) next to random unit masks of the same size and fine-tuning.
+(s_max 400), the same with DSN's data-free replay (``dsn``: 256
+impressions per earlier task, 300 Adam steps at lr 0.01, tau 20; the paper
+uses 1000, 1500, 0.01, 20), random unit masks of the same size,
+fine-tuning and separate nets.
 
 SGD momentum 0.9, lr 0.05 (HAT's lr), no weight decay (it would move the
 protected weights), constant LR, batch 64, 2000 steps per task (~36 epochs
@@ -40,6 +43,9 @@ def get_config(arg=None):
     c.continual.widths = (16, 16)
     c.train.steps = 20
     c.train.eval_every = 10
+    c.continual.replay_buffer = 32
+    c.continual.replay_synth_steps = 30
+    c.continual.replay_steps = 20
   elif arg:
     raise ConfigError(f"Unknown config size {arg!r}; use 'tiny' or nothing.")
   return c

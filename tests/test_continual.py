@@ -190,7 +190,8 @@ def test_finetuning_forgets(sequence):
 
 
 @pytest.mark.parametrize("key,value,words", [
-    ("continual.sequence", "rotated", "continual.sequence"),
+    ("continual.sequence", "rotation", "continual.sequence"),
+    ("continual.replay_tau", 0.0, "continual.replay_tau"),
     ("continual.methods", ("gated", "hat"), "continual.methods"),
     ("continual.tasks", 1, "continual.tasks"),
     ("train.weight_decay", 5e-4, "train.weight_decay"),
@@ -233,8 +234,12 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
   obj = json.load(open(tmp_path / "summary.json"))
   assert obj["schema"] == "continual"
   rows = {r["method"]: r for r in summary.rows}
-  assert set(rows) == {"gated", "fixed", "finetune", "separate"}
+  assert set(rows) == {"gated", "dsn", "fixed", "finetune", "separate",
+                       "separate_imp"}
   assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
+  assert len(rows["dsn"]["replay"]) == 3  # (1, 0), (2, 0), (2, 1)
+  report_md = open(tmp_path / "report.md").read()
+  assert "Data-free replay" in report_md and "accepted" in report_md
   a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
   np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
                              metrics.bwt(a))
@@ -262,7 +267,7 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
 
 
 @pytest.mark.parametrize("override,needle", [
-    ("--config.continual.sequence=rotated", "continual.sequence"),
+    ("--config.continual.sequence=rotation", "continual.sequence"),
     ("--config.train.weight_decay=0.001", "train.weight_decay"),
 ])
 def test_cli_bad_config_is_one_line(tmp_path, capsys, override, needle):
@@ -297,3 +302,194 @@ def test_separate_nets_keep_their_diagonal(sequence):
   # each net trained only its task: on its own task better than untrained
   assert np.all(np.diagonal(a) > res["init"][0])
   assert res["traces"]["run"] == 1
+
+
+# --------------------------------------------------------------------------
+# DSN's data-free replay (experiments/continual/replay.py) and sequences.
+
+from jaxticket.experiments.continual import replay as replay_lib  # noqa: E402
+
+
+def _net(widths=(16, 16), tasks=3, classes=10, seed=0):
+  m = gated_mlp.GatedMLP(widths=widths, tasks=tasks, classes=classes)
+  p = m.init(jax.random.key(seed), jnp.zeros((1, 40, 1)))["params"]
+  return m, p, (lambda q, x: m.apply({"params": q}, x))
+
+
+@pytest.mark.slow
+def test_dirichlet_labels_follow_nayak_concentrations():
+  sim = jnp.array([[1.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 1.0]])
+  conc = np.asarray(replay_lib.concentrations(sim, 2.0))
+  want = (np.asarray(sim) - np.asarray(sim).min(1, keepdims=True))
+  want = 2.0 * want / np.ptp(np.asarray(sim), 1, keepdims=True)
+  np.testing.assert_allclose(conc, np.maximum(want, 1e-3), rtol=1e-6)
+  y = np.asarray(replay_lib.soft_labels(jax.random.key(0), sim, 3000, 2.0))
+  np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-5)
+  # a Dirichlet's mean is alpha / sum(alpha): class c's labels average it
+  for c in range(3):
+    np.testing.assert_allclose(y[c::3].mean(0), conc[c] / conc[c].sum(),
+                               atol=0.03)
+  # similarity: cosine of the head columns, unit diagonal, symmetric
+  _, p, _ = _net()
+  s = np.asarray(replay_lib.class_similarity(p["head"]["kernel"],
+                                             jnp.int32(1), 10))
+  w = np.asarray(p["head"]["kernel"])[:, 10:20]
+  w = w / np.linalg.norm(w, axis=0)
+  np.testing.assert_allclose(s, w.T @ w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_impressions_approach_their_dirichlet_targets():
+  _, p, apply = _net()
+  k = jnp.int32(1)
+  p = {**p, "task": jnp.asarray(1.0)}
+  imp = jax.jit(lambda p: replay_lib.synthesize(
+      apply, p, jax.random.key(1), k, 10, (40, 1), 64, 300, 0.05, 20.0,
+      1.0))(p)
+  l = np.asarray(imp.losses)
+  assert l[-1] < 0.9 * l[0], (l[0], l[-1])  # a 16-unit net: a floor
+  assert np.mean(np.diff(l) <= 1e-6) > 0.95  # Adam walks it down
+  # the loss is the KL it claims: recompute at the final inputs (NumPy)
+  logits = np.asarray(apply(p, imp.x), np.float64) / 20.0
+  logq = logits - logits.max(1, keepdims=True)
+  logq -= np.log(np.exp(logq).sum(1, keepdims=True))
+  y = np.asarray(imp.y, np.float64)
+  kl = np.mean(np.sum(y * (np.log(np.maximum(y, 1e-12)) - logq), 1))
+  assert kl < l[0] and kl == pytest.approx(
+      float(replay_lib.kl_to(imp.y, apply(p, imp.x), 20.0)), rel=1e-4)
+  # the impressions' outputs rank their soft label's top class first
+  # more often than chance (1/10)
+  top = np.argmax(logits, 1) == np.argmax(y, 1)
+  assert top.mean() > 0.25, top.mean()
+
+
+@pytest.mark.slow
+def test_replay_changes_only_task_k_gates_and_head_block(sequence):
+  cfg, tasks = sequence
+  cfg = tiny(continual__lamb=0.1)
+  res = continual.train_method(cfg, "gated", tasks, [0], keep_params=True)
+  p = loop_lib_index(res["params"][-1])  # after the last task, absorbed
+  _, _, apply = _net()
+  k, classes, layers = 0, tasks[0].num_classes, 2
+  before = {**p, "task": jnp.asarray(float(k))}
+  out = jax.jit(lambda q: replay_lib.replay_task(
+      apply, q, jax.random.key(2), jnp.int32(k), classes, (40, 1), layers,
+      32, 30, 0.05, 20.0, 1.0, 30, 0.01))(before)
+  after = out.params
+  flat_b = dict(jax.tree_util.tree_flatten_with_path(before)[0])
+  flat_a = dict(jax.tree_util.tree_flatten_with_path(after)[0])
+  moved = set()
+  for path, old in flat_b.items():
+    name = jax.tree_util.keystr(path)
+    old, new = np.asarray(old), np.asarray(flat_a[path])
+    if "gate_" in name:
+      np.testing.assert_array_equal(np.delete(new, k, 0),
+                                    np.delete(old, k, 0))
+    elif "head" in name:
+      cols = np.arange(old.shape[-1])
+      outside = (cols < k * classes) | (cols >= (k + 1) * classes)
+      np.testing.assert_array_equal(new[..., outside], old[..., outside])
+    else:  # every hidden weight, bias, used_l: bit-identical
+      np.testing.assert_array_equal(new, old)
+    if not np.array_equal(new, old):
+      moved.add(name)
+  if bool(out.accepted):  # the held-out impressions fit better
+    assert float(out.held_after) < float(out.held_before)
+    assert any("head" in n for n in moved)
+  else:  # rejected: nothing at all changed
+    assert not moved
+  # every other task computes exactly what it did
+  x = jnp.asarray(tasks[1].normalize(tasks[1].test_x[:64]))
+  for j in range(1, len(tasks)):
+    pj = lambda q: {**q, "task": jnp.asarray(float(j))}
+    np.testing.assert_array_equal(np.asarray(apply(pj(after), x)),
+                                  np.asarray(apply(pj(before), x)))
+  # open_units: task k's last-layer gates open on every used unit, lower
+  # layers untouched, and task k's function is unchanged
+  opened = replay_lib.open_units(before, jnp.int32(k), layers, classes)
+  used = np.asarray(before[f"used_{layers - 1}"]) > 0
+  assert np.all(np.asarray(opened[f"gate_{layers - 1}"])[k][used] > 0)
+  np.testing.assert_array_equal(np.asarray(opened["gate_0"]),
+                                np.asarray(before["gate_0"]))
+  np.testing.assert_allclose(np.asarray(apply(opened, x)),
+                             np.asarray(apply(before, x)), atol=1e-5)
+
+
+def loop_lib_index(stacked):
+  return jax.tree.map(lambda x: jnp.asarray(x[0]), stacked)
+
+
+@pytest.mark.slow
+def test_dsn_method_runs_replay_and_keeps_one_program(sequence):
+  cfg, tasks = sequence
+  cfg = tiny(continual__replay_buffer=16, continual__replay_synth_steps=10,
+             continual__replay_steps=10)
+  res = continual.train_method(cfg, "dsn", tasks, [0, 1])
+  assert res["traces"]["run"] == 1
+  # one replay per (stage i >= 1, earlier task k < i)
+  assert [(r["stage"], r["task"]) for r in res["replay"]] == [
+      (1, 0), (2, 0), (2, 1)]
+  a = res["test"]
+  # replay touches only task k: the diagonal equals gated's (same seeds)
+  gated = continual.train_method(cfg, "gated", tasks, [0, 1])
+  np.testing.assert_array_equal(np.diagonal(a, axis1=1, axis2=2),
+                                np.diagonal(gated["test"], axis1=1,
+                                            axis2=2))
+
+
+def _fake(n=12, d=40, classes=10):
+  import dataclasses
+  data = common.load_data(tiny())
+  pos = np.broadcast_to(np.arange(d, dtype=np.float32)[None, :, None],
+                        (n, d, 1)).copy()
+  y = (np.arange(n) % classes).astype(data.train_y.dtype)
+  return dataclasses.replace(data, train_x=pos, val_x=pos.copy(),
+                             test_x=pos.copy(), train_y=y, val_y=y, test_y=y)
+
+
+def test_rotated_sequence_is_a_cyclic_shift_per_task():
+  cfg = tiny(continual__sequence="rotated", continual__tasks=4)
+  data = _fake()
+  tasks = continual.build_tasks(cfg, data)
+  assert len(tasks) == 4
+  for t, d in enumerate(tasks):
+    assert d.train_x.shape == data.train_x.shape
+    np.testing.assert_array_equal(d.train_y, data.train_y)
+    shift = continual.rotation_shift(t, 4, 40)
+    assert shift == t * 10
+    np.testing.assert_array_equal(d.train_x[0, :, 0],
+                                  (np.arange(40) - shift) % 40)
+    np.testing.assert_array_equal(d.test_x, np.roll(data.test_x, shift, 1))
+
+
+def test_permuted_sequence_is_a_bijection_per_task():
+  cfg = tiny(continual__sequence="permuted", continual__tasks=3)
+  data = _fake()
+  tasks = continual.build_tasks(cfg, data)
+  np.testing.assert_array_equal(tasks[0].train_x, data.train_x)
+  perms = []
+  for d in tasks:
+    perm = d.train_x[0, :, 0].astype(int)
+    assert sorted(perm) == list(range(40))  # a bijection of positions
+    np.testing.assert_array_equal(d.test_x[:, :, 0],
+                                  data.test_x[:, perm, 0])
+    np.testing.assert_array_equal(d.train_y, data.train_y)
+    perms.append(tuple(perm))
+  assert len(set(perms)) == 3
+
+
+@pytest.mark.slow
+def test_separate_imp_tickets_have_the_imp_density(sequence):
+  cfg, tasks = sequence
+  cfg = tiny(continual__imp_levels=2, continual__imp_fraction=0.5)
+  res = continual.train_method(cfg, "separate_imp", tasks, [0],
+                               keep_params=True)
+  assert res["traces"]["run"] == 1
+  for i, snap in enumerate(res["params"]):  # net i after its task
+    for leaf in ("Layer_0", "Layer_1", "head"):
+      k = np.asarray(snap[leaf]["kernel"])[0]
+      # layer-wise magnitude IMP: exactly 25% kept per kernel (rounding)
+      assert abs((k != 0).mean() - 0.25) < 0.02, (i, leaf, (k != 0).mean())
+  a = res["test"][0]
+  for i in range(len(tasks)):  # net j answers task j: no forgetting
+    np.testing.assert_array_equal(a[i, : i + 1], np.diagonal(a)[: i + 1])

@@ -8,7 +8,7 @@ gradient: zero forgetting. The task id is known at test time; the output
 is multi-head (task t reads its own block of the head's outputs).
 
 Sequence (``continual.sequence``) from the ``data`` section's dataset:
-``permuted`` (task t permutes the input positions with a fixed
+``rotated`` (cyclic shifts, :func:`rotated`), ``permuted`` (task t permutes the input positions with a fixed
 permutation; task 0 the identity) or ``split`` (disjoint groups of classes,
 labels renumbered; every task's splits cut to the smallest task's size so
 all tasks share one compiled program).
@@ -23,10 +23,22 @@ per task: no sharing). After every stage every task's
 test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
 it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
 
-Not done yet (later slices): data-free replay for backward transfer
-(DSN's Sec. 3.3), an IMP ticket per task (``separate`` is dense),
-checkpoints inside a method (a killed run redoes
-the unfinished method; finished methods are ``stages/METHOD.json``).
+``dsn`` is ``gated`` plus DSN's data-free replay (Sec. 3.3;
+:mod:`.replay`): after every task i >= 1, each earlier task k gets
+impressions synthesized from the network alone and may use the later
+tasks' units (only its gate row and head block change); its BWT against
+``gated``'s (same seeds, same training otherwise) is the replay's effect.
+Sequences also include ``rotated`` (MNIST-1D's cyclic shift,
+:func:`rotated`).
+
+``separate_imp`` is a separate IMP ticket per task (no sharing):
+``continual.imp_levels`` rounds of train / prune ``imp_fraction`` of each
+kernel by magnitude (the pruning package's ``prune``, layer-wise, head
+included) / rewind to that net's init, then trained at
+``(1 - imp_fraction) ** imp_levels`` density (default 51.2%).
+
+Not done yet (later slices): checkpoints inside a method (a killed run redoes the unfinished
+method; finished methods are ``stages/METHOD.json``).
 """
 
 from __future__ import annotations
@@ -41,25 +53,30 @@ import ml_collections
 import numpy as np
 
 from jaxticket import config as config_lib
+from jaxticket import pruning
 from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
+from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.parametrization import Parametrization
 from jaxticket.core.stats import mean_ci
 from jaxticket.core.workdir import Workdir
 from jaxticket.experiments import common
-from jaxticket.experiments.continual import metrics, report, settings
+from jaxticket.experiments.continual import metrics, replay, report, settings
 from jaxticket.experiments.stages import Stages
 from jaxticket.experiments.summaries import ContinualSummary
 from jaxticket.models import gated_mlp
 
 PyTree = Any
 
-MODE_OF = {"gated": "gated", "fixed": "fixed", "finetune": "none",
-           "separate": "none"}
+MODE_OF = {"gated": "gated", "dsn": "gated", "fixed": "fixed",
+           "finetune": "none",
+           "separate": "none", "separate_imp": "none"}
 #: Seed offset of the fixed method's random unit masks.
 MASK_SEED_OFFSET = 30_000
+#: Key offset of DSN's replay (impressions' init and soft labels).
+REPLAY_SEED_OFFSET = 40_000
 
 
 # --------------------------------------------------------------------------
@@ -70,6 +87,8 @@ def build_tasks(cfg: ml_collections.ConfigDict, data: Any) -> list[Any]:
   """The datasets of the sequence (:data:`settings.SEQUENCES`)."""
   c = cfg.continual
   t = int(c.tasks)
+  if c.sequence == "rotated":
+    return rotated(data, t)
   if c.sequence == "permuted":
     rng = np.random.default_rng(int(c.permutation_seed))
     d = int(np.prod(data.input_shape))
@@ -102,8 +121,55 @@ def build_tasks(cfg: ml_collections.ConfigDict, data: Any) -> list[Any]:
       num_classes=per) for i in range(t)]
 
 
+def rotation_shift(task: int, tasks: int, length: int) -> int:
+  """The cyclic shift of task ``task``: ``task * length // tasks``."""
+  return task * length // tasks
+
+
+def rotated(data: Any, tasks: int) -> list[Any]:
+  """'Rotated' MNIST-1D: MNIST-1D is a 1-D signal, so we define rotation
+  as a cyclic shift of the signal (the last axis) by
+  :func:`rotation_shift` positions -- a rotation of the circle the signal
+  is laid out on, not the image rotation of rotated MNIST (DSN's
+  benchmark). The signal axis is the first after the batch (MNIST-1D's
+  inputs are [N, 40, 1]). Labels and example order are unchanged."""
+  length = data.train_x.shape[1]
+  out = []
+  for i in range(tasks):
+    k = rotation_shift(i, tasks, length)
+    move = lambda x, k=k: np.roll(x, k, axis=1)
+    out.append(dataclasses.replace(
+        data, train_x=move(data.train_x), val_x=move(data.val_x),
+        test_x=move(data.test_x)))
+  return out
+
+
 # --------------------------------------------------------------------------
 # One method: one program, trained task by task.
+
+
+def make_replay(cfg: ml_collections.ConfigDict, task_data: Any
+                ) -> callable:
+  """DSN's replay of one earlier task, vmapped over the replicas (one
+  program per shape: k is an array argument)."""
+  c = cfg.continual
+  widths = tuple(int(w) for w in c.widths)
+  model = gated_mlp.GatedMLP(
+      widths=widths, tasks=int(c.tasks), classes=task_data.num_classes,
+      mode="gated", smax=float(c.smax))
+  apply = lambda p, x: model.apply({"params": p}, x, train=False)
+  x0 = np.asarray(task_data.normalize(task_data.train_x[:1]))
+
+  def one(params, key, k):
+    p = {**params, "task": k.astype(params["task"].dtype)}
+    out = replay.replay_task(
+        apply, p, key, k, task_data.num_classes, x0.shape[1:], len(widths),
+        int(c.replay_buffer), int(c.replay_synth_steps),
+        float(c.replay_synth_lr), float(c.replay_tau), float(c.replay_beta),
+        int(c.replay_steps), float(c.replay_lr))
+    return out._replace(params={**out.params, "task": params["task"]})
+
+  return loop_lib.vmapped(one)
 
 
 def make_program(cfg: ml_collections.ConfigDict, method: str, task_data: Any
@@ -177,6 +243,13 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   trainer = loop_lib.Trainer(prog, tasks[0], replica_loop=cfg.train.replica_loop,
                              shard=False)
   state = trainer.init(loop_lib.replica_keys(seeds))
+  replay_fn = make_replay(cfg, tasks[0]) if method == "dsn" else None
+  imp_levels = int(c.imp_levels) if method == "separate_imp" else 0
+  prune_fn = loop_lib.vmapped(lambda p, m: pruning.prune(
+      p, m, jnp.asarray(float(c.imp_fraction)), scorer="magnitude",
+      strategy="layerwise"))
+  remask = loop_lib.vmapped(masks_lib.apply)
+  replay_log = []
   if mode == "fixed":
     if counts is None:
       counts = np.full((len(tasks), layers), 0, np.int64) + np.array(
@@ -200,7 +273,7 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   acc_test, acc_val, unit_counts, snapshots = [], [], [], []
   ti = lambda i: jnp.full((r,), i, jnp.int32)
   for i, d in enumerate(tasks):
-    if method == "separate" and i > 0:  # a fresh net per task, no sharing
+    if method in ("separate", "separate_imp") and i > 0:  # a fresh net
       state = trainer.init(fold(first_keys, ti(i)))
       fresh = evaluate_tasks(trainer, state, tasks)
       init_test[:, i], init_val[:, i] = fresh[0][:, i], fresh[1][:, i]
@@ -222,17 +295,41 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
           "test_accuracy": float(ev.test_accuracy[k])}
           for k, s in enumerate(seeds)])
 
+    # copies: the training program donates the state's buffers
+    theta0, dense_mask = jax.tree.map(jnp.copy, (state.params, state.mask)) \
+        if imp_levels else (None, None)
+    for _ in range(imp_levels):  # IMP (Frankle & Carbin): train, prune
+      state = trainer.train(state, hp, until=steps, eval_every=every)
+      mask = prune_fn(state.params, state.mask)
+      state = trainer.restart(state.replace(  # rewind to this net's init
+          params=remask(theta0, mask), mask=mask,
+          step=jnp.zeros_like(state.step)))
     state = trainer.train(state, hp, until=steps, eval_every=every,
                           on_eval=log)
+    if imp_levels:  # the next task's fresh net starts dense
+      state = state.replace(mask=dense_mask)
     unit_counts.append(np.asarray(gates(state.params, ti(i))))
     state = state.replace(params=absorb(state.params, ti(i)))
+    for k in range(i if replay_fn is not None else 0):
+      keys = fold(fold(first_keys, ti(REPLAY_SEED_OFFSET + i)), ti(k))
+      out = replay_fn(state.params, keys, ti(k))
+      state = state.replace(params=out.params)
+      replay_log.append({
+          "stage": i, "task": k,
+          "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
+          "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
+          "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
+          "distill_last": np.asarray(out.replay_losses[:, -1]).tolist(),
+          "held_kl_before": np.asarray(out.held_before).tolist(),
+          "held_kl_after": np.asarray(out.held_after).tolist(),
+          "accepted": np.asarray(out.accepted).astype(bool).tolist()})
     if keep_params:
       snapshots.append(jax.device_get(state.params))
     test, val = evaluate_tasks(trainer, state, tasks)
     acc_test.append(test)
     acc_val.append(val)
   acc_test, acc_val = np.stack(acc_test, 1), np.stack(acc_val, 1)
-  if method == "separate":  # net j answers task j; untrained before it
+  if method in ("separate", "separate_imp"):  # net j answers task j
     for a, untrained in ((acc_test, init_test), (acc_val, init_val)):
       diag = np.diagonal(a, axis1=1, axis2=2).copy()
       for i in range(len(tasks)):
@@ -240,7 +337,7 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
         a[:, i, i + 1:] = untrained[:, i + 1:]
   out = {"test": acc_test, "val": acc_val,
          "init": init_test, "units": np.stack(unit_counts, 1),
-         "traces": dict(trainer.traces)}
+         "traces": dict(trainer.traces), "replay": replay_log}
   if keep_params:
     out["params"] = snapshots
   return out
@@ -273,6 +370,7 @@ def method_row(method: str, res: dict, widths: tuple) -> dict:
       "unit_fraction": (np.mean(res["units"], 0) / np.asarray(widths)
                         ).tolist(),
       "wall_time_s": res.get("wall_time_s", 0.0),
+      "replay": res.get("replay", []),
   }
 
 

@@ -11,9 +11,11 @@ from jaxticket.experiments.plotting import fmt, pct, plt
 from jaxticket.experiments.summaries import ContinualSummary
 
 LABELS = {"gated": "learned unit gates (HAT/DSN)",
+          "dsn": "learned gates + DSN data-free replay",
           "fixed": "random unit masks, same size",
           "finetune": "fine-tuning one net",
-          "separate": "a separate dense net per task"}
+          "separate": "a separate dense net per task",
+          "separate_imp": "a separate IMP ticket per task"}
 
 
 def _stat(s: dict, signed: bool = False) -> str:
@@ -42,6 +44,26 @@ def matrix_table(row: dict) -> str:
   lines = [head, "|---:|" + "---:|" * t]
   for i in range(t):
     lines.append(f"| {i} | " + " | ".join(pct(x) for x in a[i]) + " |")
+  return "\n".join(lines)
+
+
+def replay_table(row: dict) -> str:
+  """DSN replay per (stage, earlier task): the impressions' KL to their
+  Dirichlet labels before/after optimizing them, and the head-block
+  fit to the labels before/after, the held-out impressions' KL before and
+  after, and in how many seeds the replay was kept (means over seeds)."""
+  lines = ["| after task | replayed task | impressions KL first -> last | "
+           "fit first -> last | held-out KL before -> after | accepted "
+           "(seeds) |", "|---:|---:|---:|---:|---:|---:|"]
+  m = lambda v: float(np.mean(v))
+  for r in row.get("replay", []):
+    lines.append(f"| {r['stage']} | {r['task']} | "
+                 f"{m(r['synth_kl_first']):.4f} -> {m(r['synth_kl_last']):.4f}"
+                 f" | {m(r['distill_first']):.4f} -> "
+                 f"{m(r['distill_last']):.4f} | "
+                 f"{m(r.get('held_kl_before', [0])):.4f} -> "
+                 f"{m(r.get('held_kl_after', [0])):.4f} | "
+                 f"{sum(r.get('accepted', []))}/{len(r.get('accepted', []))} |")
   return "\n".join(lines)
 
 
@@ -83,6 +105,10 @@ def write_report(wd: Workdir, summary: ContinualSummary) -> None:
   for r in summary.rows:
     parts += [f"## {LABELS.get(r['method'], r['method'])}: A[i, j] "
               "(test %, mean over seeds)", "", matrix_table(r), ""]
+    if r.get("replay"):
+      parts += ["Data-free replay (BWT above is measured with it; compare "
+                "the gated row for BWT without it):", "", replay_table(r),
+                ""]
   parts.append(f"Wall time: {summary.wall_time_s:.1f} s.")
   write_atomic(wd.file("report.md"), "\n".join(parts) + "\n")
 

@@ -12,6 +12,8 @@ from jaxticket.core.checks import ConfigError, check_choice, check_range
 SEQUENCES = {
     "permuted": "every task permutes the input positions (task 0: none); "
                 "all classes in every task",
+    "rotated": "MNIST-1D 'rotation': task t shifts every signal cyclically "
+               "by t * length / tasks positions (task 0: none); all classes",
     "split": "the classes split into continual.tasks disjoint groups, "
              "labels renumbered within each task",
 }
@@ -19,12 +21,19 @@ SEQUENCES = {
 METHODS = {
     "gated": "learned annealed sigmoid unit gates per task; weights "
              "earlier tasks' units use get no gradient (HAT/DSN)",
+    "dsn": "gated, plus DSN's data-free replay after every later task: "
+           "impressions of each earlier task let it use the later tasks' "
+           "units (only its gates and head block change)",
     "fixed": "random unit masks per task with the gated method's unit "
              "counts (continual.random_density without it), same protection",
     "finetune": "one net fine-tuned through the sequence (no gates, no "
                 "protection: forgets)",
     "separate": "a fresh dense net per task (no sharing, T times the "
-                "weights; the later slice makes it an IMP ticket per task)",
+                "weights)",
+    "separate_imp": "a separate IMP ticket per task: a fresh net, "
+                    "continual.imp_levels rounds of train / prune "
+                    "continual.imp_fraction of the remaining weights per "
+                    "layer by magnitude / rewind to its init, then trained",
 }
 
 
@@ -40,7 +49,20 @@ def section() -> ml_collections.ConfigDict:
   # leaves them).
   c.lamb = 0.75
   c.random_density = 0.5  # fixed: fraction of units per task w/o gated
+  # separate_imp: IMP rounds per task and the fraction pruned per round
+  # (3 rounds of 20%: 51.2% of every kernel kept, head included).
+  c.imp_levels = 3
+  c.imp_fraction = 0.2
   c.permutation_seed = 1234  # the permuted tasks' input permutations
+  # DSN's data-free replay (method dsn; replay.py). The paper: 1500 steps,
+  # lr 0.01, buffer 1000, tau 20; ours smaller by default for CPU.
+  c.replay_buffer = 256  # impressions per earlier task
+  c.replay_synth_steps = 300  # Adam steps optimizing the impressions
+  c.replay_synth_lr = 0.01
+  c.replay_tau = 20.0  # softmax temperature of the impressions
+  c.replay_beta = 1.0  # Dirichlet concentration scale (Nayak et al.)
+  c.replay_steps = 200  # Adam steps distilling task k's head block
+  c.replay_lr = 0.01
   return c
 
 
@@ -64,6 +86,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   check_range("continual.lamb", c.lamb >= 0, c.lamb, "must be >= 0")
   check_range("continual.random_density", 0 < c.random_density <= 1,
               c.random_density, "must be in (0, 1]")
+  check_range("continual.imp_levels", int(c.imp_levels) >= 1,
+              c.imp_levels, "must be >= 1")
+  check_range("continual.imp_fraction", 0 < c.imp_fraction < 1,
+              c.imp_fraction, "must be in (0, 1)")
+  for k in ("replay_buffer", "replay_synth_steps", "replay_steps"):
+    check_range(f"continual.{k}", int(c[k]) >= 1, c[k], "must be >= 1")
+  for k in ("replay_synth_lr", "replay_tau", "replay_beta", "replay_lr"):
+    check_range(f"continual.{k}", c[k] > 0, c[k], "must be > 0")
   if cfg.train.weight_decay != 0:
     raise ConfigError(
         f"train.weight_decay={cfg.train.weight_decay}: weight decay moves "
