@@ -86,7 +86,8 @@ def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset; a ``train.batch_size`` larger than its
   training set is one clear error."""
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
+                       options=cfg.data.get("lssed"))
   if cfg.train.batch_size > len(data.train_y):
     raise config_lib.ConfigError(
         f"train.batch_size={cfg.train.batch_size} exceeds the "
