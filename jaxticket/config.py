@@ -458,13 +458,9 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
               cfg.data.name in data_lib.LOCAL_DIR_DATASETS, cfg.data.dir,
               f"only data.name in {', '.join(data_lib.LOCAL_DIR_DATASETS)} "
               "reads a folder of raw files; leave it empty")
-  if cfg.data.name == "lssed":
-    if not cfg.data.dir:
-      raise ConfigError(
-          "data.dir is empty, but data.name=lssed reads a local copy of LSSED"
-          f" (sent by its authors under an EULA, {lssed_lib.HOMEPAGE}; no "
-          "download exists). Fix: --config.data.dir=/path/to/LSSED.")
-    lssed_lib.check_options(lssed_lib.Options.from_config(cfg.data.lssed))
+  # (An empty data.dir is refused when the data load, first thing in
+  # every command, so that shipped configs validate without a copy.)
+  lssed_lib.check_options(lssed_lib.Options.from_config(cfg.data.lssed))
   check_range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
          cfg.data.val_fraction, "must be in (0, 1)")
   check_choice("model.name", cfg.model.name, models_lib.REGISTRY)

@@ -213,30 +213,31 @@ def test_missing_copy_is_one_line_naming_the_key_and_fix(tmp_path):
                   local_dir=str(tmp_path / "empty"))
 
 
-def test_config_refuses_a_missing_data_dir_before_compute():
+def test_config_validates_the_section():
   cfg = config.load(str(ROOT / "configs/speech_lssed_logmel_cnn.py") + ":tiny")
   assert cfg.data.name == "lssed" and cfg.data.lssed.seconds == 1.0
-  with pytest.raises(ConfigError) as err:
-    config.validate(cfg)
-  assert "--config.data.dir=" in str(err.value)
-  assert "\n" not in str(err.value)
-  cfg.data.dir = "/some/where"
-  cfg.data.lssed.layout = "xml"
-  with pytest.raises(ConfigError, match="data.lssed.layout"):
-    config.validate(cfg)
-  cfg.data.lssed.layout = "auto"
   config.validate(cfg)  # the folder itself is read at load time
+  for key, value in (("layout", "xml"), ("unknown", "keep"), ("seconds", 0.0),
+                     ("test_fraction", 1.0), ("emotions", "angry=a")):
+    bad = cfg.copy_and_resolve_references()
+    bad.data.lssed[key] = value
+    with pytest.raises(ConfigError, match=f"data.lssed.{key}"):
+      config.validate(bad)
 
 
-def test_cli_missing_folder_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("folder", ["", "nowhere"])
+def test_cli_missing_folder_is_one_line(tmp_path, capsys, folder):
   from jaxticket import cli
-  code = cli.main(["sanity", "--config",
-                   str(ROOT / "configs/speech_lssed_logmel_cnn.py") + ":tiny",
-                   "--workdir", str(tmp_path / "run"),
-                   f"--config.data.dir={tmp_path / 'nowhere'}",
-                   f"--config.data.data_dir={tmp_path / 'tfds'}"])
+  args = ["sanity", "--config",
+          str(ROOT / "configs/speech_lssed_logmel_cnn.py") + ":tiny",
+          "--workdir", str(tmp_path / "run"),
+          f"--config.data.data_dir={tmp_path / 'tfds'}"]
+  if folder:
+    args.append(f"--config.data.dir={tmp_path / folder}")
+  code = cli.main(args)
   err = capsys.readouterr().err.strip().splitlines()
-  assert code != 0 and any("--config.data.dir=" in l for l in err)
+  assert code != 0 and any("--config.data.dir=" in l and "data.dir=" in l
+                           for l in err)
   assert not any("Traceback" in l for l in err)
 
 
