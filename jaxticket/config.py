@@ -13,6 +13,7 @@ of the existing field and unknown keys are refused with close matches.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import importlib.util
 import math
@@ -22,6 +23,7 @@ from typing import Any, Iterable
 import ml_collections
 
 from jaxticket import data as data_lib
+from jaxticket.data import lssed as lssed_lib
 from jaxticket import models as models_lib
 from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
@@ -92,7 +94,15 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # A folder of the raw files, for fashion_mnist: its four IDX files (.gz or
   # not). "" = Debian's /usr/share/datasets/fashion-mnist if installed, else
   # tfds's download. Prepared once into data_dir, then only read.
+  # For lssed: the folder of the local LSSED copy (required; no download).
   c.data.dir = ""
+  # How to read an LSSED copy (data/lssed.py: its real layout is unpublished,
+  # so these adapt it): layout auto|csv|folders, the metadata file and its
+  # columns (speaker_column "" = unknown -> split by file), the emotion
+  # aliases of the 4 classes, other emotions drop|error, clip seconds, the
+  # speaker-independent test fraction and its seed.
+  c.data.lssed = ml_collections.ConfigDict(
+      dataclasses.asdict(lssed_lib.Options()))
   c.data.val_fraction = 0.1
   c.data.augment = "auto"  # auto | on | off
 
@@ -454,6 +464,9 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
               cfg.data.name in data_lib.LOCAL_DIR_DATASETS, cfg.data.dir,
               f"only data.name in {', '.join(data_lib.LOCAL_DIR_DATASETS)} "
               "reads a folder of raw files; leave it empty")
+  # (An empty data.dir is refused when the data load, first thing in
+  # every command, so that shipped configs validate without a copy.)
+  lssed_lib.check_options(lssed_lib.Options.from_config(cfg.data.lssed))
   check_range("data.val_fraction", 0 < cfg.data.val_fraction < 1,
          cfg.data.val_fraction, "must be in (0, 1)")
   check_choice("model.name", cfg.model.name, models_lib.REGISTRY)

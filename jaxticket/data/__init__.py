@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import urllib.parse
 import urllib.request
 
@@ -41,6 +42,10 @@ DATASETS: dict[str, dict] = {
     # 16 kHz waveforms [T, 1] (issue 20; data/speech.py): synthetic prosody
     "espeak_prosody": dict(key="x", mean=None, std=None, scale=1.0,
                            augment=False),
+    # LSSED speech emotion from a local copy (data.dir; data/lssed.py):
+    # int16 16 kHz waveforms [T, 1], 4 classes
+    "lssed": dict(key="x", mean=None, std=None, scale=1 / 32768,
+                  augment=False),
 }
 
 
@@ -77,7 +82,7 @@ def check_name(name: str) -> None:
 
 
 #: Datasets that ``data.dir`` (a folder of the raw files) can serve.
-LOCAL_DIR_DATASETS = ("fashion_mnist",)
+LOCAL_DIR_DATASETS = ("fashion_mnist", "lssed")
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -140,6 +145,24 @@ def _local_fashion_mnist(data_dir: str, local_dir: str | None):
       tfds.download.DownloadConfig(manual_dir=os.path.abspath(folder)))
 
 
+def _local_lssed(data_dir: str, local_dir: str | None, options):
+  """The prepared LSSED builder of the copy in ``local_dir`` (a one-line
+  error if there is none), keyed by the copy's listing and the options."""
+  from jaxticket.data import lssed
+  from jaxticket.data.builders import Lssed
+  import tensorflow_datasets as tfds
+  folder = local_dir or ""
+  lssed.check_folder(folder)
+  o = lssed.Options.from_config(options or {})
+  lssed.check_options(o)
+  m = lssed.scan(folder, o)
+  root = os.path.join(data_dir, "local", f"lssed-{lssed.digest(folder, o, m)}")
+  return _prepared(
+      lambda: Lssed(options=o, data_dir=root,
+                          file_format="array_record"),
+      tfds.download.DownloadConfig(manual_dir=os.path.abspath(folder)))
+
+
 def _reachable(url: str | None, timeout: float = 5.0) -> bool:
   """Whether a TCP connection to ``url``'s host opens (True behind a proxy,
   which a direct probe cannot judge). Spares offline machines tfds's minutes
@@ -190,7 +213,7 @@ def _downloaded(name: str, split: str, data_dir: str | None):
 
 
 def _read_split(name: str, split: str, data_dir: str | None,
-                local_dir: str | None = None):
+                local_dir: str | None = None, options=None):
   """All (x, y) of one split as NumPy arrays, through tfds data sources."""
   import tensorflow_datasets as tfds
   from jaxticket.data.builders import OFFLINE_BUILDERS
@@ -200,6 +223,10 @@ def _read_split(name: str, split: str, data_dir: str | None,
   if name in OFFLINE_BUILDERS:
     builder = _prepared(lambda: OFFLINE_BUILDERS[name](
         data_dir=data_dir or default_data_dir(), file_format="array_record"))
+  elif name == "lssed":
+    builder = _local_lssed(data_dir or default_data_dir(), local_dir, options)
+    if split == "train":  # what was kept and dropped, on every load
+      print(builder.info.metadata.get("summary", ""), file=sys.stderr)
   elif name in LOCAL_DIR_DATASETS:
     builder = _local_fashion_mnist(data_dir or default_data_dir(), local_dir)
   if builder is not None:
@@ -218,7 +245,7 @@ def _read_split(name: str, split: str, data_dir: str | None,
 
 def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
          val_seed: int = 0, augment: bool | None = None,
-         local_dir: str | None = None) -> Dataset:
+         local_dir: str | None = None, options=None) -> Dataset:
   """Load dataset ``name`` into memory with a validation split.
 
   Fashion-MNIST comes from, in order: ``local_dir``; Debian's
@@ -234,7 +261,9 @@ def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
     val_seed: seed of the fixed permutation that carves the validation split.
     augment: crop+flip during training; None = the dataset's default.
     local_dir: a folder of the raw files (``data.dir``), for the names in
-      :data:`LOCAL_DIR_DATASETS`.
+      :data:`LOCAL_DIR_DATASETS`; LSSED's local copy for ``lssed``.
+    options: for ``lssed``, the ``data.lssed`` section (a mapping; see
+      :mod:`jaxticket.data.lssed`); None = its defaults.
   """
   check_name(name)
   if not 0 < val_fraction < 1:
@@ -243,8 +272,8 @@ def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
     raise ValueError(f"data.dir is only read for data.name in "
                      f"{', '.join(LOCAL_DIR_DATASETS)}; got {name!r}.")
   spec = DATASETS[name]
-  x, y, num_classes = _read_split(name, "train", data_dir, local_dir)
-  test_x, test_y, _ = _read_split(name, "test", data_dir, local_dir)
+  x, y, num_classes = _read_split(name, "train", data_dir, local_dir, options)
+  test_x, test_y, _ = _read_split(name, "test", data_dir, local_dir, options)
   if x.ndim == 2:  # (N, L) -> (N, L, 1)
     x, test_x = x[..., None], test_x[..., None]
   order = np.random.default_rng(val_seed).permutation(len(y))

@@ -1,4 +1,5 @@
-"""Offline TFDS builders: MNIST-1D, scikit-learn's digits, local Fashion-MNIST.
+"""Offline TFDS builders: MNIST-1D, scikit-learn's digits, local Fashion-MNIST,
+espeak-ng prosody, and LSSED from a local copy.
 
 MNIST-1D and digits generate their data locally; Fashion-MNIST is read from
 IDX files in a local folder (``manual_dir``). No download, so the whole
@@ -16,6 +17,8 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from jaxticket.data import lssed
 
 
 class Mnist1d(tfds.core.GeneratorBasedBuilder):
@@ -199,7 +202,6 @@ class FashionMnistIdx(tfds.core.GeneratorBasedBuilder,
       yield i, {"image": image[..., None], "label": int(label)}
 
 
-#: Offline builders by the name used in ``data.name``.
 class EspeakProsody(tfds.core.GeneratorBasedBuilder):
   """Synthetic speech (:mod:`jaxticket.data.speech`): 0.8 s clips at 16 kHz
   of one word said by espeak-ng in one of 8 prosody classes (voice x pitch
@@ -242,5 +244,56 @@ class EspeakProsody(tfds.core.GeneratorBasedBuilder):
       yield i, {"x": np.asarray(x, np.float32)[:, None], "label": int(y)}
 
 
+#: Offline builders by the name used in ``data.name``.
 OFFLINE_BUILDERS = {"mnist1d": Mnist1d, "digits": Digits,
                     "espeak_prosody": EspeakProsody}
+
+
+class Lssed(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """LSSED (Fan et al. 2021): its 4-class task from a local copy
+  (``manual_dir``); the layouts read, the emotion mapping, the audio
+  handling and the split are in :mod:`jaxticket.data.lssed`, which also
+  says that the real on-disk layout could not be verified. Not registered
+  (its options are constructor arguments); prepared copies live under
+  their own data dir (see :mod:`jaxticket.data`)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "csv or folder layout, 4 classes, 16 kHz int16."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "A local copy of LSSED (sent by its authors under an EULA, "
+      f"{lssed.HOMEPAGE}): WAV files with a metadata CSV/TSV (path, emotion, "
+      "speaker columns) or one folder per emotion.")
+
+  def __init__(self, *, options: lssed.Options, **kwargs):
+    self.options = options
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description="LSSED speech emotion (4 classes), from a local copy.",
+        features=tfds.features.FeaturesDict({
+            "x": tfds.features.Tensor(shape=(self.options.length, 1),
+                                      dtype=np.int16),
+            "label": tfds.features.ClassLabel(names=lssed.CLASSES),
+            "speaker": tfds.features.Text(),
+        }),
+        supervised_keys=("x", "label"),
+        homepage=lssed.HOMEPAGE,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    folder = os.fspath(dl_manager.manual_dir)
+    m = lssed.scan(folder, self.options)
+    train, test = lssed.split(m, self.options)
+    self.info.metadata["layout"] = m.layout
+    self.info.metadata["dropped"] = m.dropped
+    self.info.metadata["summary"] = m.summary()
+    return {"train": self._generate_examples(folder, m, train),
+            "test": self._generate_examples(folder, m, test)}
+
+  def _generate_examples(self, folder: str, m: lssed.Manifest, idx):
+    for i in idx:
+      yield int(i), {"x": lssed.clip(folder, m.paths[i], self.options.length),
+                     "label": int(m.labels[i]),
+                     "speaker": m.speakers[i] if m.speakers else ""}

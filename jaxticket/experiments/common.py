@@ -10,6 +10,7 @@ level, a group of controls, LMC children) and writes its metric rows.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -35,7 +36,8 @@ from jaxticket.core import selective
 from jaxticket.core import step as step_lib
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
-from jaxticket.core.workdir import Workdir
+from jaxticket.core.workdir import (Workdir, config_json, diff, fill_missing,
+                                     read_json)
 from jaxticket.experiments.stages import Stages
 
 PyTree = Any
@@ -86,7 +88,8 @@ def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset; a ``train.batch_size`` larger than its
   training set is one clear error."""
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
+                       options=cfg.data.get("lssed"))
   if cfg.train.batch_size > len(data.train_y):
     raise config_lib.ConfigError(
         f"train.batch_size={cfg.train.batch_size} exceeds the "
@@ -163,6 +166,21 @@ def make_task(cfg: ml_collections.ConfigDict, data: data_lib.Dataset
   Gamblers' loss with payoff ``task.payoff``; one-line errors)."""
   return tasks.build(data.task, cfg.task.loss, cfg.task.payoff,
                      cfg.task.pretrain_steps, data.num_classes)
+
+
+def task_changes(cfg: ml_collections.ConfigDict, source_dir: str
+                 ) -> list[str]:
+  """How the ``task`` section (loss, payoff, pretraining) of the run in
+  ``source_dir`` differs from ``cfg``'s ([] when it has no config.json).
+  A ticket or curve trained under another loss (e.g. cross-entropy vs the
+  gambler's, whose net has one more output) is not this run's reference."""
+  path = os.path.join(source_dir, "config.json")
+  if not os.path.isfile(path):
+    return []
+  source = fill_missing(read_json(path),
+                        json.loads(config_json(config_lib.default_config())))
+  return diff(dict(source["task"]), dict(json.loads(config_json(cfg))["task"]),
+              "task.")
 
 
 def num_outputs(cfg: ml_collections.ConfigDict, data: data_lib.Dataset

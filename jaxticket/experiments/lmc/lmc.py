@@ -252,7 +252,7 @@ class Ticket:
   source: str = ""
 
 
-_MATCHING_SECTIONS = ("data", "model", "masks", "train")
+_MATCHING_SECTIONS = ("data", "model", "masks", "train", "task")
 
 
 def _source_replicas(source_cfg: dict, cfg: ml_collections.ConfigDict

@@ -408,6 +408,13 @@ def read_imp_reference(path: str, cfg: ml_collections.ConfigDict
         "(summary.json missing). Run `jaxticket imp --workdir DIR` first, "
         "leave pai.imp_workdir empty to compute IMP here, or set it to "
         "'none'.")
+  changes = common.task_changes(cfg, path)
+  if changes:
+    raise ConfigError(
+        f"pai.imp_workdir={path!r} was trained with another task: "
+        f"{'; '.join(changes)}. Give an imp/sanity run with this task.* "
+        "(e.g. task.loss), or leave pai.imp_workdir empty to compute IMP "
+        "here.")
   obj = read_json(summary)
   if obj.get("command") in ("imp", "train"):
     rows = [{"density": r["density"], "test_accuracy": r["test_accuracy"]}

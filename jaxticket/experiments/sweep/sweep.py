@@ -84,7 +84,8 @@ def memory_estimate(cfg: ml_collections.ConfigDict) -> int:
   one batch kept for the backward pass (x 3 for gradients and temporaries).
   Documented as an estimate; ``sweep.max_replicas`` overrides it."""
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None)
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
+                       options=cfg.data.get("lssed"))
   model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)
