@@ -121,6 +121,9 @@ def test_bootstrap_ranks():
 @pytest.mark.parametrize("override,needle", [
     ("--config.benchmark.methods=imp,snipp", "Did you mean 'snip'"),
     ("--config.benchmark.methods=imp,imp", "repeats a method"),
+    ("--config.benchmark.methods=imp,rigll", "Did you mean 'rigl'"),
+    ("--config.benchmark.methods=imp,ticket", "is the 'imp' cell"),
+    ("--config.benchmark.methods=imp,finetune", "not a benchmark cell"),
     ("--config.benchmark.datasets=mnist1d,cifar", "mnist1d, digits"),
     ("--config.benchmark.levels=0", "integer >= 1"),
     ("--config.benchmark.prune_fraction=1.0", "must be in (0, 1)"),
@@ -150,6 +153,22 @@ def test_sub_run_configs():
   assert pai.pai.densities == (0.5, 0.125) and pai.pai.checks == ()
   config.validate(imp)
   benchmark.validate(cfg)
+  # the DST cells: the benchmark's levels, the IMP cell's tickets and keys
+  cfg.benchmark.methods = ("imp", "random", "set", "rigl", "gmp")
+  assert benchmark.pai_methods(cfg) == ["random"]
+  assert benchmark.dst_methods(cfg) == ["set", "rigl", "gmp"]
+  dst = benchmark.dst_config(cfg, "digits", 0.3, "/w/cells/imp__digits")
+  assert dst.dst.methods == ("set", "rigl", "gmp")
+  assert dst.dst.levels == (1, 3)
+  assert dst.dst.imp_workdir == "/w/cells/imp__digits"
+  assert (dst.data.name, dst.train.lr, dst.train.steps) == (
+      "digits", 0.3, cfg.train.steps)
+  for k in ("levels", "prune_fraction", "output_prune_fraction", "strategy",
+            "schedule", "rewind", "rewind_step"):
+    assert dst.imp[k] == imp.imp[k], k  # dst accepts the IMP cell's run
+  dst_settings = benchmark.registry.load("dst").settings
+  dst_settings.validate(dst)
+  benchmark.validate(cfg)
 
 
 @pytest.mark.slow
@@ -163,15 +182,28 @@ def test_tiny_benchmark_writes_the_contract_and_resumes(tmp_path,
     assert os.path.isfile(os.path.join(wd, f)), f
   assert json.load(open(os.path.join(wd, "summary.json")))["command"] == \
       "benchmark"
-  assert s.methods == ["imp", "random", "snip"]
+  assert s.methods == ["imp", "random", "snip", "rigl"]
   assert {r["dataset"] for r in s.recipes} == {"mnist1d", "digits"}
   for r in s.recipes:  # the picked LR is the best on validation
     assert r["val"][f"{r['lr']:g}"] == max(r["val"].values())
-  assert len(s.cells) == 3 * 2 * 1
+  assert len(s.cells) == 4 * 2 * 1
   for c in s.cells:
     assert len(c["test"]) == 2 and all(0 <= v <= 1 for v in c["test"])
-    if c["method"] == "imp":  # the IMP ticket keeps (1 - p)^L
-      assert abs(c["achieved_density"] - c["density"]) < 0.01
+    if c["method"] in ("imp", "rigl"):  # the IMP ticket keeps (1 - p)^L,
+      assert abs(c["achieved_density"] - c["density"]) < 0.01  # RigL too
+  # the DST cell is the dst sub-run's rows, trained on the IMP cell's
+  # tickets; its scores are the dst summary's per-seed test accuracies
+  for d in ("mnist1d", "digits"):
+    dst = json.load(open(os.path.join(wd, "cells", f"dst__{d}",
+                                      "summary.json")))
+    assert dst["imp_workdir"] == os.path.join(wd, "cells", f"imp__{d}")
+    assert dst["steps"] == cfg.train.steps
+    row = next(r for r in dst["rows"] if r["method"] == "rigl")
+    cell = next(c for c in s.cells
+                if c["method"] == "rigl" and c["dataset"] == d)
+    assert cell["test"] == row["test_accuracy"]["per_seed"]
+    assert cell["aurc_softmax"] == row["test_aurc_softmax"]["per_seed"]
+  assert {sub["experiment"] for sub in s.subruns} == {"imp", "pai", "dst"}
   # the selective column is there for every method
   assert all(x["aurc_softmax"] is not None for x in s.selective)
   # ranks in the summary agree with the cells' means

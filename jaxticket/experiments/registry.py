@@ -268,7 +268,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "jaxticket.experiments.benchmark.benchmark", (),
         "summary.json, report.md, rank_heatmap.png, accuracy_vs_density.png, "
         "recipes/DATASET (sweep sub-runs), cells/imp__DATASET (imp), "
-        "cells/pai__DATASET (pai)"),
+        "cells/pai__DATASET (pai), cells/dst__DATASET (dst)"),
 )}
 
 

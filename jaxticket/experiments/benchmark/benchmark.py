@@ -18,8 +18,12 @@ one recipe policy and judges the claims that survive:
    globally, output layer ranked with the rest) and ``cells/pai__DATASET``
    (``pai``: ALL the pruning-at-initialization methods of the dataset in
    one sub-run, hence one program; no Su et al. checks, no small-dense or
-   collapse extras). Every method trains at the same densities
-   (1 - prune_fraction)^L, L in ``benchmark.levels``, and the same seeds.
+   collapse extras) and ``cells/dst__DATASET`` (``dst``: ALL the dynamic-
+   sparse-training methods of the dataset, e.g. SET and RigL, in one
+   sub-run, its targets the IMP cell's tickets of ``cells/imp__DATASET``,
+   given as ``dst.imp_workdir``, so the IMP run is shared). Every method
+   trains at the same densities (1 - prune_fraction)^L, L in
+   ``benchmark.levels``, the same seeds and the same ``train.steps``.
 3. Statistics (:mod:`ranking`): a cell's score is its test accuracy
    averaged over the densities (per seed); per dataset the ranks with a
    paired bootstrap CI over seeds; mean accuracy, mean rank, median
@@ -29,9 +33,13 @@ one recipe policy and judges the claims that survive:
    the softmax coverage-risk curve (core/selective.py), mean over datasets
    and densities.
 
-The DST methods (SET, RigL) are not cells yet: ``dst`` runs at the IMP
-levels' densities with its own schedule and would need a sub-run mapping
-of its own (left for later; see the report).
+DST cells follow ``jaxticket dst`` (its schedule, ``dst.update_every``,
+``dst.drop_fraction``, ...): the dst experiment trains at the IMP level's
+exact kept count, which here is (1 - prune_fraction)^L of the prunable
+weights because the IMP cell ranks the output layer with the rest. The
+cell's density is the achieved one (its ``achieved_density``). dst's
+barrier to the pruned solution is not a benchmark column, so the dst
+sub-run measures it at the minimum ``dst.alphas=3`` points.
 """
 
 from __future__ import annotations
@@ -56,20 +64,44 @@ def pai_method_names() -> tuple[str, ...]:
   return tuple(registry.load("pai").methods_lib.METHODS)
 
 
+def dst_method_names() -> tuple[str, ...]:
+  """Method names of the ``dst`` experiment a benchmark cell can be: all
+  but ``ticket`` (the ``imp`` cell already) and ``finetune`` (another IMP
+  run with its own LR schedule)."""
+  return tuple(m for m in registry.load("dst").settings.METHODS
+               if m not in settings.DST_EXCLUDED)
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """The whole config: base keys, the ``benchmark`` section, its method
   names, and every dataset's sub-run config."""
   config_lib.validate(cfg)
   settings.validate(cfg)
-  allowed = settings.IMP_METHODS + pai_method_names()
+  allowed = settings.IMP_METHODS + pai_method_names() + dst_method_names()
   for m in cfg.benchmark.methods:
+    if m in settings.DST_EXCLUDED:
+      raise ConfigError(
+          f"benchmark.methods: {m!r} is not a benchmark cell (the IMP "
+          "ticket is the 'imp' cell; run `jaxticket dst` for "
+          "prune-and-fine-tune); drop it.")
     check_choice("benchmark.methods", m, allowed, "benchmark method")
+  lr = float(cfg.benchmark.lrs[0])
   for d in cfg.benchmark.datasets:
-    config_lib.validate(dataset_config(cfg, d, float(cfg.benchmark.lrs[0])))
+    config_lib.validate(dataset_config(cfg, d, lr))
+    if dst_methods(cfg):
+      c = dst_config(cfg, d, lr, "")
+      registry.load("dst").settings.validate(c)
 
 
 def pai_methods(cfg) -> list[str]:
-  return [m for m in cfg.benchmark.methods if m not in settings.IMP_METHODS]
+  dst = set(dst_method_names())
+  return [m for m in cfg.benchmark.methods
+          if m not in settings.IMP_METHODS and m not in dst]
+
+
+def dst_methods(cfg) -> list[str]:
+  dst = set(dst_method_names())
+  return [m for m in cfg.benchmark.methods if m in dst]
 
 
 def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
@@ -108,6 +140,22 @@ def pai_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:
   c.pai.small_dense = False
   c.pai.imp_workdir = "none"
   c.pai.collapse_points = 0
+  return c
+
+
+def dst_config(cfg, dataset: str, lr: float, imp_workdir: str
+               ) -> ml_collections.ConfigDict:
+  """The DST cells of one dataset: every DST method of the benchmark at
+  its levels, seeds and steps, the tickets (targets) from the IMP cell's
+  workdir ``imp_workdir`` (so the IMP keys are the IMP cell's), evaluated
+  every ``train.eval_every`` steps, barriers at the minimum 3 points."""
+  c = imp_config(cfg, dataset, lr)
+  c.dst.methods = tuple(dst_methods(cfg))
+  c.dst.levels = tuple(int(l) for l in cfg.benchmark.levels)
+  c.dst.imp_workdir = imp_workdir
+  c.dst.finetune_workdir = ""
+  c.dst.eval_every = int(cfg.train.eval_every)
+  c.dst.alphas = 3
   return c
 
 
@@ -189,6 +237,32 @@ def pai_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
                                              n)})
   dense = {"dataset": dataset, "test": per_seed(s.dense["test"], n),
            "source": "pai dense"}
+  return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
+                 "wall_time_s": s.wall_time_s}
+
+
+def dst_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
+  """The DST cells; the IMP cell's run (resumed or returned if finished)
+  gives the tickets whose kept counts are the DST targets."""
+  imp_path = wd.file("cells", f"imp__{dataset}")
+  imp = registry.load("imp").run(imp_config(cfg, dataset, lr), imp_path,
+                                 command="imp", progress=progress)
+  level0 = next(r for r in imp.levels if r["level"] == 0)
+  path = wd.file("cells", f"dst__{dataset}")
+  s = registry.load("dst").run(dst_config(cfg, dataset, lr, imp_path), path,
+                               progress=progress)
+  n = len(s.seeds)
+  rows = {(r["level"], r["method"]): r for r in s.rows}
+  cells = []
+  for m in dst_methods(cfg):
+    for level, d in zip(cfg.benchmark.levels, settings.densities(cfg)):
+      r = rows[(int(level), m)]
+      cells.append({"method": m, "dataset": dataset, "density": d,
+                    "achieved_density": float(r["density"]),
+                    "test": per_seed(r["test_accuracy"], n),
+                    "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n)})
+  dense = {"dataset": dataset, "test": per_seed(level0["test_accuracy"], n),
+           "source": "imp level 0"}
   return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
                  "wall_time_s": s.wall_time_s}
 
@@ -313,6 +387,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
       parts.append(("imp", imp_cells))
     if pai_methods(cfg):
       parts.append(("pai", pai_cells))
+    if dst_methods(cfg):
+      parts.append(("dst", dst_cells))
     for name, fn in parts:
       t = time.time()
       got, info = fn(cfg, wd, d, rec["lr"], progress)

@@ -12,14 +12,19 @@ from jaxticket.core.checks import ConfigError, check_choice, check_range
 DATASETS = ("mnist1d", "digits", "fashion_mnist")
 #: Methods the ``imp`` experiment provides (the rest come from ``pai``).
 IMP_METHODS = ("imp",)
+#: ``dst`` methods that are no benchmark cell: ``ticket`` is the ``imp``
+#: cell, ``finetune`` needs its own IMP run and LR schedule.
+DST_EXCLUDED = ("ticket", "finetune")
 
 
 def section() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # "imp" = the IMP ticket (rewind to init); any name of `jaxticket pai`'s
   # registry (random, magnitude, snip, grasp, synflow, smart_ratio, ...)
-  # = that pruning-at-initialization method's mask.
-  c.methods = ("imp", "random", "snip", "grasp", "synflow")
+  # = that pruning-at-initialization method's mask; any name of `jaxticket
+  # dst`'s (set, rigl, gmp, granet, static_erk, ...; not ticket/finetune)
+  # = that sparse-training method, all of them one dst sub-run.
+  c.methods = ("imp", "random", "snip", "grasp", "synflow", "set", "rigl")
   c.datasets = DATASETS
   # Fixed densities for every method: (1 - prune_fraction)^L for each IMP
   # level L here (the IMP cell prunes prune_fraction of the remaining
@@ -35,9 +40,10 @@ def section() -> ml_collections.ConfigDict:
 
 
 def shrink(cfg: ml_collections.ConfigDict) -> None:
-  """``:tiny``: two PaI methods + IMP, two datasets, one level, two LRs."""
+  """``:tiny``: IMP, two PaI methods and RigL, two datasets, one level,
+  two LRs."""
   c = cfg.benchmark
-  c.methods = ("imp", "random", "snip")
+  c.methods = ("imp", "random", "snip", "rigl")
   c.datasets = ("mnist1d", "digits")
   c.levels = (1,)
   c.lrs = (0.1, 0.3)

@@ -464,6 +464,7 @@ def summarize(cfg, s, axis, start, ev0, flow0, ev, flow1, final, logs, bars,
   diverged = np.asarray(jax.device_get(final.diverged_at)) >= 0
   ok = ~diverged
   acc = np.asarray(ev.test_accuracy)
+  aurc = np.asarray(ev.test_aurc_softmax, np.float64)
   total = masks_lib.count(jax.tree.map(
       lambda m: None if m is None else m[0], final.mask,
       is_leaf=lambda x: x is None))[1]
@@ -480,6 +481,10 @@ def summarize(cfg, s, axis, start, ev0, flow0, ev, flow1, final, logs, bars,
           "test_accuracy": _ci_stats(acc[idx], good),
           "val_accuracy": _ci_stats(np.asarray(ev.val_accuracy)[idx], good),
           "test_loss": stats(np.asarray(ev.test_loss)[idx], good),
+          # area under the softmax coverage-risk curve (core/selective.py),
+          # as pai's rows carry it; diverged / non-finite seeds are None
+          "test_aurc_softmax": stats(aurc[idx], good & np.isfinite(
+              aurc[idx])),
           "start_test_accuracy": stats(np.asarray(ev0.test_accuracy)[idx]),
           "grad_norm_init": stats(np.asarray(flow0.grad_norm)[idx]),
           "grad_norm_final": stats(np.asarray(flow1.grad_norm)[idx], good),
