@@ -81,6 +81,10 @@ def test_settings_validation_names_the_key():
   cfg.pretrain.downstream = "kjv_x"
   with pytest.raises(ConfigError, match="pretrain.downstream"):
     settings.validate(cfg)
+  for corpus in settings.CORPORA:  # kjv (testament) is in-domain, README
+    cfg = config.default_config()
+    cfg.pretrain.downstream = corpus
+    settings.validate(cfg)
   cfg = config.default_config()
   cfg.init.checkpoint = "/somewhere"
   from jaxticket.experiments import common
