@@ -84,6 +84,24 @@ def open_run(cfg: ml_collections.ConfigDict, workdir: str, command: str,
   return wd, done
 
 
+def setup_of_model(cfg: ml_collections.ConfigDict, data: Any, model: Any,
+                   task: Any, prunable: str, seeds: list[int],
+                   eval_batch_size: int = 256) -> Setup:
+  """A :class:`Setup` for a model built by the caller: one Program and
+  Trainer, every replica at ``cfg.train``'s one learning rate and weight
+  decay (the text commands, ``pretrain`` and ``transfer``, whose encoder
+  options come from their own section or a checkpoint)."""
+  prog = step_lib.Program(model=model, task=task,
+                          recipe=config_lib.recipe(cfg, False),
+                          normalize=data.normalize, prunable=prunable)
+  trainer = loop_lib.Trainer(prog, data, eval_batch_size=eval_batch_size,
+                             replica_loop=cfg.train.replica_loop,
+                             shard=cfg.train.shard_replicas)
+  lrs = [float(cfg.train.lr)] * len(seeds)
+  hp = optim.stack_hparams(lrs, [float(cfg.train.weight_decay)] * len(seeds))
+  return Setup(cfg, data, model, trainer, seeds, lrs, hp)
+
+
 def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset; a ``train.batch_size`` larger than its
   training set is one clear error."""

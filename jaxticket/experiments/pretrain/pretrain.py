@@ -31,8 +31,6 @@ from jaxticket import config as config_lib
 from jaxticket import models as models_lib
 from jaxticket import tasks
 from jaxticket.core import loop as loop_lib
-from jaxticket.core import optim
-from jaxticket.core import step as step_lib
 from jaxticket.core.stats import stats
 from jaxticket.data import default_data_dir
 from jaxticket.data import text as text_lib
@@ -75,16 +73,8 @@ def build_setup(cfg: ml_collections.ConfigDict, data, task, output: str,
   model = models_lib.build("transformer", data.num_classes, p.width,
                            p.layers, **model_options(cfg, data.vocab_size,
                                                      output))
-  prog = step_lib.Program(model=model, task=task,
-                          recipe=config_lib.recipe(cfg, False),
-                          normalize=data.normalize,
-                          prunable=transformer.PRUNABLE)
-  trainer = loop_lib.Trainer(prog, data, eval_batch_size=256,
-                             replica_loop=cfg.train.replica_loop,
-                             shard=cfg.train.shard_replicas)
-  lrs = [float(cfg.train.lr)] * len(seeds)
-  hp = optim.stack_hparams(lrs, [float(cfg.train.weight_decay)] * len(seeds))
-  return common.Setup(cfg, data, model, trainer, seeds, lrs, hp)
+  return common.setup_of_model(cfg, data, model, task, transformer.PRUNABLE,
+                               seeds)
 
 
 def stacked_load(directory: str, params: PyTree, replicas: list[int],

@@ -61,7 +61,6 @@ from jaxticket import pruning
 from jaxticket import tasks as tasks_lib
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
-from jaxticket.core import optim
 from jaxticket.core import step as step_lib
 from jaxticket.core.masks import path_str
 from jaxticket.core.stats import stats
@@ -206,16 +205,8 @@ def build_setup(scfg, meta: dict, data, task: str, seeds: list[int]
       norm=meta.get("norm", "pre"), output=output)
   task_obj = (tasks_lib.get("mlm", vocab_size=data.vocab_size)
               if task == "mlm" else tasks_lib.get("classification"))
-  prog = step_lib.Program(model=model, task=task_obj,
-                          recipe=config_lib.recipe(scfg, False),
-                          normalize=data.normalize,
-                          prunable=transformer.PRUNABLE)
-  trainer = loop_lib.Trainer(prog, data, eval_batch_size=256,
-                             replica_loop=scfg.train.replica_loop,
-                             shard=scfg.train.shard_replicas)
-  lrs = [float(scfg.train.lr)] * len(seeds)
-  hp = optim.stack_hparams(lrs, [float(scfg.train.weight_decay)] * len(seeds))
-  return common.Setup(scfg, data, model, trainer, seeds, lrs, hp)
+  return common.setup_of_model(scfg, data, model, task_obj,
+                               transformer.PRUNABLE, seeds)
 
 
 def load_pretrained(directory: str, stacked: PyTree, data
