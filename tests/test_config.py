@@ -111,3 +111,13 @@ def test_configs_citing_tuning_doc_have_their_section():
   for path in citing:
     name = os.path.basename(path)[:-3]
     assert name in sections, f"{name} cites docs/tuning.md, no section"
+
+
+def test_check_choices_refuses_empty_unknown_and_repeated_names():
+  from jaxticket.core import checks
+  checks.check_choices("x.methods", ("a", "b"), ("a", "b", "c"), "method")
+  for values, match in [((), "x.methods is empty"),
+                        (("a", "bb"), "Did you mean 'b'"),
+                        (("a", "a"), "repeats a method")]:
+    with pytest.raises(checks.ConfigError, match=match):
+      checks.check_choices("x.methods", values, ("a", "b", "c"), "method")

@@ -41,6 +41,21 @@ def check_choice(key: str, value: str, allowed: Iterable[str],
                     f"{', '.join(allowed)}.")
 
 
+def check_choices(key: str, values: Iterable[str], allowed: Iterable[str],
+                  what: str = "value") -> None:
+  """A non-empty list of distinct ``allowed`` names (``dst.methods``,
+  ``benchmark.datasets``, ...): one :class:`ConfigError` line for an empty
+  list, an unknown name (as :func:`check_choice`) or a repeat."""
+  values, allowed = tuple(values), list(allowed)
+  if not values:
+    raise ConfigError(f"{key} is empty: name at least one {what} of "
+                      f"{', '.join(allowed)}.")
+  for v in values:
+    check_choice(key, v, allowed, what)
+  if len(set(values)) != len(values):
+    raise ConfigError(f"{key}={values!r} repeats a {what}: give each once.")
+
+
 def check_range(key: str, ok: bool, value: Any, allowed: str) -> None:
   """Raise :class:`ConfigError` naming ``key`` and ``allowed`` unless ``ok``."""
   if not ok:
@@ -77,5 +92,6 @@ def is_number(x: Any) -> bool:
   return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-__all__ = ["ConfigError", "check_choice", "check_range", "check_regex",
+__all__ = ["ConfigError", "check_choice", "check_choices", "check_range",
+           "check_regex",
            "check_nonempty", "check_distinct", "is_number"]

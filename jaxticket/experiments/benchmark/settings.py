@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.checks import ConfigError, check_choices, check_range
 
 #: Offline image classification datasets a cell can train on.
 DATASETS = ("mnist1d", "digits", "fashion_mnist")
@@ -66,14 +66,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   if len(set(b.methods)) != len(b.methods):
     raise ConfigError(f"benchmark.methods={tuple(b.methods)!r} repeats a "
                       "method.")
-  if not b.datasets:
-    raise ConfigError("benchmark.datasets is empty: name datasets from "
-                      f"{', '.join(DATASETS)}.")
-  for d in b.datasets:
-    check_choice("benchmark.datasets", d, DATASETS, "dataset")
-  if len(set(b.datasets)) != len(b.datasets):
-    raise ConfigError(f"benchmark.datasets={tuple(b.datasets)!r} repeats a "
-                      "dataset.")
+  check_choices("benchmark.datasets", b.datasets, DATASETS, "dataset")
   if not b.levels:
     raise ConfigError("benchmark.levels is empty: give IMP levels >= 1, "
                       "e.g. --config.benchmark.levels=1,2,3.")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.checks import (ConfigError, check_choice, check_choices,
+                                   check_range)
 
 #: How the task sequence is built from the dataset.
 SEQUENCES = {
@@ -69,14 +70,7 @@ def section() -> ml_collections.ConfigDict:
 def validate(cfg: ml_collections.ConfigDict) -> None:
   c = cfg.continual
   check_choice("continual.sequence", c.sequence, SEQUENCES, "task sequence")
-  if not c.methods:
-    raise ConfigError("continual.methods is empty: name at least one of "
-                      f"{', '.join(METHODS)}.")
-  for m in c.methods:
-    check_choice("continual.methods", m, METHODS, "continual method")
-  if len(set(c.methods)) != len(c.methods):
-    raise ConfigError(f"continual.methods={tuple(c.methods)!r} names a "
-                      "method twice; give each once.")
+  check_choices("continual.methods", c.methods, METHODS, "continual method")
   check_range("continual.tasks", c.tasks >= 2, c.tasks,
               "must be >= 2 (a sequence)")
   check_range("continual.widths", len(c.widths) >= 1 and all(

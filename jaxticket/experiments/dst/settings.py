@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.checks import (ConfigError, check_choice, check_choices,
+                                   check_range)
 from jaxticket.pruning.ratios import RULES
 from jaxticket.sparse_training.sparse_init import INITS
 
@@ -59,14 +60,7 @@ def section() -> ml_collections.ConfigDict:
 def validate(cfg: ml_collections.ConfigDict) -> None:
   """Check ``cfg.dst`` and what it needs of ``cfg.imp``."""
   d, steps = cfg.dst, cfg.train.steps
-  if not d.methods:
-    raise ConfigError("dst.methods is empty: name at least one of "
-                      f"{', '.join(METHODS)}.")
-  for m in d.methods:
-    check_choice("dst.methods", m, METHODS, "dst method")
-  if len(set(d.methods)) != len(d.methods):
-    raise ConfigError(f"dst.methods={tuple(d.methods)!r} names a method "
-                      "twice; give each once.")
+  check_choices("dst.methods", d.methods, METHODS, "dst method")
   check_range("dst.levels", len(d.levels) >= 1 and all(
       int(l) >= 1 for l in d.levels), tuple(d.levels),
               "one or more IMP levels >= 1 (their sparsities are compared)")
