@@ -256,7 +256,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "aggregations, flips.",
         "The benchmark lottery (Dehghani et al. 2021) for tickets: every "
         "method of benchmark.methods (imp = the IMP ticket; any pai method: "
-        "random, snip, grasp, synflow, ...) on every dataset of "
+        "random, snip, grasp, synflow, ...; any dst method: set, rigl, gmp, "
+        "granet, ...) on every dataset of "
         "benchmark.datasets (mnist1d, digits, fashion_mnist) at the "
         "densities (1 - benchmark.prune_fraction)^L, L in benchmark.levels, "
         "and the same seeds; each dataset's dense LR picked on validation "
