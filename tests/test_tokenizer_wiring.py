@@ -240,4 +240,5 @@ def test_pretrain_bpe_tiny_saves_and_reuses_its_tokenizer(tmp_path,
   saved = init_checkpoint.tokenizer_of(wd)
   assert [d.task for d in seen] == ["mlm", "classification"]
   assert seen[0].tok.merges == saved.merges == seen[1].tok.merges
-  assert seen[1].train_x.max() >= 260  # downstream ids are BPE ids
+  assert seen[0].train_x.max() >= 260  # merged ids are in use
+  assert seen[1].vocab_size == 260 + MERGES  # the classifier's embedding
