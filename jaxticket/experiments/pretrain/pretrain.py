@@ -10,7 +10,8 @@ encoder on offline text, its checkpoint, and the downstream check (issue 17).
    ``checkpoint.every_steps``). With ``init.checkpoint`` set, pre-training
    continues from those weights.
 2. The checkpoint: replica 0's params in ``checkpoints/pretrained``,
-   ``pretrained.json`` and, for BPE, ``tokenizer.json`` (what ``--config.init.checkpoint=WORKDIR`` reads; see
+   ``pretrained.json`` and, for a trained tokenizer, ``tokenizer.json``
+   (what ``--config.init.checkpoint=WORKDIR`` reads; see
    :mod:`jaxticket.experiments.init_checkpoint`).
 3. Downstream (``pretrain.downstream``): the classifier fine-tuned from the
    checkpoint and from scratch, ``finetune_seeds`` each, all as ONE program
