@@ -4,7 +4,7 @@
 
 Two uses of one corpus:
 
-- ``task="classification"``: one example per text ([CLS] bytes [SEP],
+- ``task="classification"``: one example per text ([CLS] tokens [SEP],
   padded/truncated to ``seq_len``), label from the builder (sentiment,
   fortune category, Austen novel, testament).
 - ``task="mlm"``: the split's texts joined by newlines and cut into
@@ -13,11 +13,18 @@ Two uses of one corpus:
 
 Validation is carved from the training split with a fixed seed, as for the
 image datasets.
+
+The tokenizer is a name (``bytes``; ``bpe``: merges learned here on the
+builder's training split, validation windows included, the test split
+never) or a tokenizer object (a checkpoint's, so that every command after
+pre-training tokenizes exactly as it did); the one used is the dataset's
+``tok``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +52,7 @@ class TextDataset:
   tokenizer: str
   task: str = "classification"
   augment: bool = False
+  tok: Any = dataclasses.field(default=None, repr=False, compare=False)
 
   @property
   def input_shape(self) -> tuple[int, ...]:
@@ -68,8 +76,10 @@ def _tokenize(tok, texts: list[str], labels: np.ndarray, task: str,
 def load_text(name: str, seq_len: int = 128, task: str = "classification",
               data_dir: str | None = None, local_dir: str | None = None,
               val_fraction: float = 0.1, val_seed: int = 0,
-              tokenizer: str = "bytes", max_train: int = 0,
-              max_eval: int = 0, dir_key: str = "data.dir") -> TextDataset:
+              tokenizer: Any = "bytes", max_train: int = 0,
+              max_eval: int = 0, dir_key: str = "data.dir",
+              bpe_merges: int = 0,
+              tokenizer_key: str = "pretrain.tokenizer") -> TextDataset:
   """Load text dataset ``name`` tokenized for ``task``.
 
   Args:
@@ -88,13 +98,17 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
       (0 = all; the first of a fixed permutation), so that frequent
       evaluations of a pre-training run stay cheap.
     dir_key: the config key of ``local_dir``, for error messages.
+    tokenizer: ``bytes``, ``bpe`` (trained here with ``bpe_merges``) or a
+      tokenizer object (:mod:`jaxticket.data.tokenizer`).
+    tokenizer_key: the config key of ``tokenizer``, for error messages.
   """
   from jaxticket.data import default_data_dir
   check_choice("data.name", name, TEXT_DATASETS, "text dataset")
   check_choice("task", task, TEXT_TASKS, "text task")
   if seq_len < 4:
     raise ConfigError(f"text.seq_len must be >= 4; got {seq_len}.")
-  tok = tokenizer_lib.get(tokenizer)
+  if isinstance(tokenizer, str) and tokenizer != "bpe":
+    tokenizer_lib.get(tokenizer, key=tokenizer_key)  # a bad name: one line
   data_dir = data_dir or default_data_dir()
   folder = local_dir or text_lib.default_folder(name, data_dir, dir_key)
   try:
@@ -105,6 +119,10 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
   texts, labels = text_builders.read_split(builder, "train")
   test_texts, test_labels = text_builders.read_split(builder, "test")
   num_classes = builder.info.features["label"].num_classes
+  tok = tokenizer
+  if isinstance(tokenizer, str):
+    tok = tokenizer_lib.get(tokenizer, "\n".join(texts), bpe_merges,
+                            key=tokenizer_key)
   x, y = _tokenize(tok, texts, labels, task, seq_len)
   test_x, test_y = _tokenize(tok, test_texts, test_labels, task, seq_len)
   order = np.random.default_rng(val_seed).permutation(len(x))
@@ -124,7 +142,7 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
       name=name, train_x=x[train_idx], train_y=y[train_idx], val_x=x[val_idx],
       val_y=y[val_idx], test_x=test_x, test_y=test_y,
       num_classes=tok.vocab_size if task == "mlm" else int(num_classes),
-      vocab_size=tok.vocab_size, tokenizer=tok.name, task=task)
+      vocab_size=tok.vocab_size, tokenizer=tok.name, task=task, tok=tok)
 
 
 __all__ = ["TextDataset", "TEXT_DATASETS", "TEXT_TASKS", "load_text"]

@@ -13,11 +13,16 @@ words. A trained sub-word vocabulary (compared by measured MLM accuracy and
 speed) is an open item of issue 17; the tokenizer is one object with a
 ``vocab_size``, so a second one plugs in beside it.
 
-Also here, not yet selectable by ``pretrain.tokenizer``:
-:class:`BPETokenizer` (byte-level BPE trained on a corpus; measured on the
-KJV test split: 3.35 bytes/token with 1000 merges, 4.35 with 4000, vs 1.0
-for bytes) and :class:`WordPieceTokenizer` (BERT's ``vocab.txt``, for
-imported Hugging Face checkpoints, :mod:`jaxticket.experiments.hf_import`).
+Also here: :class:`BPETokenizer` (byte-level BPE trained on a corpus,
+``pretrain.tokenizer=bpe``; measured on the KJV test split: 3.35
+bytes/token with 1000 merges, 4.35 with 4000, vs 1.0 for bytes) and
+:class:`WordPieceTokenizer` (BERT's ``vocab.txt``, for imported Hugging
+Face checkpoints, :mod:`jaxticket.experiments.hf_import`). Every tokenizer
+has the same surface: ``vocab_size``, ``pad_id cls_id sep_id mask_id``,
+``num_special`` (ids below it are never MLM targets), ``encode``,
+``decode``, ``encode_fixed`` and ``chunks``; :func:`dumps` / :func:`loads`
+write and read the trained ones (what a checkpoint stores next to its
+weights).
 """
 
 from __future__ import annotations
@@ -60,25 +65,25 @@ class ByteTokenizer:
   def encode_fixed(self, text: str, length: int) -> np.ndarray:
     """[CLS] ids... [SEP] padded with [PAD] (or truncated) to ``length``."""
     body = self.encode(text)[:max(0, length - 2)]
-    out = np.full(length, PAD, np.int32)
-    out[0] = CLS
+    out = np.full(length, self.pad_id, np.int32)
+    out[0] = self.cls_id
     out[1:1 + len(body)] = body
-    out[min(1 + len(body), length - 1)] = SEP
+    out[min(1 + len(body), length - 1)] = self.sep_id
     return out
 
   def chunks(self, text: str, length: int) -> np.ndarray:
-    """``text`` cut into consecutive windows of ``length - 2`` bytes, each
+    """``text`` cut into consecutive windows of ``length - 2`` tokens, each
     as [CLS] window [SEP] (the last one padded): (N, length) int32, the
     pre-training examples of a corpus."""
     ids = self.encode(text)
     body = length - 2
     n = max(1, -(-len(ids) // body))
-    out = np.full((n, length), PAD, np.int32)
-    out[:, 0] = CLS
+    out = np.full((n, length), self.pad_id, np.int32)
+    out[:, 0] = self.cls_id
     for i in range(n):
       piece = ids[i * body:(i + 1) * body]
       out[i, 1:1 + len(piece)] = piece
-      out[i, 1 + len(piece)] = SEP
+      out[i, 1 + len(piece)] = self.sep_id
     return out
 
 
@@ -161,6 +166,14 @@ class WordPieceTokenizer:
   def unk_id(self) -> int:
     return self._id("[UNK]")
 
+  @property
+  def num_special(self) -> int:
+    """1 + the largest special id: the MLM task never selects ids below it
+    (BERT's vocab.txt: [PAD] 0, [unused*], [UNK] 100 ... [MASK] 103, so
+    104; random replacements are drawn from the ids above)."""
+    return 1 + max(self.pad_id, self.unk_id, self.cls_id, self.sep_id,
+                   self.mask_id)
+
   def _pieces(self, word: str) -> list[int]:
     if len(word) > 100:
       return [self.unk_id]
@@ -203,6 +216,12 @@ class WordPieceTokenizer:
     out[1:1 + len(body)] = body
     out[min(1 + len(body), length - 1)] = self.sep_id
     return out
+
+  chunks = ByteTokenizer.chunks
+
+  def to_json(self) -> str:
+    return json.dumps({"name": self.name, "vocab": self.vocab,
+                       "lower": self.lower})
 
 
 _WORD = re.compile(rb"\s?[^\s]+|\s+")
@@ -333,15 +352,51 @@ class BPETokenizer:
     return cls(tuple(tuple(p) for p in d["merges"]), d.get("name", "bpe"))
 
 
-TOKENIZERS = {"bytes": ByteTokenizer}
+TOKENIZERS = {"bytes": ByteTokenizer, "bpe": BPETokenizer,
+              "wordpiece": WordPieceTokenizer}
+Tokenizer = ByteTokenizer | BPETokenizer | WordPieceTokenizer
 
 
-def get(name: str) -> ByteTokenizer:
-  from jaxticket.core.checks import check_choice
-  check_choice("text.tokenizer", name, TOKENIZERS, "tokenizer")
-  return TOKENIZERS[name]()
+def get(name: str, train_text: str = "", merges: int = 0,
+        key: str = "text.tokenizer") -> Tokenizer:
+  """The tokenizer ``name``: ``bytes``; ``bpe`` trained on ``train_text``
+  with ``merges`` merges. ``wordpiece`` needs a ``vocab.txt``
+  (:meth:`WordPieceTokenizer.from_file`), so it is not built here."""
+  from jaxticket.core.checks import ConfigError, check_choice
+  check_choice(key, name, TOKENIZERS, "tokenizer")
+  if name == "bytes":
+    return ByteTokenizer()
+  if name == "bpe":
+    if merges < 1:
+      raise ConfigError(f"{key}=bpe needs a number of merges >= 1 "
+                        f"(pretrain.bpe_merges); got {merges}.")
+    return BPETokenizer.train(train_text, merges)
+  raise ConfigError(f"{key}=wordpiece reads a Hugging Face checkpoint's "
+                    "vocab.txt: set --config.init.checkpoint=HF_FOLDER.")
+
+
+def dumps(tok: Tokenizer) -> str:
+  """JSON of ``tok`` (its name and what it was trained to: merges or
+  vocabulary); :func:`loads` inverts it."""
+  if isinstance(tok, ByteTokenizer):
+    return json.dumps({"name": "bytes"})
+  return tok.to_json()
+
+
+def loads(text: str) -> Tokenizer:
+  """The tokenizer :func:`dumps` wrote (ValueError if unreadable)."""
+  d = json.loads(text)
+  name = d.get("name")
+  if name == "bytes":
+    return ByteTokenizer()
+  if name == "bpe":
+    return BPETokenizer.from_json(text)
+  if name == "wordpiece":
+    return WordPieceTokenizer(tuple(d["vocab"]), bool(d.get("lower", True)))
+  raise ValueError(f"unknown tokenizer {name!r}")
 
 
 __all__ = ["ByteTokenizer", "BPETokenizer", "train_bpe", "pretokenize",
-           "WordPieceTokenizer", "basic_split", "TOKENIZERS", "get", "PAD",
+           "WordPieceTokenizer", "basic_split", "TOKENIZERS", "Tokenizer",
+           "get", "dumps", "loads", "PAD",
            "CLS", "SEP", "MASK"]

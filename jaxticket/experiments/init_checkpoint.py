@@ -12,15 +12,27 @@ every pre-trained tensor at its pre-trained value, a new task head.
 A missing checkpoint, another tokenizer or vocabulary, or a leaf of another
 shape is one :class:`ConfigError` line.
 
+The tokenizer travels with the weights: a trained one (``bpe``) is written
+to ``tokenizer.json`` next to ``pretrained.json`` (whose ``tokenizer_sha256``
+is that file's hash), and :func:`tokenizer_of` is what every later command
+tokenizes with (transfer, pretrain's downstream and continued pre-training),
+so ids are the pre-training's. A checkpoint without ``tokenizer.json``
+(older runs, ``bytes``) is the byte tokenizer. A file that does not match
+``pretrained.json`` (another name, vocabulary size or hash) is one
+"vocabulary mismatch" line.
+
 ``DIR`` may instead be a Hugging Face BERT folder (``config.json`` and
 ``model.safetensors`` / ``flax_model.msgpack`` / ``pytorch_model.bin``):
-:mod:`jaxticket.experiments.hf_import` maps its names onto ours. A position
+:mod:`jaxticket.experiments.hf_import` maps its names onto ours, and its
+``vocab.txt`` is the tokenizer (WordPiece; lower-cased unless
+``tokenizer_config.json`` says ``"do_lower_case": false``). A position
 table longer than the model's ``max_len`` (BERT: 512) gives its first rows
 (the positions the model uses).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -31,18 +43,87 @@ import numpy as np
 from jaxticket.core import checkpoint
 from jaxticket.core.checks import ConfigError
 from jaxticket.core.masks import path_str
+from jaxticket.data import tokenizer as tokenizer_lib
 from jaxticket.experiments import hf_import
 
 PyTree = Any
 META = "pretrained.json"
 PARAMS = os.path.join("checkpoints", "pretrained")
+TOKENIZER = "tokenizer.json"
 
 
-def save(directory: str, params: PyTree, meta: dict) -> None:
-  """Write the pre-trained ``params`` (one replica) and ``meta``."""
+def _sha256(text: str) -> str:
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def save(directory: str, params: PyTree, meta: dict, tok=None) -> None:
+  """Write the pre-trained ``params`` (one replica), ``meta`` and, unless
+  it is the byte tokenizer (nothing to store), ``tok`` as
+  ``tokenizer.json`` (its hash in ``meta``)."""
+  meta = dict(meta)
+  if tok is not None and tok.name != "bytes":
+    text = tokenizer_lib.dumps(tok)
+    with open(os.path.join(directory, TOKENIZER), "w") as f:
+      f.write(text)
+    meta["tokenizer_sha256"] = _sha256(text)
   checkpoint.save_tree(os.path.join(directory, PARAMS), {"params": params})
   with open(os.path.join(directory, META), "w") as f:
     json.dump(meta, f, indent=1, sort_keys=True)
+
+
+def _mismatch(directory: str, what: str) -> ConfigError:
+  return ConfigError(
+      f"init.checkpoint={directory!r}: vocabulary mismatch: {what}; "
+      f"restore that run's {TOKENIZER} or pre-train again.")
+
+
+def tokenizer_of(directory: str, meta: dict | None = None):
+  """The tokenizer the checkpoint in ``directory`` was trained with (see
+  the module docstring); one :class:`ConfigError` line when its file is
+  missing, unreadable or disagrees with ``pretrained.json``."""
+  meta = read_meta(directory) if meta is None else meta
+  if hf_import.is_hf_dir(directory):
+    path = os.path.join(directory, hf_import.VOCAB)
+    if not os.path.isfile(path):
+      raise ConfigError(
+          f"init.checkpoint={directory!r}: no {hf_import.VOCAB} (the "
+          "WordPiece vocabulary of this Hugging Face model); copy it from "
+          "the model's folder.")
+    lower = True
+    cfg_path = os.path.join(directory, "tokenizer_config.json")
+    if os.path.isfile(cfg_path):
+      with open(cfg_path) as f:
+        lower = bool(json.load(f).get("do_lower_case", True))
+    tok = tokenizer_lib.WordPieceTokenizer.from_file(path, lower)
+    try:
+      tok.num_special  # [PAD] [UNK] [CLS] [SEP] [MASK] all present
+    except ValueError as e:
+      raise ConfigError(f"init.checkpoint={directory!r}: {e}") from None
+    if tok.vocab_size != meta["vocab_size"]:
+      raise _mismatch(directory, f"{hf_import.VOCAB} has {tok.vocab_size} "
+                      f"tokens, config.json vocab_size={meta['vocab_size']}")
+    return tok
+  path = os.path.join(directory, TOKENIZER)
+  name = meta.get("tokenizer", "bytes")
+  if not os.path.isfile(path):
+    if name != "bytes":
+      raise _mismatch(directory, f"{META} names tokenizer {name!r} but "
+                      f"{TOKENIZER} is missing")
+    return tokenizer_lib.ByteTokenizer()
+  with open(path) as f:
+    text = f.read()
+  try:
+    tok = tokenizer_lib.loads(text)
+  except (ValueError, KeyError, TypeError) as e:
+    raise _mismatch(directory, f"{TOKENIZER} is unreadable ({e})") from None
+  if (tok.name, tok.vocab_size) != (name, meta.get("vocab_size")):
+    raise _mismatch(directory, f"{TOKENIZER} is {tok.name!r} with "
+                    f"{tok.vocab_size} tokens, {META} says {name!r} with "
+                    f"{meta.get('vocab_size')}")
+  if meta.get("tokenizer_sha256", _sha256(text)) != _sha256(text):
+    raise _mismatch(directory, f"{TOKENIZER} is not the file this "
+                    "checkpoint was pre-trained with (hash differs)")
+  return tok
 
 
 def read_meta(directory: str) -> dict:
@@ -112,5 +193,5 @@ def load_into(directory: str, params: PyTree, tokenizer: str,
   return out, loaded
 
 
-__all__ = ["save", "read_meta", "load_into", "check_vocabulary", "META",
-           "PARAMS"]
+__all__ = ["save", "read_meta", "load_into", "check_vocabulary",
+           "tokenizer_of", "META", "PARAMS", "TOKENIZER"]

@@ -194,7 +194,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "Pre-train the small BERT-style encoder (models/transformer.py) with "
         "masked language modelling (15 in 100 tokens selected; of those 8 in "
         "10 become [MASK], 1 a random token, 1 stays) on text that OS packages ship (pretrain.corpus: "
-        "kjv, austen, fortunes, rotten_tomatoes; byte tokenizer), write a "
+        "kjv, austen, fortunes, rotten_tomatoes; bytes or BPE tokens), write a "
         "checkpoint that --config.init.checkpoint=WORKDIR reads, and compare "
         "fine-tuning on pretrain.downstream from it vs from scratch (paired "
         "seeds). Knobs under pretrain.*.",

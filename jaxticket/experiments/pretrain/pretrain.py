@@ -1,20 +1,25 @@
 """``jaxticket pretrain``: masked-LM pre-training of the small BERT-style
 encoder on offline text, its checkpoint, and the downstream check (issue 17).
 
-1. Pre-training: ``pretrain.corpus`` cut into ``seq_len`` byte windows, the
+1. Pre-training: ``pretrain.corpus`` cut into ``seq_len`` token windows
+   (``pretrain.tokenizer``: bytes, or BPE merges learned on the corpus'
+   training split; with ``init.checkpoint``, the checkpoint's tokenizer), the
    :class:`~jaxticket.tasks.mlm.MaskedLM` task (15% selected, 80/10/10,
    masks drawn inside the compiled scan), ``pretrain.seeds`` replicas as
    one program; a resumable stage (orbax checkpoints every
    ``checkpoint.every_steps``). With ``init.checkpoint`` set, pre-training
    continues from those weights.
-2. The checkpoint: replica 0's params in ``checkpoints/pretrained`` and
-   ``pretrained.json`` (what ``--config.init.checkpoint=WORKDIR`` reads; see
+2. The checkpoint: replica 0's params in ``checkpoints/pretrained``,
+   ``pretrained.json`` and, for a trained tokenizer, ``tokenizer.json``
+   (what ``--config.init.checkpoint=WORKDIR`` reads; see
    :mod:`jaxticket.experiments.init_checkpoint`).
 3. Downstream (``pretrain.downstream``): the classifier fine-tuned from the
    checkpoint and from scratch, ``finetune_seeds`` each, all as ONE program
    (replicas: pretrained x seeds, then scratch x the same seeds: the same
    head init and data order, so the pair differs only in the encoder's
    start), everything trained (Chen et al. 2020 fine-tune the whole net).
+   The texts are tokenized with the tokenizer read back from the saved
+   checkpoint (:func:`init_checkpoint.tokenizer_of`).
 """
 
 from __future__ import annotations
@@ -105,19 +110,41 @@ def folders(cfg: ml_collections.ConfigDict) -> tuple[str, str | None]:
   return corpus, down
 
 
+def mlm_task(data):
+  """The MLM task over ``data``'s tokenizer (its [MASK] and special ids)."""
+  return tasks.get("mlm", vocab_size=data.vocab_size,
+                   mask_id=data.tok.mask_id, num_special=data.tok.num_special)
+
+
+def check_tokenizer(cfg) -> None:
+  """With ``init.checkpoint``, its tokenizer is used; naming another
+  trained one in ``pretrain.tokenizer`` is one line (before claiming)."""
+  p = cfg.pretrain
+  if not cfg.init.checkpoint:
+    return
+  name = init_checkpoint.tokenizer_of(cfg.init.checkpoint).name
+  if p.tokenizer not in ("bytes", name):  # bytes: the default, not a choice
+    raise config_lib.ConfigError(
+        f"pretrain.tokenizer={p.tokenizer!r}, but init.checkpoint="
+        f"{cfg.init.checkpoint!r} was pre-trained with {name!r}, which every "
+        "run from it uses; drop --config.pretrain.tokenizer.")
+
+
 def pretrain_stage(cfg, wd, progress):
   """Train the MLM stage; returns (data, trained state, row)."""
   p = cfg.pretrain
+  tok = (init_checkpoint.tokenizer_of(cfg.init.checkpoint)
+         if cfg.init.checkpoint else p.tokenizer)
   data = text_datasets.load_text(
       p.corpus, p.seq_len, "mlm", cfg.data.data_dir or None,
-      folders(cfg)[0], cfg.data.val_fraction, tokenizer=p.tokenizer,
-      max_train=p.max_train, max_eval=p.max_eval, dir_key="pretrain.dir")
+      folders(cfg)[0], cfg.data.val_fraction, tokenizer=tok,
+      max_train=p.max_train, max_eval=p.max_eval, dir_key="pretrain.dir",
+      bpe_merges=p.bpe_merges)
   scfg = stage_config(cfg, p.steps, p.lr, p.batch_size, p.eval_every,
                       p.warmup_steps)
   common_check_batch(scfg, data, "pretrain.batch_size")
   seeds = [cfg.seed + i for i in range(p.seeds)]
-  s = build_setup(scfg, data, tasks.get("mlm", vocab_size=data.vocab_size),
-                  "mlm", seeds)
+  s = build_setup(scfg, data, mlm_task(data), "mlm", seeds)
   state = s.trainer.init(loop_lib.replica_keys(seeds))
   if cfg.init.checkpoint:
     state = s.trainer.restart(state.replace(params=stacked_load(
@@ -140,7 +167,8 @@ def downstream_stage(cfg, wd, ckpt_dir: str, progress: bool) -> dict:
   p = cfg.pretrain
   data = text_datasets.load_text(
       p.downstream, p.seq_len, "classification", cfg.data.data_dir or None,
-      folders(cfg)[1], cfg.data.val_fraction, tokenizer=p.tokenizer,
+      folders(cfg)[1], cfg.data.val_fraction,
+      tokenizer=init_checkpoint.tokenizer_of(ckpt_dir),
       max_train=p.finetune_max_train, dir_key="pretrain.downstream_dir")
   scfg = stage_config(cfg, p.finetune_steps, p.finetune_lr,
                       p.finetune_batch_size, p.finetune_eval_every,
@@ -178,6 +206,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   settings.validate(cfg)
   if cfg.init.checkpoint:
     init_checkpoint.read_meta(cfg.init.checkpoint)  # before claiming
+    check_tokenizer(cfg)
   folders(cfg)  # the texts exist, before claiming
   wd, done = common.open_run(cfg, workdir, "pretrain", PretrainSummary)
   if done is not None:
@@ -192,7 +221,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   meta = {"tokenizer": data.tokenizer, "vocab_size": data.vocab_size,
           "corpus": cfg.pretrain.corpus, "layers": cfg.pretrain.layers,
           "dim": dim, **options}
-  init_checkpoint.save(wd.path, params0, meta)
+  init_checkpoint.save(wd.path, params0, meta, data.tok)
   downstream = []
   if cfg.pretrain.downstream:
     t = time.time()
@@ -223,4 +252,5 @@ def console(summary: PretrainSummary) -> str:
   return report.console_text(summary)
 
 
-__all__ = ["run", "command", "console", "stage_config", "stacked_load"]
+__all__ = ["run", "command", "console", "stage_config", "stacked_load",
+           "mlm_task"]

@@ -17,7 +17,8 @@ from jaxticket.core.checks import ConfigError, check_choice, check_range
 CORPORA = ("kjv", "austen", "fortunes", "rotten_tomatoes")
 NORMS = ("pre", "post")  # models.transformer.NORMS
 OPTIMIZERS = ("adam", "adamw", "sgd")
-TOKENIZERS = ("bytes",)
+#: data.tokenizer.TOKENIZERS; wordpiece = an HF checkpoint's vocab.txt.
+TOKENIZERS = ("bytes", "bpe", "wordpiece")
 
 
 def section() -> ml_collections.ConfigDict:
@@ -25,7 +26,11 @@ def section() -> ml_collections.ConfigDict:
   # --- pre-training corpus -----------------------------------------------
   c.corpus = "kjv"  # King James Bible (Debian bible-kjv)
   c.dir = ""  # a folder of the corpus' files; "" = the installed package's
+  # bytes | bpe (merges learned on the corpus' training split, saved with
+  # the checkpoint) | wordpiece (init.checkpoint = a Hugging Face folder).
+  # With init.checkpoint the checkpoint's tokenizer is always used.
   c.tokenizer = "bytes"
+  c.bpe_merges = 1000  # pretrain.tokenizer=bpe: vocabulary 260 + merges
   c.seq_len = 64  # tokens per example, [CLS] and [SEP] included
   c.max_train = 0  # keep at most this many training windows (0 = all)
   c.max_eval = 512  # validation/test windows evaluated (0 = all)
@@ -60,6 +65,7 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
   """:tiny sizes: a few hundred windows, a 1-layer 32-wide encoder."""
   p = cfg.pretrain
   p.seq_len, p.max_train, p.max_eval = 32, 256, 64
+  p.bpe_merges = 50
   p.layers, p.width, p.heads = 1, 0.25, 2
   p.steps, p.eval_every, p.warmup_steps, p.batch_size = 30, 15, 5, 16
   p.finetune_steps, p.finetune_eval_every = 20, 10
@@ -76,6 +82,13 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   check_choice("pretrain.norm", p.norm, NORMS, "norm")
   check_choice("pretrain.optimizer", p.optimizer, OPTIMIZERS, "optimizer")
   check_choice("pretrain.tokenizer", p.tokenizer, TOKENIZERS, "tokenizer")
+  if p.tokenizer == "wordpiece" and not cfg.init.checkpoint:
+    raise ConfigError("pretrain.tokenizer=wordpiece reads a Hugging Face "
+                      "checkpoint's vocab.txt: set --config.init.checkpoint="
+                      "HF_FOLDER, or use bytes / bpe.")
+  if p.tokenizer == "bpe":
+    check_range("pretrain.bpe_merges", p.bpe_merges >= 1, p.bpe_merges,
+                "must be >= 1")
   for key in ("seq_len", "layers", "heads", "mlp_ratio", "steps",
               "batch_size", "eval_every", "seeds", "finetune_steps",
               "finetune_batch_size", "finetune_seeds", "finetune_eval_every"):

@@ -3,7 +3,9 @@ how their masks transfer between tasks (Chen et al., NeurIPS 2020, "The
 Lottery Ticket Hypothesis for Pre-trained BERT Networks"; issue 17).
 
 Input: ``--config.init.checkpoint=DIR``, a ``jaxticket pretrain`` workdir
-(the encoder's options, tokenizer and vocabulary are read from it).
+or a Hugging Face BERT folder (the encoder's options, tokenizer and
+vocabulary are read from it: :func:`init_checkpoint.tokenizer_of`, so the
+tasks are tokenized exactly as the pre-training was).
 
 1. **IMP per task** (Chen et al. Sec. 3, Algorithm 1; BERT-Tickets code):
    fine-tune from the pre-trained weights theta_0 (a fresh task head); each
@@ -184,7 +186,8 @@ def load_task_data(cfg, meta: dict, task: str):
   data = text_datasets.load_text(
       name, int(meta["max_len"]), kind, cfg.data.data_dir or None,
       folder_of(cfg, meta, task), cfg.data.val_fraction,
-      tokenizer=meta.get("tokenizer", "bytes"), max_train=t.max_train,
+      tokenizer=init_checkpoint.tokenizer_of(cfg.init.checkpoint, meta),
+      max_train=t.max_train,
       max_eval=t.max_eval, dir_key="transfer.dirs")
   if t.batch_size > len(data.train_x):
     raise config_lib.ConfigError(
@@ -203,7 +206,9 @@ def build_setup(scfg, meta: dict, data, task: str, seeds: list[int]
       int(meta["layers"]), vocab_size=data.vocab_size, heads=meta["heads"],
       mlp_ratio=meta.get("mlp_ratio", 4), max_len=meta["max_len"],
       norm=meta.get("norm", "pre"), output=output)
-  task_obj = (tasks_lib.get("mlm", vocab_size=data.vocab_size)
+  task_obj = (tasks_lib.get("mlm", vocab_size=data.vocab_size,
+                            mask_id=data.tok.mask_id,
+                            num_special=data.tok.num_special)
               if task == "mlm" else tasks_lib.get("classification"))
   return common.setup_of_model(scfg, data, model, task_obj,
                                transformer.PRUNABLE, seeds)
