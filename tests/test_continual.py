@@ -192,6 +192,7 @@ def test_finetuning_forgets(sequence):
 @pytest.mark.parametrize("key,value,words", [
     ("continual.sequence", "rotation", "continual.sequence"),
     ("continual.replay_tau", 0.0, "continual.replay_tau"),
+    ("continual.replay_units", "first", "continual.replay_units"),
     ("continual.methods", ("gated", "hat"), "continual.methods"),
     ("continual.tasks", 1, "continual.tasks"),
     ("train.weight_decay", 5e-4, "train.weight_decay"),

@@ -188,7 +188,8 @@ def make_replay(cfg: ml_collections.ConfigDict, tasks: list[Any]
         d0.num_classes, x0.shape[1:], layers,
         int(c.replay_buffer), int(c.replay_synth_steps),
         float(c.replay_synth_lr), float(c.replay_tau), float(c.replay_beta),
-        int(c.replay_steps), float(c.replay_lr))
+        int(c.replay_steps), float(c.replay_lr),
+        last_only=c.replay_units == "last")
     return out._replace(params={**out.params, "task": params["task"]})
 
   sim = lambda params, i: replay.task_similarity(params, i, layers)

@@ -181,11 +181,15 @@ def new_units(params: PyTree, k: jax.Array, layers: int) -> list:
           for l in range(layers)]
 
 
-def trainable(params: PyTree, k: jax.Array, layers: int, classes: int
-              ) -> PyTree:
+def trainable(params: PyTree, k: jax.Array, layers: int, classes: int,
+              last_only: bool = False) -> PyTree:
   """Bool tree like ``params``: True where the replay may write (point 3
-  of the module docstring)."""
+  of the module docstring); ``last_only``: new units of the last hidden
+  layer only (an ablation, not the code: lower layers' new units feed
+  units task k already uses through frozen weights and change them)."""
   new = new_units(params, k, layers)
+  if last_only:
+    new = [jnp.zeros_like(u) for u in new[:-1]] + [new[-1]]
   rows = jnp.arange(params["gate_0"].shape[0]) == k
   cols = jnp.arange(params["head"]["bias"].shape[0])
   block = (cols >= k * classes) & (cols < (k + 1) * classes)
@@ -198,12 +202,12 @@ def trainable(params: PyTree, k: jax.Array, layers: int, classes: int
 
 
 def reinit(params: PyTree, key: jax.Array, k: jax.Array, layers: int,
-           classes: int) -> PyTree:
+           classes: int, last_only: bool = False) -> PyTree:
   """Task k's start for the replay: its gates on new units re-drawn
   N(0, 1), its head columns from new last-layer units re-drawn
   lecun-normal, its head bias block re-drawn uniform(+-1/sqrt(fan_in))
   (generation_transfer; module docstring, point 3)."""
-  allowed = trainable(params, k, layers, classes)
+  allowed = trainable(params, k, layers, classes, last_only)
   keys = jax.random.split(key, layers + 2)
   out = dict(params)
   for l in range(layers):
@@ -241,19 +245,21 @@ def replay_task(apply: Apply, apply_train: Apply, params: PyTree,
                 key: jax.Array, k: jax.Array, active: jax.Array,
                 val: tuple, classes: int, input_shape: tuple, layers: int,
                 n: int, synth_steps: int, synth_lr: float, tau: float,
-                beta: float, steps: int, lr: float) -> Replayed:
+                beta: float, steps: int, lr: float,
+                last_only: bool = False) -> Replayed:
   """DSN's replay of task ``k`` (module docstring). ``apply`` is the
   test-time forward (hard gates), ``apply_train`` the training forward at
   s = s_max (HAT-compensated gate gradients); ``val = (x, y, w)`` task
   k's validation split (``w`` 0 on padding). ``active`` False (an earlier,
   more similar task was rejected: the code's ``break``) returns
-  ``params`` unchanged."""
+  ``params`` unchanged; ``last_only`` restricts the new units to the last
+  hidden layer (:func:`trainable`)."""
   ks, kr, kb = jax.random.split(key, 3)
   imp = synthesize(apply, params, ks, k, classes, input_shape, n,
                    synth_steps, synth_lr, tau, beta)
   target = jax.lax.stop_gradient(apply(params, imp.x))
-  start = reinit(params, kr, k, layers, classes)
-  allowed = trainable(params, k, layers, classes)
+  start = reinit(params, kr, k, layers, classes, last_only)
+  allowed = trainable(params, k, layers, classes, last_only)
   sched = optax.piecewise_constant_schedule(
       lr, {max(steps // 2, 1): 1.0 / LR_FACTOR})
   opt = optax.sgd(sched)

@@ -38,6 +38,13 @@ METHODS = {
                     "layer by magnitude / rewind to its init, then trained",
 }
 
+#: Which new units DSN's replay may open for an earlier task.
+REPLAY_UNITS = {
+    "all": "task k's new units in every gated layer (the reference code)",
+    "last": "only the last hidden layer's (an ablation: lower layers' new "
+            "units change what task k's units compute)",
+}
+
 
 def section() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -67,6 +74,9 @@ def section() -> ml_collections.ConfigDict:
   c.replay_beta = 1.0  # Dirichlet concentration scale (Nayak et al.)
   c.replay_steps = 160  # SGD steps (batch 64) fitting the pre-replay logits
   c.replay_lr = 0.05
+  # which of task k's new units (used by other tasks, not by k) the replay
+  # may open: "all" gated layers (the code) or only the "last" one.
+  c.replay_units = "all"
   return c
 
 
@@ -74,6 +84,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   c = cfg.continual
   check_choice("continual.sequence", c.sequence, SEQUENCES, "task sequence")
   check_choices("continual.methods", c.methods, METHODS, "continual method")
+  check_choice("continual.replay_units", c.replay_units, REPLAY_UNITS,
+               "replay unit set")
   check_range("continual.tasks", c.tasks >= 2, c.tasks,
               "must be >= 2 (a sequence)")
   check_range("continual.widths", len(c.widths) >= 1 and all(
