@@ -240,7 +240,8 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
   assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
   assert len(rows["dsn"]["replay"]) == 3  # (1, 0), (2, 0), (2, 1)
   report_md = open(tmp_path / "report.md").read()
-  assert "Data-free replay" in report_md and "accepted" in report_md
+  assert "Data-free replay" in report_md and "kept (active seeds)" in (
+      report_md) and "val acc before -> after" in report_md
   a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
   np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
                              metrics.bwt(a))
