@@ -2,10 +2,11 @@
 (task 0 the plain data, tasks 1-4 fixed permutations of the 40 input
 positions), task id known at test, one shared MLP 40-100-100 with a
 multi-head output (10 classes per task). HAT/DSN's learned unit gates
-(s_max 400), the same with DSN's data-free replay (``dsn``: 256
-impressions per earlier task, 300 Adam steps at lr 0.01, tau 20; the paper
-uses 1000, 1500, 0.01, 20), random unit masks of the same size,
-fine-tuning and separate nets.
+(s_max 400), the same with DSN's data-free replay (``dsn``: 1000
+impressions per replayed task, 300 Adam steps at lr 0.01, tau 20 -- the
+paper uses 1000, 1500, 0.01, 20 -- then 160 SGD steps at lr 0.05 as in
+the reference code), random unit masks of the same size, fine-tuning and
+separate nets.
 
 SGD momentum 0.9, lr 0.05 (HAT's lr), no weight decay (it would move the
 protected weights), constant LR, batch 64, 2000 steps per task (~36 epochs

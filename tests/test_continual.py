@@ -192,6 +192,7 @@ def test_finetuning_forgets(sequence):
 @pytest.mark.parametrize("key,value,words", [
     ("continual.sequence", "rotation", "continual.sequence"),
     ("continual.replay_tau", 0.0, "continual.replay_tau"),
+    ("continual.replay_units", "first", "continual.replay_units"),
     ("continual.methods", ("gated", "hat"), "continual.methods"),
     ("continual.tasks", 1, "continual.tasks"),
     ("train.weight_decay", 5e-4, "train.weight_decay"),
@@ -239,7 +240,8 @@ def test_end_to_end_tiny_writes_the_contract(tmp_path):
   assert rows["gated"]["bwt"]["mean"] == 0.0  # zero forgetting
   assert len(rows["dsn"]["replay"]) == 3  # (1, 0), (2, 0), (2, 1)
   report_md = open(tmp_path / "report.md").read()
-  assert "Data-free replay" in report_md and "accepted" in report_md
+  assert "Data-free replay" in report_md and "kept (active seeds)" in (
+      report_md) and "val acc before -> after" in report_md
   a = np.asarray(rows["finetune"]["accuracy_matrix_per_seed"])
   np.testing.assert_allclose(rows["finetune"]["bwt"]["per_seed"],
                              metrics.bwt(a))
@@ -363,56 +365,91 @@ def test_impressions_approach_their_dirichlet_targets():
   assert top.mean() > 0.25, top.mean()
 
 
-@pytest.mark.slow
-def test_replay_changes_only_task_k_gates_and_head_block(sequence):
+def _replay_setup(sequence):
   cfg, tasks = sequence
   cfg = tiny(continual__lamb=0.1)
   res = continual.train_method(cfg, "gated", tasks, [0], keep_params=True)
   p = loop_lib_index(res["params"][-1])  # after the last task, absorbed
-  _, _, apply = _net()
-  k, classes, layers = 0, tasks[0].num_classes, 2
+  m = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10)
+  mt = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10,
+                          steps_per_epoch=2)
+  apply = lambda q, x: m.apply({"params": q}, x)
+  apply_train = lambda q, x: mt.apply({"params": q}, x, train=True,
+                                      step=jnp.int32(1))
+  return tasks, p, apply, apply_train
+
+
+def _run_replay(tasks, p, apply, apply_train, k, active, seed=2):
+  d = tasks[k]
+  val = (jnp.asarray(d.normalize(d.val_x)), jnp.asarray(d.val_y),
+         jnp.ones(len(d.val_y)))
   before = {**p, "task": jnp.asarray(float(k))}
   out = jax.jit(lambda q: replay_lib.replay_task(
-      apply, q, jax.random.key(2), jnp.int32(k), classes, (40, 1), layers,
-      32, 30, 0.05, 20.0, 1.0, 30, 0.01))(before)
+      apply, apply_train, q, jax.random.key(seed), jnp.int32(k),
+      jnp.asarray(active), val, 10, (40, 1), 2, 64, 30, 0.05, 20.0, 1.0,
+      40, 0.05))(before)
+  return before, out, val
+
+
+def test_task_similarity_is_mask_cosine_against_numpy():
+  _, p, _ = _net()
+  g = [np.asarray(p[f"gate_{l}"]) > 0 for l in range(2)]
+  for i in range(3):
+    want = np.mean([[(gl[t] & gl[i]).sum() / max(
+        np.sqrt(gl[t].sum() * gl[i].sum()), 1e-8) for t in range(3)]
+        for gl in g], 0)
+    np.testing.assert_allclose(
+        np.asarray(replay_lib.task_similarity(p, jnp.int32(i), 2)), want,
+        rtol=1e-5)
+  np.testing.assert_allclose(
+      np.asarray(replay_lib.task_similarity(p, jnp.int32(1), 2))[1], 1.0,
+      rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_replay_changes_only_task_k_new_units_and_head_block(sequence):
+  tasks, p, apply, apply_train = _replay_setup(sequence)
+  k, classes, layers = 0, 10, 2
+  before, out, val = _run_replay(tasks, p, apply, apply_train, k, True)
   after = out.params
+  allowed = replay_lib.trainable(before, jnp.int32(k), layers, classes)
+  # the trainable set is the code's (1 - old_mask[k]) * mask_pre, per layer
+  for l in range(layers):
+    used = np.asarray(before[f"used_{l}"]) > 0
+    mine = np.asarray(before[f"gate_{l}"])[k] > 0
+    want = np.zeros_like(np.asarray(before[f"gate_{l}"]), bool)
+    want[k] = used & ~mine
+    np.testing.assert_array_equal(np.asarray(allowed[f"gate_{l}"]), want)
+  assert any(np.asarray(allowed[f"gate_{l}"]).any() for l in range(layers))
   flat_b = dict(jax.tree_util.tree_flatten_with_path(before)[0])
   flat_a = dict(jax.tree_util.tree_flatten_with_path(after)[0])
-  moved = set()
+  flat_m = dict(jax.tree_util.tree_flatten_with_path(allowed)[0])
+  moved = False
   for path, old in flat_b.items():
-    name = jax.tree_util.keystr(path)
     old, new = np.asarray(old), np.asarray(flat_a[path])
-    if "gate_" in name:
-      np.testing.assert_array_equal(np.delete(new, k, 0),
-                                    np.delete(old, k, 0))
-    elif "head" in name:
-      cols = np.arange(old.shape[-1])
-      outside = (cols < k * classes) | (cols >= (k + 1) * classes)
-      np.testing.assert_array_equal(new[..., outside], old[..., outside])
-    else:  # every hidden weight, bias, used_l: bit-identical
-      np.testing.assert_array_equal(new, old)
-    if not np.array_equal(new, old):
-      moved.add(name)
-  if bool(out.accepted):  # the held-out impressions fit better
-    assert float(out.held_after) < float(out.held_before)
-    assert any("head" in n for n in moved)
-  else:  # rejected: nothing at all changed
+    m = np.asarray(flat_m[path])
+    np.testing.assert_array_equal(new[~m], old[~m])  # bit for bit
+    moved |= not np.array_equal(new, old)
+  assert np.asarray(out.replay_losses)[-5:].mean() < np.asarray(
+      out.replay_losses)[:5].mean()  # SGD fits the pre-replay logits
+  acc = lambda q: np.mean(np.argmax(np.asarray(apply(q, val[0])), -1) ==
+                          np.asarray(val[1]))
+  np.testing.assert_allclose(float(out.val_before), acc(before), rtol=1e-6)
+  if bool(out.accepted):  # kept only if task k's validation accuracy rose
+    assert acc(after) > acc(before) and moved
+  else:  # stepped back: nothing at all changed
     assert not moved
+  # inactive (an earlier, more similar task was rejected): no change
+  _, off, _ = _run_replay(tasks, p, apply, apply_train, k, False)
+  assert not bool(off.accepted)
+  for a, b in zip(jax.tree.leaves(off.params), jax.tree.leaves(before)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # every other task computes exactly what it did
   x = jnp.asarray(tasks[1].normalize(tasks[1].test_x[:64]))
   for j in range(1, len(tasks)):
     pj = lambda q: {**q, "task": jnp.asarray(float(j))}
     np.testing.assert_array_equal(np.asarray(apply(pj(after), x)),
                                   np.asarray(apply(pj(before), x)))
-  # open_units: task k's last-layer gates open on every used unit, lower
-  # layers untouched, and task k's function is unchanged
-  opened = replay_lib.open_units(before, jnp.int32(k), layers, classes)
-  used = np.asarray(before[f"used_{layers - 1}"]) > 0
-  assert np.all(np.asarray(opened[f"gate_{layers - 1}"])[k][used] > 0)
-  np.testing.assert_array_equal(np.asarray(opened["gate_0"]),
-                                np.asarray(before["gate_0"]))
-  np.testing.assert_allclose(np.asarray(apply(opened, x)),
-                             np.asarray(apply(before, x)), atol=1e-5)
 
 
 def loop_lib_index(stacked):
@@ -426,11 +463,22 @@ def test_dsn_method_runs_replay_and_keeps_one_program(sequence):
              continual__replay_steps=10)
   res = continual.train_method(cfg, "dsn", tasks, [0, 1])
   assert res["traces"]["run"] == 1
-  # one replay per (stage i >= 1, earlier task k < i)
-  assert [(r["stage"], r["task"]) for r in res["replay"]] == [
-      (1, 0), (2, 0), (2, 1)]
+  # one replay call per (stage i >= 1, similarity rank < i)
+  log = res["replay"]
+  assert [(r["stage"], r["rank"]) for r in log] == [(1, 0), (2, 0), (2, 1)]
+  for stage in (1, 2):
+    rows = [r for r in log if r["stage"] == stage]
+    for s in range(2):  # per seed: every earlier task once, by similarity
+      assert sorted(r["task"][s] for r in rows) == list(range(stage))
+      sims = [r["similarity"][s] for r in rows]
+      assert sims == sorted(sims, reverse=True)
+      alive = True  # the first rejection stops the rest (the code's break)
+      for r in rows:
+        assert r["active"][s] == alive
+        assert not r["accepted"][s] or r["val_after"][s] > r["val_before"][s]
+        alive = alive and r["accepted"][s]
   a = res["test"]
-  # replay touches only task k: the diagonal equals gated's (same seeds)
+  # replay touches only earlier tasks: the diagonal equals gated's
   gated = continual.train_method(cfg, "gated", tasks, [0, 1])
   np.testing.assert_array_equal(np.diagonal(a, axis1=1, axis2=2),
                                 np.diagonal(gated["test"], axis1=1,

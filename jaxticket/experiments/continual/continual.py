@@ -24,10 +24,13 @@ test accuracy is measured: the accuracy matrix A[i, j] per seed, and from
 it ACC, BWT and FWT (:mod:`.metrics`; FWT against the untrained net).
 
 ``dsn`` is ``gated`` plus DSN's data-free replay (Sec. 3.3;
-:mod:`.replay`): after every task i >= 1, each earlier task k gets
-impressions synthesized from the network alone and may use the later
-tasks' units (only its gate row and head block change); its BWT against
-``gated``'s (same seeds, same training otherwise) is the replay's effect.
+:mod:`.replay`, following the reference code): after every task i >= 1,
+the earlier tasks in decreasing mask similarity to task i get impressions
+synthesized from the network alone and may take up units other tasks use
+(only their gate rows on those units and head block change), kept only if
+their validation accuracy rises; the first rejection ends the stage's
+replay. Its BWT against ``gated``'s (same seeds, same training otherwise)
+is the replay's effect.
 Sequences also include ``rotated`` (MNIST-1D's cyclic shift,
 :func:`rotated`).
 
@@ -148,28 +151,49 @@ def rotated(data: Any, tasks: int) -> list[Any]:
 # One method: one program, trained task by task.
 
 
-def make_replay(cfg: ml_collections.ConfigDict, task_data: Any
-                ) -> callable:
-  """DSN's replay of one earlier task, vmapped over the replicas (one
-  program per shape: k is an array argument)."""
+def make_replay(cfg: ml_collections.ConfigDict, tasks: list[Any]
+                ) -> tuple[callable, callable]:
+  """DSN's replay of one earlier task and the tasks' mask similarity, both
+  vmapped over the replicas (one program per shape: k, i and the
+  still-active flag are array arguments; every task's validation split is
+  padded to one shape and indexed by k inside)."""
   c = cfg.continual
   widths = tuple(int(w) for w in c.widths)
-  model = gated_mlp.GatedMLP(
-      widths=widths, tasks=int(c.tasks), classes=task_data.num_classes,
-      mode="gated", smax=float(c.smax))
+  d0 = tasks[0]
+  kw = dict(widths=widths, tasks=int(c.tasks), classes=d0.num_classes,
+            mode="gated", smax=float(c.smax))
+  model = gated_mlp.GatedMLP(**kw)
+  # steps_per_epoch 2, step 1: the training forward at s = s_max
+  model_train = gated_mlp.GatedMLP(**kw, steps_per_epoch=2)
   apply = lambda p, x: model.apply({"params": p}, x, train=False)
-  x0 = np.asarray(task_data.normalize(task_data.train_x[:1]))
+  apply_train = lambda p, x: model_train.apply({"params": p}, x, train=True,
+                                               step=jnp.int32(1))
+  x0 = np.asarray(d0.normalize(d0.train_x[:1]))
+  size = max(len(d.val_y) for d in tasks)
+  vx, vy, vw = [], [], []
+  for d in tasks:
+    x = np.asarray(d.normalize(d.val_x), np.float32)
+    pad = size - len(x)
+    vx.append(np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]))
+    vy.append(np.concatenate([np.asarray(d.val_y),
+                              np.zeros((pad,), np.asarray(d.val_y).dtype)]))
+    vw.append(np.concatenate([np.ones(len(x)), np.zeros(pad)]))
+  vx, vy, vw = (jnp.asarray(np.stack(a)) for a in (vx, vy, vw))
+  layers = len(widths)
 
-  def one(params, key, k):
+  def one(params, key, k, active):
     p = {**params, "task": k.astype(params["task"].dtype)}
     out = replay.replay_task(
-        apply, p, key, k, task_data.num_classes, x0.shape[1:], len(widths),
+        apply, apply_train, p, key, k, active, (vx[k], vy[k], vw[k]),
+        d0.num_classes, x0.shape[1:], layers,
         int(c.replay_buffer), int(c.replay_synth_steps),
         float(c.replay_synth_lr), float(c.replay_tau), float(c.replay_beta),
-        int(c.replay_steps), float(c.replay_lr))
+        int(c.replay_steps), float(c.replay_lr),
+        last_only=c.replay_units == "last")
     return out._replace(params={**out.params, "task": params["task"]})
 
-  return loop_lib.vmapped(one)
+  sim = lambda params, i: replay.task_similarity(params, i, layers)
+  return loop_lib.vmapped(one), loop_lib.vmapped(sim)
 
 
 def make_program(cfg: ml_collections.ConfigDict, method: str, task_data: Any
@@ -243,7 +267,8 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
   trainer = loop_lib.Trainer(prog, tasks[0], replica_loop=cfg.train.replica_loop,
                              shard=False)
   state = trainer.init(loop_lib.replica_keys(seeds))
-  replay_fn = make_replay(cfg, tasks[0]) if method == "dsn" else None
+  replay_fn, sim_fn = make_replay(cfg, tasks) if method == "dsn" else (
+      None, None)
   imp_levels = int(c.imp_levels) if method == "separate_imp" else 0
   prune_fn = loop_lib.vmapped(lambda p, m: pruning.prune(
       p, m, jnp.asarray(float(c.imp_fraction)), scorer="magnitude",
@@ -310,19 +335,34 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
       state = state.replace(mask=dense_mask)
     unit_counts.append(np.asarray(gates(state.params, ti(i))))
     state = state.replace(params=absorb(state.params, ti(i)))
-    for k in range(i if replay_fn is not None else 0):
-      keys = fold(fold(first_keys, ti(REPLAY_SEED_OFFSET + i)), ti(k))
-      out = replay_fn(state.params, keys, ti(k))
-      state = state.replace(params=out.params)
-      replay_log.append({
-          "stage": i, "task": k,
-          "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
-          "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
-          "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
-          "distill_last": np.asarray(out.replay_losses[:, -1]).tolist(),
-          "held_kl_before": np.asarray(out.held_before).tolist(),
-          "held_kl_after": np.asarray(out.held_after).tolist(),
-          "accepted": np.asarray(out.accepted).astype(bool).tolist()})
+    # DSN (newrun.py): earlier tasks in decreasing mask similarity to
+    # task i, each replayed in turn; the first rejection stops the rest
+    # (per replica: the orders differ between seeds).
+    if replay_fn is not None and i > 0:
+      sim = np.asarray(sim_fn(state.params, ti(i)))[:, :i]  # [R, i]
+      order = np.argsort(-sim, axis=1, kind="stable")
+      active = np.ones((r,), bool)
+      for rank in range(i):
+        k = order[:, rank].astype(np.int32)
+        keys = fold(fold(first_keys, ti(REPLAY_SEED_OFFSET + i)),
+                    jnp.asarray(k))
+        out = replay_fn(state.params, keys, jnp.asarray(k),
+                        jnp.asarray(active))
+        state = state.replace(params=out.params)
+        accepted = np.asarray(out.accepted).astype(bool)
+        replay_log.append({
+            "stage": i, "rank": rank, "task": k.tolist(),
+            "similarity": np.take_along_axis(
+                sim, k[:, None], 1)[:, 0].tolist(),
+            "active": active.tolist(),
+            "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
+            "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
+            "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
+            "distill_last": np.asarray(out.replay_losses[:, -1]).tolist(),
+            "val_before": np.asarray(out.val_before).tolist(),
+            "val_after": np.asarray(out.val_after).tolist(),
+            "accepted": accepted.tolist()})
+        active = active & accepted
     if keep_params:
       snapshots.append(jax.device_get(state.params))
     test, val = evaluate_tasks(trainer, state, tasks)

@@ -48,22 +48,31 @@ def matrix_table(row: dict) -> str:
 
 
 def replay_table(row: dict) -> str:
-  """DSN replay per (stage, earlier task): the impressions' KL to their
-  Dirichlet labels before/after optimizing them, and the head-block
-  fit to the labels before/after, the held-out impressions' KL before and
-  after, and in how many seeds the replay was kept (means over seeds)."""
-  lines = ["| after task | replayed task | impressions KL first -> last | "
-           "fit first -> last | held-out KL before -> after | accepted "
-           "(seeds) |", "|---:|---:|---:|---:|---:|---:|"]
-  m = lambda v: float(np.mean(v))
+  """DSN replay per (stage, similarity rank): the replayed task per seed,
+  its mask similarity to the stage's task, the impressions' KL to their
+  Dirichlet labels first -> last, the logit MSE fit first -> last, task
+  k's validation accuracy before -> after, and in how many seeds the
+  replay was kept (a seed stops at its first rejection; means over the
+  seeds still replaying)."""
+  lines = ["| after task | rank | replayed task (seeds) | mask similarity | "
+           "impressions KL first -> last | logit MSE first -> last | "
+           "val acc before -> after | kept (active seeds) |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in row.get("replay", []):
-    lines.append(f"| {r['stage']} | {r['task']} | "
-                 f"{m(r['synth_kl_first']):.4f} -> {m(r['synth_kl_last']):.4f}"
-                 f" | {m(r['distill_first']):.4f} -> "
-                 f"{m(r['distill_last']):.4f} | "
-                 f"{m(r.get('held_kl_before', [0])):.4f} -> "
-                 f"{m(r.get('held_kl_after', [0])):.4f} | "
-                 f"{sum(r.get('accepted', []))}/{len(r.get('accepted', []))} |")
+    act = np.asarray(r.get("active", [True] * len(r["accepted"])), bool)
+    if not act.any():
+      continue
+    m = lambda v: float(np.mean(np.asarray(v)[act]))
+    task = r["task"] if isinstance(r["task"], list) else [r["task"]]
+    lines.append(
+        f"| {r['stage']} | {r.get('rank', 0)} | "
+        f"{','.join(str(t) for t, a in zip(task, act) if a)} | "
+        f"{m(r.get('similarity', [0] * len(act))):.3f} | "
+        f"{m(r['synth_kl_first']):.4f} -> {m(r['synth_kl_last']):.4f} | "
+        f"{m(r['distill_first']):.4f} -> {m(r['distill_last']):.4f} | "
+        f"{100 * m(r.get('val_before', [0] * len(act))):.2f} -> "
+        f"{100 * m(r.get('val_after', [0] * len(act))):.2f} | "
+        f"{int(np.sum(np.asarray(r['accepted'])[act]))}/{int(act.sum())} |")
   return "\n".join(lines)
 
 

@@ -23,8 +23,9 @@ METHODS = {
     "gated": "learned annealed sigmoid unit gates per task; weights "
              "earlier tasks' units use get no gradient (HAT/DSN)",
     "dsn": "gated, plus DSN's data-free replay after every later task: "
-           "impressions of each earlier task let it use the later tasks' "
-           "units (only its gates and head block change)",
+           "earlier tasks by mask similarity take up other tasks' units "
+           "fitted on impressions (only their gates there and head block "
+           "change), kept if their validation accuracy rises",
     "fixed": "random unit masks per task with the gated method's unit "
              "counts (continual.random_density without it), same protection",
     "finetune": "one net fine-tuned through the sequence (no gates, no "
@@ -35,6 +36,13 @@ METHODS = {
                     "continual.imp_levels rounds of train / prune "
                     "continual.imp_fraction of the remaining weights per "
                     "layer by magnitude / rewind to its init, then trained",
+}
+
+#: Which new units DSN's replay may open for an earlier task.
+REPLAY_UNITS = {
+    "all": "task k's new units in every gated layer (the reference code)",
+    "last": "only the last hidden layer's (an ablation: lower layers' new "
+            "units change what task k's units compute)",
 }
 
 
@@ -55,15 +63,20 @@ def section() -> ml_collections.ConfigDict:
   c.imp_levels = 3
   c.imp_fraction = 0.2
   c.permutation_seed = 1234  # the permuted tasks' input permutations
-  # DSN's data-free replay (method dsn; replay.py). The paper: 1500 steps,
-  # lr 0.01, buffer 1000, tau 20; ours smaller by default for CPU.
-  c.replay_buffer = 256  # impressions per earlier task
-  c.replay_synth_steps = 300  # Adam steps optimizing the impressions
+  # DSN's data-free replay (method dsn; replay.py, following the reference
+  # code's generation_transfer). Paper/code: buffer 1000, 1500 Adam steps
+  # at lr 0.01 for the impressions, tau 20; replay SGD lr 0.05, batch 64,
+  # 10 epochs of the buffer (~160 steps), lr / 3 half way.
+  c.replay_buffer = 1000  # impressions per replayed task
+  c.replay_synth_steps = 300  # Adam steps optimizing them (code: 1500)
   c.replay_synth_lr = 0.01
   c.replay_tau = 20.0  # softmax temperature of the impressions
   c.replay_beta = 1.0  # Dirichlet concentration scale (Nayak et al.)
-  c.replay_steps = 200  # Adam steps distilling task k's head block
-  c.replay_lr = 0.01
+  c.replay_steps = 160  # SGD steps (batch 64) fitting the pre-replay logits
+  c.replay_lr = 0.05
+  # which of task k's new units (used by other tasks, not by k) the replay
+  # may open: "all" gated layers (the code) or only the "last" one.
+  c.replay_units = "all"
   return c
 
 
@@ -71,6 +84,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   c = cfg.continual
   check_choice("continual.sequence", c.sequence, SEQUENCES, "task sequence")
   check_choices("continual.methods", c.methods, METHODS, "continual method")
+  check_choice("continual.replay_units", c.replay_units, REPLAY_UNITS,
+               "replay unit set")
   check_range("continual.tasks", c.tasks >= 2, c.tasks,
               "must be >= 2 (a sequence)")
   check_range("continual.widths", len(c.widths) >= 1 and all(
