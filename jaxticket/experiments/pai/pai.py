@@ -218,6 +218,11 @@ def check_synflow_range(s: common.Setup, inits: Inits, one_mask: PyTree
                         ) -> None:
   """Refuse a net whose linearized flow exceeds SynFlow's float32 range."""
   prog = s.trainer.prog
+  if getattr(s.data, "context", None) is not None:
+    raise ConfigError(
+        f"pai.methods: synflow has no all-ones input on the graph set "
+        f"data.name={s.data.name!r} (its examples are node indices): drop "
+        "synflow from the methods.")
   ctx = lambda p, b: scorers.ScoreContext(
       p, one_mask, None, None, (), methods_lib.forward_fn(prog), None, b,
       tuple(s.data.input_shape))
