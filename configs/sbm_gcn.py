@@ -25,6 +25,8 @@ def get_config(arg=None):
   c.train.warmup_steps = 0
   c.train.weight_decay = 5e-4
   c.train.batch_size = 12 if arg == "tiny" else 60
+  # the GCN head is head/dense/kernel (GraphSAGE: head/{neighbors,self})
+  c.masks.output_layer = r"(^|/)head/(dense|neighbors|self)/kernel$"
   if not arg:
     c.train.steps = 200
     c.train.eval_every = 20

@@ -91,8 +91,10 @@ def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
 
 def forward_order(s: common.Setup) -> list[str]:
   """Paths of the model's parameters from input to output."""
+  context = getattr(s.data, "context", None)  # a graph set's arrays
   variables = s.model.init(jax.random.key(0),
-                           jnp.zeros((1, *s.data.input_shape)), train=False)
+                           jnp.zeros((1, *s.data.input_shape)), train=False,
+                           **({} if context is None else {"context": context}))
   return masks_lib.creation_order(variables["params"])
 
 
