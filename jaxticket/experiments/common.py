@@ -190,6 +190,13 @@ def setup(cfg: ml_collections.ConfigDict,
                fractions, rewinds, axis)
 
 
+def context_kwargs(data: Any) -> dict:
+  """``{"context": ...}`` for a model call on ``data`` (a graph set's
+  features and edges), ``{}`` for self-contained examples: what a
+  ``model.init``/``apply`` outside the Trainer's step must pass."""
+  return step_lib.context_kwargs(getattr(data, "context", None))
+
+
 def make_task(cfg: ml_collections.ConfigDict, data: data_lib.Dataset
               ) -> tasks.Task:
   """The dataset's task trained with ``task.loss`` (cross-entropy, or Deep
