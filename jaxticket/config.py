@@ -18,6 +18,7 @@ import difflib
 import importlib.util
 import math
 import os
+import re
 from typing import Any, Iterable
 
 import ml_collections
@@ -473,6 +474,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_range("model.width", cfg.model.width > 0, cfg.model.width, "must be > 0")
   check_range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
          "must be >= 0 (0 = model default)")
+  check_graph_model(cfg)
   t = cfg.train
   check_choice("train.optimizer", t.optimizer, optim.OPTIMIZERS)
   check_choice("train.schedule", t.schedule, optim.SCHEDULES)
@@ -514,6 +516,29 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in VALIDATED_ALWAYS:
     SECTIONS[name].validate(cfg)
   return cfg
+
+
+def check_graph_model(cfg: ml_collections.ConfigDict) -> None:
+  """A graph set (node indices) needs a GNN and a GNN needs a graph set;
+  the weight methods never prune a GNN's ``edges`` leaf (edge tickets are
+  ``jaxticket graph``'s)."""
+  graph_data = data_lib.is_graph(cfg.data.name)
+  graph_model = cfg.model.name in models_lib.GRAPH_MODELS
+  if graph_data and not graph_model:
+    raise ConfigError(
+        f"data.name={cfg.data.name!r} is a graph (its examples are node "
+        f"indices) but model.name={cfg.model.name!r} is no graph model: set "
+        f"--config.model.name to one of {', '.join(models_lib.GRAPH_MODELS)}.")
+  if graph_model and not graph_data:
+    raise ConfigError(
+        f"model.name={cfg.model.name!r} needs a graph dataset but "
+        f"data.name={cfg.data.name!r} is not one: set --config.data.name to "
+        f"one of {', '.join(data_lib.GRAPH_DATASETS)}, or another model.")
+  if graph_model and re.search(cfg.masks.prunable, "edges"):
+    raise ConfigError(
+        f"masks.prunable={cfg.masks.prunable!r} matches the GNN's 'edges' "
+        "leaf; weight methods prune kernels only (edge tickets: `jaxticket "
+        "graph`): use e.g. --config.masks.prunable='(^|/)kernel$'.")
 
 
 def recipe(cfg: ml_collections.ConfigDict, augment_default: bool

@@ -210,17 +210,18 @@ class GradientFlow(NamedTuple):
 
 
 def gradient_flow(prog: Program, params: PyTree, batch_stats: PyTree,
-                  mask: PyTree, anchor: PyTree, x: jax.Array, y: jax.Array
-                  ) -> GradientFlow:
+                  mask: PyTree, anchor: PyTree, x: jax.Array, y: jax.Array,
+                  context: PyTree = None) -> GradientFlow:
   """:class:`GradientFlow` of one replica: the gradient of the mean task
   loss on (x, y) (training mode, as rigl_tf2 measures it; no weight decay)
   with respect to the trained leaves, prunable ones masked, and
-  ``||params - anchor||``."""
+  ``||params - anchor||``. ``context``: the data's shared arrays (a graph
+  set's), if any."""
   trainable, frozen = prog.parametrization.split(params)
 
   def loss(tr):
     outputs, _ = apply_model(prog.model, merge(tr, frozen), batch_stats,
-                             prog.normalize(x), True)
+                             prog.normalize(x), True, context)
     return mean_loss(prog.task, outputs.astype(jnp.float32), y)
 
   grads = masks_lib.apply(jax.grad(loss)(trainable), mask)
@@ -320,18 +321,17 @@ class Trainer:
 
     self._eval = jax.jit(evaluate_all, static_argnums=3)
     flow_all = over_replicas(
-        lambda p, b, m, a, x, y: gradient_flow(prog, p, b, m, a, x, y), loop,
-        (0, 0, 0, 0, None, None))
+        lambda p, b, m, a, x, y, c: gradient_flow(prog, p, b, m, a, x, y, c),
+        loop, (0, 0, 0, 0, None, None, None))
 
     def flow(p, b, m, a, arrays, x, y, mesh):
-      del arrays
       self.traces["gradient_flow"] += 1
       fn = flow_all
       if mesh is not None:
         rep = P(mesh_lib.REPLICA_AXIS)
-        fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep,) * 4 + (P(), P()),
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(rep,) * 4 + (P(),) * 3,
                            out_specs=rep, check_vma=False)
-      return fn(p, b, m, a, x, y)
+      return fn(p, b, m, a, x, y, arrays.context)
 
     self._flow = jax.jit(flow, static_argnums=7)
     self._global_arrays: dict[Mesh, DataArrays] = {}
@@ -394,7 +394,7 @@ class Trainer:
     mesh = mesh_lib.mesh_for(num_replicas, self.shard)
     args = (state.params, state.batch_stats, state.mask, anchor)
     if mesh is None:
-      return self._flow(*args, None, x, y, None)
+      return self._flow(*args, self.arrays, x, y, None)
     return self._on_mesh(self._flow, args, num_replicas, mesh, (x, y))
 
   def _on_mesh(self, compiled: Callable, per_replica: tuple,

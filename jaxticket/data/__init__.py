@@ -47,6 +47,20 @@ DATASETS: dict[str, dict] = {
     "lssed": dict(key="x", mean=None, std=None, scale=1 / 32768,
                   augment=False),
 }
+#: Graph node-classification sets ``load`` serves (issue 20: the benchmark
+#: ranks the weight methods on a GCN too): every offline graph of
+#: :data:`jaxticket.data.graphs.GRAPHS` (the Planetoid ones need a local
+#: folder and are left to ``jaxticket graph``). Examples are node indices.
+GRAPH_DATASETS = ("karate", "sbm_homophilous", "sbm_heterophilous",
+                  "drosophila_left", "drosophila_right")
+DATASETS.update({name: dict(key=None, mean=None, std=None, scale=1.0,
+                            augment=False, graph=True)
+                 for name in GRAPH_DATASETS})
+
+
+def is_graph(name: str) -> bool:
+  """Whether dataset ``name`` is a graph node-classification set."""
+  return bool(DATASETS.get(name, {}).get("graph"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,13 +80,21 @@ class Dataset:
   std: np.ndarray
   augment: bool
   task: str = "classification"  # a name in jaxticket.tasks.TASKS
+  #: Arrays every forward pass reads whole (a graph's ``features``,
+  #: ``senders``, ``receivers``; :class:`jaxticket.core.step.DataArrays`);
+  #: None for datasets whose examples carry all their inputs.
+  context: dict | None = None
 
   @property
   def input_shape(self) -> tuple[int, ...]:
     return tuple(self.train_x.shape[1:])
 
   def normalize(self, x):
-    """float32 ``(x * scale - mean) / std``; works on NumPy and JAX arrays."""
+    """float32 ``(x * scale - mean) / std``; works on NumPy and JAX arrays.
+    Node indices (a graph set) pass unchanged: the model reads the
+    features from the context."""
+    if self.context is not None:
+      return x
     return (x.astype(np.float32) * np.float32(self.scale) - self.mean) / self.std
 
 
@@ -263,9 +285,14 @@ def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
     local_dir: a folder of the raw files (``data.dir``), for the names in
       :data:`LOCAL_DIR_DATASETS`; LSSED's local copy for ``lssed``.
     options: for ``lssed``, the ``data.lssed`` section (a mapping; see
-      :mod:`jaxticket.data.lssed`); None = its defaults.
+      :mod:`jaxticket.data.lssed`); None = its defaults. For a graph set
+      (:data:`GRAPH_DATASETS`), :func:`graph_options` of the ``graph``
+      section: its ``train_fraction``/``val_fraction`` split the nodes
+      (``val_fraction`` above is not read) with seed ``val_seed``.
   """
   check_name(name)
+  if is_graph(name):
+    return _graph_dataset(name, val_seed, options)
   if not 0 < val_fraction < 1:
     raise ValueError(f"data.val_fraction must be in (0, 1); got {val_fraction}.")
   if local_dir and name not in LOCAL_DIR_DATASETS:
@@ -294,5 +321,43 @@ def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
       augment=spec["augment"] if augment is None else bool(augment))
 
 
-__all__ = ["Dataset", "DATASETS", "DataUnavailableError", "load", "check_name",
+def graph_options(section) -> dict:
+  """The ``graph`` config section's data keys as :func:`load`'s
+  ``options`` for a graph set: the node split fractions and the graphs'
+  sources (SBM knobs, connectome folder)."""
+  g = section
+  return {"train_fraction": float(g.train_fraction),
+          "val_fraction": float(g.val_fraction),
+          "drosophila_dir": g.drosophila_dir, "sbm_nodes": int(g.sbm.nodes),
+          "sbm_classes": int(g.sbm.classes),
+          "sbm_degree": float(g.sbm.degree),
+          "sbm_homophily": (float(g.sbm.homophilous),
+                            float(g.sbm.heterophilous)),
+          "sbm_feature_dim": int(g.sbm.feature_dim),
+          "sbm_feature_signal": float(g.sbm.feature_signal),
+          "seed": int(g.sbm.seed)}
+
+
+def _graph_dataset(name: str, split: int, options=None) -> Dataset:
+  """Graph ``name`` as a :class:`Dataset`: x = node indices (int32, shape
+  (n,)), y = their labels, the graph in ``context`` (one random stratified
+  node split, seed ``split``: the same nodes as split ``split`` of
+  ``jaxticket graph``, :func:`jaxticket.data.graphs.node_dataset`)."""
+  from jaxticket.data import graphs
+  o = dict(options or {})
+  train_fraction = float(o.pop("train_fraction", 0.2))
+  val_fraction = float(o.pop("val_fraction", 0.2))
+  o.pop("planetoid_dir", None)
+  graph = graphs.load_graph(name, graphs.Sources(**o))
+  nd = graphs.node_dataset(graph, split, train_fraction, val_fraction)
+  one = np.ones((1,), np.float32)
+  return Dataset(
+      name=name, train_x=nd.train_x, train_y=nd.train_y, val_x=nd.val_x,
+      val_y=nd.val_y, test_x=nd.test_x, test_y=nd.test_y,
+      num_classes=graph.num_classes, scale=1.0, mean=0 * one, std=one,
+      augment=False, context=nd.context)
+
+
+__all__ = ["Dataset", "DATASETS", "GRAPH_DATASETS", "is_graph",
+           "graph_options", "DataUnavailableError", "load", "check_name",
            "random_crop_flip"]

@@ -34,6 +34,7 @@ from jaxticket.core import masks as masks_lib
 from jaxticket.core import optim
 from jaxticket.core import selective
 from jaxticket.core import step as step_lib
+from jaxticket.core.parametrization import Parametrization
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.stats import stats
 from jaxticket.core.workdir import (Workdir, config_json, diff, fill_missing,
@@ -102,12 +103,21 @@ def setup_of_model(cfg: ml_collections.ConfigDict, data: Any, model: Any,
   return Setup(cfg, data, model, trainer, seeds, lrs, hp)
 
 
+def load_data_unchecked(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
+  """The ``data`` section's dataset (a graph set with the ``graph``
+  section's split and sources)."""
+  options = (data_lib.graph_options(cfg.graph)
+             if data_lib.is_graph(cfg.data.name) else cfg.data.get("lssed"))
+  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
+                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
+                       options=options)
+  return data
+
+
 def load_data(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset; a ``train.batch_size`` larger than its
   training set is one clear error."""
-  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
-                       options=cfg.data.get("lssed"))
+  data = load_data_unchecked(cfg)
   if cfg.train.batch_size > len(data.train_y):
     raise config_lib.ConfigError(
         f"train.batch_size={cfg.train.batch_size} exceeds the "
@@ -139,6 +149,8 @@ def setup(cfg: ml_collections.ConfigDict,
   prog = step_lib.Program(
       model=model, task=task,
       recipe=config_lib.recipe(cfg, data.augment), normalize=data.normalize,
+      parametrization=Parametrization(
+          models_lib.TRAINED.get(cfg.model.name, "")),
       prunable=cfg.masks.prunable)
   trainer = loop_lib.Trainer(prog, data, replica_loop=cfg.train.replica_loop,
                              shard=cfg.train.shard_replicas)
@@ -176,6 +188,13 @@ def setup(cfg: ml_collections.ConfigDict,
           f"train.steps={cfg.train.steps}).")
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
                fractions, rewinds, axis)
+
+
+def context_kwargs(data: Any) -> dict:
+  """``{"context": ...}`` for a model call on ``data`` (a graph set's
+  features and edges), ``{}`` for self-contained examples: what a
+  ``model.init``/``apply`` outside the Trainer's step must pass."""
+  return step_lib.context_kwargs(getattr(data, "context", None))
 
 
 def make_task(cfg: ml_collections.ConfigDict, data: data_lib.Dataset

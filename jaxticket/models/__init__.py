@@ -15,6 +15,7 @@ from jaxticket.core.checks import check_choice
 
 from jaxticket.models.convnets import VGG_PLANS, ConvNet, MobileNetV1, VGG
 from jaxticket.models.audio import LogMelCNN
+from jaxticket.models.gnn import GCN, GraphSAGE
 from jaxticket.models.mlp import MLP
 from jaxticket.models.resnets import CNN1D, ResNet
 from jaxticket.models.layers import scaled
@@ -94,6 +95,24 @@ def _transformer(num_classes, width=1.0, depth=None, residual=True,
                      output=output)
 
 
+def _gnn(cls):
+  def make(num_classes, width=1.0, depth=None, residual=True):
+    """A GNN (models/gnn.py) over the data's graph context: ``width``
+    scales the hidden width 64, ``depth`` = layers (default 2)."""
+    del residual
+    return cls(num_classes=num_classes, hidden=scaled(64, width),
+               depth=depth or 2)
+  return make
+
+
+#: Models whose inputs are node indices of a graph context (graph sets).
+GRAPH_MODELS = ("gcn", "sage")
+#: Each model's trained leaves (``Parametrization.trainable``) where it is
+#: not every leaf: a GNN's ``edges`` weights stay frozen at 1 (only an edge
+#: mask, ``jaxticket graph``, changes the graph).
+TRAINED = {name: r"(^|/)(kernel|bias)$" for name in GRAPH_MODELS}
+
+
 #: Model-specific options ``build`` forwards (``**options``), per model.
 OPTIONS = {"transformer": ("vocab_size", "heads", "mlp_ratio", "max_len",
                            "norm", "output")}
@@ -121,6 +140,8 @@ REGISTRY: dict[str, tuple[Callable[..., nn.Module], int]] = {
     "resnet1d": (_resnet1d, 1),
     "logmel_cnn": (_logmel_cnn, 1),  # raw 16 kHz waveforms [T, 1]
     "transformer": (_transformer, 0),  # token ids (L,); issue 17
+    "gcn": (_gnn(GCN), 0),  # node indices of a graph set; issue 20
+    "sage": (_gnn(GraphSAGE), 0),
 }
 
 

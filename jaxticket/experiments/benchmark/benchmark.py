@@ -106,11 +106,30 @@ def dst_methods(cfg) -> list[str]:
 
 def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
                    ) -> ml_collections.ConfigDict:
-  """``cfg`` on ``dataset`` with the recipe's learning rate."""
+  """``cfg`` on ``dataset`` with the recipe's learning rate. A graph set
+  gets ``benchmark.graph_model``, kernels-only masks and full-batch
+  training (the batch = its training nodes, which the ``graph`` section's
+  ``train_fraction`` sets)."""
   c = cfg.copy_and_resolve_references()
   c.data.name = dataset
   c.train.lr = float(lr)
+  if dataset in settings.GRAPH_DATASETS:
+    c.model.name = cfg.benchmark.graph_model
+    c.masks.prunable = r"(^|/)kernel$"
+    c.train.batch_size = len(common.load_data_unchecked(c).train_y)
   return c
+
+
+def model_label(cfg) -> str:
+  """The model(s) the cells train: ``model.name``, and
+  ``benchmark.graph_model`` on the graph sets when there are any."""
+  b = cfg.benchmark
+  graphs_ = [d for d in b.datasets if d in settings.GRAPH_DATASETS]
+  if not graphs_:
+    return cfg.model.name
+  if len(graphs_) == len(b.datasets):
+    return b.graph_model
+  return f"{cfg.model.name} (graphs: {b.graph_model})"
 
 
 def imp_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:
@@ -407,7 +426,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True
   summary = BenchmarkSummary(
       methods=list(b.methods), datasets=list(b.datasets),
       densities=settings.densities(cfg), seeds=list(subruns[0]["seeds"]),
-      model=cfg.model.name, recipes=recipes, cells=cells, dense=dense,
+      model=model_label(cfg), recipes=recipes, cells=cells, dense=dense,
       dataset_ranks=stats["dataset_ranks"],
       aggregations=stats["aggregations"],
       aggregation_ranks=stats["aggregation_ranks"],

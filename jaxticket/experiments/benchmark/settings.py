@@ -9,7 +9,17 @@ import ml_collections
 from jaxticket.core.checks import ConfigError, check_choices, check_range
 
 #: Offline image classification datasets a cell can train on.
-DATASETS = ("mnist1d", "digits", "fashion_mnist")
+IMAGE_DATASETS = ("mnist1d", "digits", "fashion_mnist")
+#: Offline graph node-classification sets (jaxticket.data.GRAPH_DATASETS):
+#: their cells train ``benchmark.graph_model`` full batch.
+GRAPH_DATASETS = ("karate", "sbm_homophilous", "sbm_heterophilous",
+                  "drosophila_left", "drosophila_right")
+DATASETS = IMAGE_DATASETS + GRAPH_DATASETS
+#: Models a graph dataset's cells can train (jaxticket.models.GRAPH_MODELS).
+GRAPH_MODELS = ("gcn", "sage")
+#: Methods that cannot score a graph set's model: SynFlow's all-ones input
+#: has no meaning for node indices.
+NOT_ON_GRAPHS = ("synflow",)
 #: Methods the ``imp`` experiment provides (the rest come from ``pai``).
 IMP_METHODS = ("imp",)
 #: ``dst`` methods that are no benchmark cell: ``ticket`` is the ``imp``
@@ -25,7 +35,12 @@ def section() -> ml_collections.ConfigDict:
   # dst`'s (set, rigl, gmp, granet, static_erk, ...; not ticket/finetune)
   # = that sparse-training method, all of them one dst sub-run.
   c.methods = ("imp", "random", "snip", "grasp", "synflow", "set", "rigl")
-  c.datasets = DATASETS
+  c.datasets = IMAGE_DATASETS
+  # The model of a graph dataset's cells (model.name is the image
+  # datasets'): a GCN (Kipf & Welling 2017) on the graph's node features,
+  # its kernels pruned, its edges never; trained full batch (every training
+  # node each step, as GCN and UGS train).
+  c.graph_model = "gcn"
   # Fixed densities for every method: (1 - prune_fraction)^L for each IMP
   # level L here (the IMP cell prunes prune_fraction of the remaining
   # weights per level, globally, output layer included).
@@ -67,6 +82,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"benchmark.methods={tuple(b.methods)!r} repeats a "
                       "method.")
   check_choices("benchmark.datasets", b.datasets, DATASETS, "dataset")
+  check_choices("benchmark.graph_model", (b.graph_model,), GRAPH_MODELS,
+                "graph model")
+  if any(d in GRAPH_DATASETS for d in b.datasets):
+    for m in b.methods:
+      if m in NOT_ON_GRAPHS:
+        raise ConfigError(
+            f"benchmark.methods: {m!r} cannot score the graph dataset(s) "
+            f"{[d for d in b.datasets if d in GRAPH_DATASETS]} (its all-ones "
+            "input has no meaning for node indices): drop it, or the graph "
+            "datasets.")
   if not b.levels:
     raise ConfigError("benchmark.levels is empty: give IMP levels >= 1, "
                       "e.g. --config.benchmark.levels=1,2,3.")

@@ -76,6 +76,8 @@ class PathData(NamedTuple):
   test_x: jax.Array
   test_y: jax.Array
   bn_x: jax.Array
+  #: the data's shared arrays (a graph set's features and edges), if any
+  context: PyTree = None
 
 
 class PathMetrics(NamedTuple):
@@ -133,9 +135,11 @@ def path(prog: step_lib.Program, a: tuple[PyTree, PyTree],
     if reestimate:
       stats = reestimate_batch_stats(prog, params, stats, data.bn_x)
     train_loss, train_acc = loop_lib.evaluate(
-        prog, params, stats, data.train_x, data.train_y, eval_batch_size)
+        prog, params, stats, data.train_x, data.train_y, eval_batch_size,
+        data.context)
     test_loss, test_acc = loop_lib.evaluate(
-        prog, params, stats, data.test_x, data.test_y, eval_batch_size)
+        prog, params, stats, data.test_x, data.test_y, eval_batch_size,
+        data.context)
     return PathMetrics(1 - train_acc, train_loss, 1 - test_acc, test_loss)
 
   return jax.vmap(at)(alphas)
@@ -165,7 +169,13 @@ def path_data(data: Dataset, train_examples: int, bn_batches: int,
       jnp.asarray(data.train_x[idx]), jnp.asarray(data.train_y[idx]),
       jnp.asarray(data.test_x), jnp.asarray(data.test_y),
       jnp.asarray(data.train_x[bn_idx].reshape(
-          (bn_batches, batch_size) + data.train_x.shape[1:])))
+          (bn_batches, batch_size) + data.train_x.shape[1:])),
+      _device_context(data))
+
+
+def _device_context(data: Dataset) -> PyTree:
+  context = getattr(data, "context", None)
+  return None if context is None else jax.tree.map(jnp.asarray, context)
 
 
 class Connectivity:

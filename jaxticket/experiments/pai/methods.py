@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zlib
 from typing import Any, Protocol
 
 import jax
@@ -107,11 +108,29 @@ class MaskMethod(Protocol):
     ...
 
 
-def forward_fn(prog: step_lib.Program):
-  """``forward(params, batch_stats, x, train) -> outputs`` of the model."""
+def forward_fn(prog: step_lib.Program, context: PyTree = None):
+  """``forward(params, batch_stats, x, train) -> outputs`` of the model;
+  ``context``: the data's shared arrays (a graph set's features and edges,
+  whose ``x`` are node indices), None for self-contained examples."""
   def forward(params, batch_stats, x, train):
-    return step_lib.apply_model(prog.model, params, batch_stats, x, train)[0]
+    return step_lib.apply_model(prog.model, params, batch_stats, x, train,
+                                context)[0]
   return forward
+
+
+def data_context(data: Any) -> PyTree:
+  """``data.context`` as device arrays (None when it has none)."""
+  context = getattr(data, "context", None)
+  return None if context is None else jax.tree.map(jnp.asarray, context)
+
+
+def context_digest(context: PyTree) -> int | None:
+  """A content digest of a context (part of a compiled builder's key: the
+  builder closes over the graph)."""
+  if context is None:
+    return None
+  return zlib.crc32(b"".join(np.ascontiguousarray(np.asarray(a)).tobytes()
+                             for a in jax.tree.leaves(context)))
 
 
 def output_loss_fn(prog: step_lib.Program):
@@ -170,13 +189,15 @@ class ScoredMethod:
     xs, ys = task.batches if data else (
         jnp.zeros((len(task.densities), 1)), jnp.zeros((len(task.densities),
                                                         1)))
+    context = getattr(task.data, "context", None)
     structure = jax.tree.structure(mask, is_leaf=lambda x: x is None)
     shapes = tuple(m.shape for m in jax.tree.leaves(mask))
     key = (self.name, self.scorer, self.allocation, n_rounds, data,
            float(cfg.pai.grasp_temperature), id(prog), str(structure), shapes,
-           tuple(task.input_shape))
+           tuple(task.input_shape), context_digest(context))
     if key not in _COMPILED:  # one compiled builder per method and shape
-      forward, output_loss = forward_fn(prog), output_loss_fn(prog)
+      forward = forward_fn(prog, data_context(task.data))
+      output_loss = output_loss_fn(prog)
       input_shape = tuple(task.input_shape)
 
       def one(params, stats, k, x, y, density, counts):

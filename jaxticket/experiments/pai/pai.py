@@ -148,15 +148,18 @@ def ticket_and_reinit(cfg: ml_collections.ConfigDict) -> tuple[str, str]:
       "fresh", "fresh2")
 
 
-def creation_order(model, input_shape: tuple[int, ...]) -> list[str]:
+def creation_order(model, input_shape: tuple[int, ...],
+                   context: PyTree = None) -> list[str]:
   """Parameter paths in the order a Flax ``init`` creates them (forward
   order), read while ``jax.eval_shape`` traces it: no weights computed (an
-  eager init of ResNet-20 took 30 s on a busy 2-core CPU)."""
+  eager init of ResNet-20 took 30 s on a busy 2-core CPU). ``context``: the
+  data's shared arrays (a graph set's), if any."""
   seen: list[str] = []
 
   def init():
     variables = model.init(jax.random.key(0),
-                           jnp.zeros((1, *input_shape)), train=False)
+                           jnp.zeros((1, *input_shape)), train=False,
+                           **step_lib.context_kwargs(context))
     seen.extend(masks_lib.creation_order(variables["params"]))
     return variables
 
@@ -168,7 +171,8 @@ def forward_order(s: common.Setup, mask: PyTree) -> list[str]:
   """Prunable leaf paths from input to output."""
   prunable = set(jax.tree.leaves(masks_lib.map_prunable(
       lambda m, p: p, mask, masks_lib.leaf_paths(mask))))
-  return [p for p in creation_order(s.model, tuple(s.data.input_shape))
+  return [p for p in creation_order(s.model, tuple(s.data.input_shape),
+                                    methods_lib.data_context(s.data))
           if p in prunable]
 
 
@@ -218,6 +222,11 @@ def check_synflow_range(s: common.Setup, inits: Inits, one_mask: PyTree
                         ) -> None:
   """Refuse a net whose linearized flow exceeds SynFlow's float32 range."""
   prog = s.trainer.prog
+  if getattr(s.data, "context", None) is not None:
+    raise ConfigError(
+        f"pai.methods: synflow has no all-ones input on the graph set "
+        f"data.name={s.data.name!r} (its examples are node indices): drop "
+        "synflow from the methods.")
   ctx = lambda p, b: scorers.ScoreContext(
       p, one_mask, None, None, (), methods_lib.forward_fn(prog), None, b,
       tuple(s.data.input_shape))

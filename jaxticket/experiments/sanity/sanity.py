@@ -92,7 +92,8 @@ def _map_replicas(fn, key: jax.Array, mask: PyTree) -> PyTree:
 def forward_order(s: common.Setup) -> list[str]:
   """Paths of the model's parameters from input to output."""
   variables = s.model.init(jax.random.key(0),
-                           jnp.zeros((1, *s.data.input_shape)), train=False)
+                           jnp.zeros((1, *s.data.input_shape)), train=False,
+                           **common.context_kwargs(s.data))
   return masks_lib.creation_order(variables["params"])
 
 
@@ -137,7 +138,7 @@ def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
                              input_shape=data.input_shape)
     shapes = jax.eval_shape(lambda: model.init(
         jax.random.key(0), jnp.zeros((1, *data.input_shape)),
-        train=False))["params"]
+        train=False, **common.context_kwargs(data)))["params"]
     return masks_lib.count(masks_lib.ones(shapes, cfg.masks.prunable))[1]
 
   lo, hi = 1e-3, cfg.model.width

@@ -37,7 +37,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
-from jaxticket import data as data_lib
 from jaxticket.experiments.imp import imp
 from jaxticket.experiments import common
 from jaxticket import models as models_lib
@@ -47,6 +46,7 @@ from jaxticket.experiments.summaries import SweepProgramSummary, SweepSummary
 from jaxticket.core.replicas import ReplicaAxis
 from jaxticket.core.workdir import Workdir
 from jaxticket.core import mesh as mesh_lib
+from jaxticket.core import step as step_lib
 
 
 def parse_grid(cfg: ml_collections.ConfigDict, specs: list[str]
@@ -83,18 +83,19 @@ def memory_estimate(cfg: ml_collections.ConfigDict) -> int:
   (params, gradients, optimizer moments, update, mask) plus activations of
   one batch kept for the backward pass (x 3 for gradients and temporaries).
   Documented as an estimate; ``sweep.max_replicas`` overrides it."""
-  data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
-                       cfg.data.val_fraction, local_dir=cfg.data.dir or None,
-                       options=cfg.data.get("lssed"))
+  data = common.load_data_unchecked(cfg)
+  # a graph set's model reads the graph (node features, edges) whole
+  kw = step_lib.context_kwargs(data.context)
   model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
                            cfg.model.depth or None, cfg.model.residual,
                            input_shape=data.input_shape)
   x = jax.numpy.zeros((cfg.train.batch_size, *data.input_shape))
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1],
-                                                train=False))
+                                                train=False, **kw))
   params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(variables))
   _, acts = jax.eval_shape(lambda v: model.apply(
-      v, x, train=False, capture_intermediates=True, mutable=["intermediates"]),
+      v, x, train=False, capture_intermediates=True, mutable=["intermediates"],
+      **kw),
                            variables)
   activations = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(acts))
   return 4 * (5 * params + 3 * activations)
