@@ -12,7 +12,9 @@ tasks are tokenized exactly as the pre-training was).
    round prunes, by global magnitude over every prunable leaf
    (models.transformer.PRUNABLE: Q, K, V, attention output, intermediate,
    output dense, pooler), ``transfer.prune_fraction`` of the ORIGINAL
-   prunable weights (round r keeps exactly 1 - r * p of them), then rewinds
+   prunable weights (round r keeps exactly 1 - r * p of them; the code's
+   LT_glue.py prunes 1/(10 - k) of the remaining weights at round k, i.e.
+   10% of the original ones), then rewinds
    every pre-trained tensor to its value in theta_0 while the leaves the
    checkpoint lacks (the new ``pooler`` and ``head``) keep their trained
    values, restarts the optimizer and schedule, and fine-tunes again.
