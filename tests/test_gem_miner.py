@@ -76,7 +76,8 @@ def test_rule_is_a_threshold_with_a_straight_through_gradient():
   assert abs(float(s.mean()) - 0.5) < 0.01
 
 
-@pytest.mark.parametrize("project", [True, False])
+@pytest.mark.parametrize("project", [
+    pytest.param(True, marks=pytest.mark.slow), False])
 def test_scores_stay_in_the_unit_interval_after_every_step(mnist1d, project):
   """Large steps (lr 3) push scores out of [0, 1]; the projection puts them
   back after EVERY step (checked step by step), without it they leave."""
@@ -189,6 +190,7 @@ def test_a_freeze_equals_a_numpy_reference(density):
   assert not bool(upd.is_update_step(jnp.int32(15)))  # only 3 freezes
 
 
+@pytest.mark.slow
 def test_density_one_with_every_p_above_half_is_the_dense_frozen_net(mnist1d):
   """theta_0 under GEM-MINER's mask with all p > 1/2 computes exactly the
   dense net; trained at target density 1 (no freezing) with the scores

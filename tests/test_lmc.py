@@ -110,6 +110,7 @@ def test_vmapped_alpha_sweep_equals_python_loop(mnist1d, resnet):
     np.testing.assert_allclose(swept.test_error[i], 1 - acc, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_bn_reestimation_reference_and_training_data_only(mnist1d, resnet,
                                                          resnet_paths):
   tr, state = resnet
@@ -188,6 +189,7 @@ def test_ticket_children_are_masked_with_fresh_optimizer(mnist1d):
   assert (np.asarray(kids.step) == 5).all()
 
 
+@pytest.mark.slow
 def test_staggered_replicas_equal_separate_runs(mnist1d):
   """Children of different rewind steps train in one call; each ends at
   `until` exactly as if trained alone from its own step."""

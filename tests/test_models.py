@@ -27,11 +27,11 @@ SLOW = pytest.mark.slow
     ("conv2", IMAGE, {}),
     pytest.param("conv4", IMAGE, {}, marks=SLOW),
     pytest.param("conv6", IMAGE, {}, marks=SLOW),
-    ("vgg11", IMAGE, {}),
+    pytest.param("vgg11", IMAGE, {}, marks=SLOW),  # ~20 s alone
     pytest.param("vgg16", IMAGE, {}, marks=SLOW),
     pytest.param("mobilenet_v1", IMAGE, {}, marks=SLOW),  # ~40 s
     pytest.param("resnet18", IMAGE, {}, marks=SLOW),
-    ("resnet20", IMAGE, {}),
+    pytest.param("resnet20", IMAGE, {}, marks=SLOW),  # resnet1d covers residual blocks
     pytest.param("resnet20", IMAGE, {"residual": False}, marks=SLOW),
     pytest.param("resnet32", IMAGE, {}, marks=SLOW),
     pytest.param("resnet56", IMAGE, {}, marks=SLOW),

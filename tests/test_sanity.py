@@ -232,6 +232,7 @@ def test_adaptive_rounds_add_seeds_only_where_inconclusive(tmp_path,
   assert calls == [] and again.rounds == summary.rounds
 
 
+@pytest.mark.slow
 def test_finished_stages_are_not_retrained(tmp_path, monkeypatch):
   # Run once; drop summary.json (as if killed just before writing it):
   # the rerun trains nothing but reads every stage back, same verdict.

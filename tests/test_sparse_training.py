@@ -179,7 +179,8 @@ def test_gmp_density_follows_the_cubic_schedule(mnist1d):
       assert not (np.asarray(m1) & ~np.asarray(m0)).any()
 
 
-@pytest.mark.parametrize("start_density", [1.0, 0.5])
+@pytest.mark.parametrize("start_density", [
+    pytest.param(1.0, marks=pytest.mark.slow), 0.5])
 def test_granet_total_density_follows_its_schedule_while_it_regrows(
     mnist1d, start_density):
   """Dense-to-sparse (start 1.0) and sparse-to-sparse (start 0.5, random

@@ -251,7 +251,8 @@ def _trained(trainer, keys, keeps, steps, lr=0.1, wd=1e-4):
 
 
 @pytest.mark.parametrize("name,width", [
-    ("lenet_300_100", 0.25), ("cnn1d", 0.25),
+    ("lenet_300_100", 0.25),
+    pytest.param("cnn1d", 0.25, marks=pytest.mark.slow),
     pytest.param("resnet1d", 0.25, marks=pytest.mark.slow)])  # BatchNorm
 def test_edge_popup_trains_scores_only_under_vmap(mnist1d, name, width):
   body = models.build(name, 10, width=width, input_shape=(40, 1))
@@ -314,6 +315,7 @@ class Threshold(sm.LayerTopK):
     return jnp.clip(scores, 0.0, 1.0)
 
 
+@pytest.mark.slow
 def test_a_new_rule_with_a_projection_plugs_in(mnist1d):
   body = models.build("lenet_300_100", 10, width=0.25, input_shape=(40, 1))
   rule = Threshold()

@@ -72,6 +72,7 @@ def test_sharded_training_equals_unsharded_and_grid_lands_on_replicas():
   assert result["moved"] == [False, False] + [True] * 6  # lr 0 keeps init
 
 
+@pytest.mark.slow
 def test_replica_mesh_and_padding_of_uneven_replica_counts():
   """min(R, 8) devices; 12 replicas run padded to 16 (two per device) and
   give back 12 replicas equal to unsharded training within rounding."""
@@ -148,6 +149,7 @@ def test_memory_estimate_grows_with_width_and_batch():
   assert small >= 4 * 5 * params
 
 
+@pytest.mark.slow
 def test_sweep_chunked_equals_unchunked_and_resumes(tmp_path):
   cfg = config.default_config("tiny")
   cfg.model.width = 0.25

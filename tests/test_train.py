@@ -157,6 +157,7 @@ def test_evaluate_matches_numpy(mnist1d):
   assert float(got) == pytest.approx(acc, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_augmented_training_runs_and_changes_batches():
   import tensorflow_datasets as tfds
   from jaxticket import data as data_lib
