@@ -239,3 +239,33 @@ def test_float_noise_does_not_split_a_tie():
   a = np.float32([0.97, 0.9716]).astype(np.float64)
   assert list(ranking.ranks([a.mean(), a[::-1].mean() + 1e-13, 0.5])) == [
       1.5, 1.5, 3.0]
+
+
+@pytest.mark.parametrize("loss", ["ce", "gambler"])
+def test_selective_columns_are_the_cells_means(loss):
+  """The softmax AURC column (and, under the gambler's loss, the abstain
+  one) is the mean over a method's cells and seeds, NaN seeds left out."""
+  cfg = config.load(TINY)
+  cfg.task.loss = loss
+  b = cfg.benchmark
+  rng = np.random.default_rng(0)
+  cells = []
+  for m in b.methods:
+    for d in b.datasets:
+      cells.append({"method": m, "dataset": d, "density": 0.5,
+                    "test": list(rng.uniform(0.5, 0.9, 2)),
+                    "aurc_softmax": list(rng.uniform(0, 0.3, 2)),
+                    "aurc": [float(rng.uniform(0, 0.3)), float("nan")]})
+  sel = {s["method"]: s for s in benchmark.statistics(cfg, cells)["selective"]}
+  for m in b.methods:
+    mine = [c for c in cells if c["method"] == m]
+    want = np.mean([v for c in mine for v in c["aurc_softmax"]])
+    assert sel[m]["aurc_softmax"] == pytest.approx(want)
+    if loss == "gambler":
+      assert sel[m]["aurc_abstain"] == pytest.approx(
+          np.mean([c["aurc"][0] for c in mine]))
+      d = b.datasets[0]
+      assert sel[m]["per_dataset_abstain"][d] == pytest.approx(
+          next(c["aurc"][0] for c in mine if c["dataset"] == d))
+    else:
+      assert "aurc_abstain" not in sel[m]

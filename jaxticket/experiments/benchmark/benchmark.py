@@ -227,7 +227,8 @@ def imp_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
     cells.append({"method": "imp", "dataset": dataset, "density": d,
                   "achieved_density": float(r["density"]),
                   "test": per_seed(r["test_accuracy"], n),
-                  "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n)})
+                  "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n),
+                  "aurc": per_seed(r.get("test_aurc"), n)})
   dense = {"dataset": dataset, "test": per_seed(by_level[0]["test_accuracy"],
                                                 n), "source": "imp level 0"}
   return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
@@ -253,7 +254,8 @@ def pai_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
       cells.append({"method": m, "dataset": dataset, "density": d,
                     "achieved_density": d, "test": per_seed(st["test"], n),
                     "aurc_softmax": per_seed(st.get("test_aurc_softmax"),
-                                             n)})
+                                             n),
+                    "aurc": per_seed(st.get("test_aurc"), n)})
   dense = {"dataset": dataset, "test": per_seed(s.dense["test"], n),
            "source": "pai dense"}
   return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
@@ -279,7 +281,8 @@ def dst_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
       cells.append({"method": m, "dataset": dataset, "density": d,
                     "achieved_density": float(r["density"]),
                     "test": per_seed(r["test_accuracy"], n),
-                    "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n)})
+                    "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n),
+                  "aurc": per_seed(r.get("test_aurc"), n)})
   dense = {"dataset": dataset, "test": per_seed(level0["test_accuracy"], n),
            "source": "imp level 0"}
   return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
@@ -325,18 +328,26 @@ def statistics(cfg, cells: list[dict]) -> dict:
   agg = ranking.aggregate(means)
   agg_ranks = ranking.aggregate_ranks(means)
   per_dataset = [ranking.ranks(means[:, j]) for j in range(len(datasets))]
+  # the selective columns: AURC from the softmax for every net, and from
+  # the abstain output when the nets are trained with the gambler's loss
+  # (Liu et al. 2019); a cell of an older run without "aurc" counts as NaN
+  abstain = cfg.task.loss == "gambler"
+
+  def aurc_of(m, key, d=None):
+    return _mean([v for c in cells if c["method"] == m and
+                  (d is None or c["dataset"] == d)
+                  for v in c.get(key, [float("nan")])])
+
   selective = []
   for m in methods:
-    a = [v for c in cells if c["method"] == m for v in c["aurc_softmax"]]
-    a = np.asarray(a, np.float64)
-    ok = a[np.isfinite(a)]
-    selective.append({"method": m,
-                      "aurc_softmax": float(ok.mean()) if ok.size else None,
-                      "per_dataset": {d: _mean([v for c in cells
-                                                if c["method"] == m and
-                                                c["dataset"] == d
-                                                for v in c["aurc_softmax"]])
-                                      for d in datasets}})
+    row = {"method": m, "aurc_softmax": aurc_of(m, "aurc_softmax"),
+           "per_dataset": {d: aurc_of(m, "aurc_softmax", d)
+                           for d in datasets}}
+    if abstain:
+      row["aurc_abstain"] = aurc_of(m, "aurc")
+      row["per_dataset_abstain"] = {d: aurc_of(m, "aurc", d)
+                                    for d in datasets}
+    selective.append(row)
   return {
       "dataset_ranks": dataset_ranks,
       "aggregations": {k: dict(zip(methods, map(float, v)))

@@ -28,17 +28,31 @@ def aggregation_table(summary: BenchmarkSummary) -> str:
   AURC (the selective column: lower = better risk at every coverage)."""
   aggs = list(summary.aggregations)
   aurc = {s["method"]: s["aurc_softmax"] for s in summary.selective}
+  abstain = {s["method"]: s["aurc_abstain"] for s in summary.selective
+             if "aurc_abstain" in s}
   head = "| method | " + " | ".join(a.replace("_", " ") for a in aggs) + \
-      " | AURC softmax (%) |"
-  lines = [head, "|---" * (len(aggs) + 2) + "|"]
+      " | AURC softmax (%) |" + (" AURC abstain (%) |" if abstain else "")
+  lines = [head, "|---" * (len(aggs) + 2 + bool(abstain)) + "|"]
   for m in summary.methods:
     cells = []
     for a in aggs:
       v, r = summary.aggregations[a][m], summary.aggregation_ranks[a][m]
       shown = fmt(v) if a.endswith("accuracy") else f"{v:g}"
       cells.append(f"{shown} ({r:g})")
-    lines.append(f"| {m} | " + " | ".join(cells) + f" | {fmt(aurc[m])} |")
+    extra = f" {fmt(abstain[m])} |" if abstain else ""
+    lines.append(f"| {m} | " + " | ".join(cells) + f" | {fmt(aurc[m])} |"
+                 + extra)
   return "\n".join(lines)
+
+
+def abstain_note(summary: BenchmarkSummary) -> str:
+  """The abstain column's line, when the nets were trained with the
+  gambler's loss (Liu et al. 2019, Sec. 4: rank by the abstain output)."""
+  if not any("aurc_abstain" in s for s in summary.selective):
+    return ""
+  return ("\nAURC abstain: the same area, ranking by the abstain output "
+          "(lowest first; the nets were trained with `task.loss=gambler`, "
+          "Liu et al. 2019).")
 
 
 def tau_table(names: list[str], tau: list[list[float | None]]) -> str:
@@ -158,7 +172,7 @@ their average rank; rank CIs are paired bootstrap percentiles over seeds
 
 AURC: area under the coverage-risk curve from the softmax confidence
 (core/selective.py), mean over datasets, densities and seeds; lower is
-better.
+better.{abstain_note(summary)}
 
 ## Kendall tau-b between the datasets' rankings
 

@@ -465,6 +465,7 @@ def summarize(cfg, s, axis, start, ev0, flow0, ev, flow1, final, logs, bars,
   ok = ~diverged
   acc = np.asarray(ev.test_accuracy)
   aurc = np.asarray(ev.test_aurc_softmax, np.float64)
+  own_aurc = np.asarray(ev.test_aurc, np.float64)
   total = masks_lib.count(jax.tree.map(
       lambda m: None if m is None else m[0], final.mask,
       is_leaf=lambda x: x is None))[1]
@@ -485,6 +486,8 @@ def summarize(cfg, s, axis, start, ev0, flow0, ev, flow1, final, logs, bars,
           # as pai's rows carry it; diverged / non-finite seeds are None
           "test_aurc_softmax": stats(aurc[idx], good & np.isfinite(
               aurc[idx])),
+          "test_aurc": stats(own_aurc[idx], good & np.isfinite(
+              own_aurc[idx])),
           "start_test_accuracy": stats(np.asarray(ev0.test_accuracy)[idx]),
           "grad_norm_init": stats(np.asarray(flow0.grad_norm)[idx]),
           "grad_norm_final": stats(np.asarray(flow1.grad_norm)[idx], good),

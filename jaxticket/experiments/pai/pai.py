@@ -367,6 +367,7 @@ def train_chunks(cfg, s, wd, inits, seeds, bank, plan, progress,
     out.update({i: {"val": float(ev.val_accuracy[j]),
                     "test": float(ev.test_accuracy[j]),
                     "aurc_softmax": float(ev.test_aurc_softmax[j]),
+                    "aurc": float(ev.test_aurc[j]),
                     "diverged": j in bad} for j, i in enumerate(idx)})
   return out
 
@@ -544,11 +545,15 @@ def summarize(cfg, plan, results, bank, one_mask, small_dense, imp, grid,
     v, t = (values(method, density, setting, k) for k in ("val", "test"))
     if not len(t):
       return None
-    # area under the softmax coverage-risk curve (core/selective.py), for
-    # the benchmark's selective column; None per seed where not finite
+    # areas under the coverage-risk curve (core/selective.py) from the
+    # softmax and from the task's own confidence (the abstain output under
+    # task.loss=gambler), for the benchmark's selective columns; None per
+    # seed where not finite
     a = values(method, density, setting, "aurc_softmax")
+    own = values(method, density, setting, "aurc")
     return {"test": stats(t), "val": stats(v),
-            "test_aurc_softmax": stats(a, np.isfinite(a))}
+            "test_aurc_softmax": stats(a, np.isfinite(a)),
+            "test_aurc": stats(own, np.isfinite(own))}
 
   dense = stat("dense", 1.0, "dense")
   rows, checks, verdicts = [], [], []
