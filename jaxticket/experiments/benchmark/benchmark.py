@@ -117,19 +117,30 @@ def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
     c.model.name = cfg.benchmark.graph_model
     c.masks.prunable = r"(^|/)kernel$"
     c.train.batch_size = len(common.load_data_unchecked(c).train_y)
+  elif dataset in settings.TEXT_DATASETS:
+    c.model.name = cfg.benchmark.text_model
+    c.masks.prunable = r"(^|/)kernel$"
+    c.data.dir = settings.text_dirs(cfg).get(dataset, "")
   return c
 
 
 def model_label(cfg) -> str:
   """The model(s) the cells train: ``model.name``, and
-  ``benchmark.graph_model`` on the graph sets when there are any."""
+  ``benchmark.graph_model`` / ``benchmark.text_model`` on the graph / text
+  sets when there are any."""
   b = cfg.benchmark
-  graphs_ = [d for d in b.datasets if d in settings.GRAPH_DATASETS]
-  if not graphs_:
+  kinds = [("graphs", settings.GRAPH_DATASETS, b.graph_model),
+           ("text", settings.TEXT_DATASETS, b.text_model)]
+  used = [(k, m) for k, names, m in kinds
+          if any(d in names for d in b.datasets)]
+  images = [d for d in b.datasets if d not in settings.GRAPH_DATASETS +
+            settings.TEXT_DATASETS]
+  if not used:
     return cfg.model.name
-  if len(graphs_) == len(b.datasets):
-    return b.graph_model
-  return f"{cfg.model.name} (graphs: {b.graph_model})"
+  if not images and len(used) == 1:
+    return used[0][1]
+  extra = ", ".join(f"{k}: {m}" for k, m in used)
+  return f"{cfg.model.name} ({extra})" if images else extra
 
 
 def imp_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:
