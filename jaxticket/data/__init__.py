@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxticket.core.checks import check_choice
 from jaxticket.core.augment import random_crop_flip
+from jaxticket.data.paths import default_data_dir
 
 #: name -> (image key, normalization mean, std, scale applied first, augment).
 #: Mean/std None = computed from the training split.
@@ -136,9 +137,6 @@ class DataUnavailableError(ValueError):
   """A dataset is neither in a local folder nor downloadable (one line)."""
 
 
-def default_data_dir() -> str:
-  return os.environ.get("TFDS_DATA_DIR",
-                        os.path.expanduser("~/tensorflow_datasets"))
 
 
 def _prepared(make, download_config=None):
@@ -418,6 +416,6 @@ def _text_dataset(name: str, data_dir: str | None, val_fraction: float,
 
 
 __all__ = ["Dataset", "DATASETS", "GRAPH_DATASETS", "TEXT_DATASETS",
-           "DIR_DATASETS", "is_graph", "is_text", "text_options",
+           "DIR_DATASETS", "default_data_dir", "is_graph", "is_text", "text_options",
            "graph_options", "DataUnavailableError", "load", "check_name",
            "random_crop_flip"]
