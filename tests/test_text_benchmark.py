@@ -192,6 +192,16 @@ def test_a_missing_text_package_is_one_line(tmp_path, capsys, monkeypatch):
   assert len(err.strip().splitlines()) == 1, err
 
 
+def test_benchmark_names_a_missing_text_package_before_training(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(text_lib, "DEBIAN_AUSTEN", str(tmp_path / "none"))
+  cfg = config.load(BENCH + ":tiny")
+  cfg.benchmark.datasets = ("digits", "austen")
+  with pytest.raises(ConfigError, match="r-cran-janeaustenr.*"
+                     "--config.benchmark.text_dirs=austen=DIR"):
+    benchmark.validate(cfg)
+
+
 def test_synflow_on_a_text_set_is_refused_in_one_line(rt_dir, tmp_path,
                                                       capsys):
   code = cli.main(["pai", "--config", LENET + ":tiny", "--workdir",

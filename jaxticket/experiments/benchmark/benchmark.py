@@ -54,6 +54,8 @@ from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
 from jaxticket.core.checks import ConfigError, check_choice
+from jaxticket.data import paths as data_paths
+from jaxticket.data import text as text_lib
 from jaxticket.experiments import common, registry
 from jaxticket.experiments.benchmark import ranking, report, settings
 from jaxticket.experiments.summaries import BenchmarkSummary
@@ -85,6 +87,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
           "ticket is the 'imp' cell; run `jaxticket dst` for "
           "prune-and-fine-tune); drop it.")
     check_choice("benchmark.methods", m, allowed, "benchmark method")
+  dirs = settings.text_dirs(cfg)
+  for d in cfg.benchmark.datasets:  # a missing package: one line, up front
+    if d in settings.TEXT_DATASETS and d not in dirs:
+      text_lib.default_folder(d, cfg.data.data_dir or
+                              data_paths.default_data_dir(),
+                              f"benchmark.text_dirs={d}")
   lr = float(cfg.benchmark.lrs[0])
   for d in cfg.benchmark.datasets:
     config_lib.validate(dataset_config(cfg, d, lr))
