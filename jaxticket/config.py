@@ -104,6 +104,12 @@ def default_config(size: str | None = None) -> ml_collections.ConfigDict:
   # speaker-independent test fraction and its seed.
   c.data.lssed = ml_collections.ConfigDict(
       dataclasses.asdict(lssed_lib.Options()))
+  # A text set (rotten_tomatoes, fortunes, austen, kjv; data.dir = a folder
+  # in its source's layout, "" = the installed package's): byte tokens,
+  # [CLS] text [SEP] padded/truncated to seq_len; max_train / max_eval keep
+  # at most that many training / validation and test examples (0 = all).
+  c.data.text = ml_collections.ConfigDict(
+      {"seq_len": 64, "max_train": 0, "max_eval": 0})
   c.data.val_fraction = 0.1
   c.data.augment = "auto"  # auto | on | off
 
@@ -187,6 +193,10 @@ def shrink(c: ml_collections.ConfigDict, steps: int, levels: int, seeds: int,
     c.checkpoint.every_steps = 0
   c.train.warmup_steps = min(c.train.warmup_steps, steps // 4)
   c.imp.levels = levels
+  if "text" in c.data:  # short windows, a few hundred examples
+    c.data.text.seq_len = min(c.data.text.seq_len, 32)
+    c.data.text.max_train = c.data.text.max_train or 512
+    c.data.text.max_eval = c.data.text.max_eval or 256
   if "sanity" in c:
     c.sanity.levels = tuple(l for l in c.sanity.levels if l <= levels) or (
         levels,)
@@ -462,8 +472,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_choice("data.name", cfg.data.name, data_lib.DATASETS)
   check_choice("data.augment", cfg.data.augment, ("auto", "on", "off"))
   check_range("data.dir", not cfg.data.dir or
-              cfg.data.name in data_lib.LOCAL_DIR_DATASETS, cfg.data.dir,
-              f"only data.name in {', '.join(data_lib.LOCAL_DIR_DATASETS)} "
+              cfg.data.name in data_lib.DIR_DATASETS, cfg.data.dir,
+              f"only data.name in {', '.join(data_lib.DIR_DATASETS)} "
               "reads a folder of raw files; leave it empty")
   # (An empty data.dir is refused when the data load, first thing in
   # every command, so that shipped configs validate without a copy.)
@@ -475,6 +485,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   check_range("model.depth", cfg.model.depth >= 0, cfg.model.depth,
          "must be >= 0 (0 = model default)")
   check_graph_model(cfg)
+  check_text(cfg)
   t = cfg.train
   check_choice("train.optimizer", t.optimizer, optim.OPTIMIZERS)
   check_choice("train.schedule", t.schedule, optim.SCHEDULES)
@@ -539,6 +550,29 @@ def check_graph_model(cfg: ml_collections.ConfigDict) -> None:
         f"masks.prunable={cfg.masks.prunable!r} matches the GNN's 'edges' "
         "leaf; weight methods prune kernels only (edge tickets: `jaxticket "
         "graph`): use e.g. --config.masks.prunable='(^|/)kernel$'.")
+
+
+def check_text(cfg: ml_collections.ConfigDict) -> None:
+  """A text set (token ids) needs a text model (the transformer), and the
+  ``data.text`` keys their ranges."""
+  t = cfg.data.text
+  check_range("data.text.seq_len", t.seq_len >= 4, t.seq_len,
+              "must be >= 4 (tokens per example, [CLS] and [SEP] included)")
+  for key in ("max_train", "max_eval"):
+    check_range(f"data.text.{key}", t[key] >= 0, t[key],
+                "must be >= 0 (0 = all)")
+  if (data_lib.is_text(cfg.data.name) and
+      cfg.model.name not in models_lib.TEXT_MODELS):
+    raise ConfigError(
+        f"data.name={cfg.data.name!r} is a text set (its examples are token "
+        f"ids) but model.name={cfg.model.name!r} is no text model: set "
+        f"--config.model.name to one of {', '.join(models_lib.TEXT_MODELS)}.")
+  if (cfg.model.name in models_lib.TEXT_MODELS and
+      not data_lib.is_text(cfg.data.name)):
+    raise ConfigError(
+        f"model.name={cfg.model.name!r} reads token ids but data.name="
+        f"{cfg.data.name!r} is no text set: set --config.data.name to one of "
+        f"{', '.join(data_lib.TEXT_DATASETS)}, or another model.")
 
 
 def recipe(cfg: ml_collections.ConfigDict, augment_default: bool

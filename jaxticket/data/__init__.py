@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxticket.core.checks import check_choice
 from jaxticket.core.augment import random_crop_flip
+from jaxticket.data.paths import default_data_dir
 
 #: name -> (image key, normalization mean, std, scale applied first, augment).
 #: Mean/std None = computed from the training split.
@@ -56,11 +57,25 @@ GRAPH_DATASETS = ("karate", "sbm_homophilous", "sbm_heterophilous",
 DATASETS.update({name: dict(key=None, mean=None, std=None, scale=1.0,
                             augment=False, graph=True)
                  for name in GRAPH_DATASETS})
+#: Text classification sets ``load`` serves (issue 20: the benchmark ranks
+#: the weight methods on a transformer too), the offline corpora of
+#: :mod:`jaxticket.data.text_builders`: examples are byte-token ids
+#: ([CLS] bytes [SEP], padded to ``seq_len``), labels: rotten_tomatoes
+#: fresh/rotten, fortunes its category, austen the novel, kjv the testament.
+TEXT_DATASETS = ("rotten_tomatoes", "fortunes", "austen", "kjv")
+DATASETS.update({name: dict(key=None, mean=None, std=None, scale=1.0,
+                            augment=False, text=True)
+                 for name in TEXT_DATASETS})
 
 
 def is_graph(name: str) -> bool:
   """Whether dataset ``name`` is a graph node-classification set."""
   return bool(DATASETS.get(name, {}).get("graph"))
+
+
+def is_text(name: str) -> bool:
+  """Whether dataset ``name`` is a text (token id) classification set."""
+  return bool(DATASETS.get(name, {}).get("text"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +99,9 @@ class Dataset:
   #: ``senders``, ``receivers``; :class:`jaxticket.core.step.DataArrays`);
   #: None for datasets whose examples carry all their inputs.
   context: dict | None = None
+  #: Token vocabulary of a text set (its ``x`` are int token ids, which
+  #: :meth:`normalize` keeps); 0 for every other dataset.
+  vocab_size: int = 0
 
   @property
   def input_shape(self) -> tuple[int, ...]:
@@ -92,9 +110,11 @@ class Dataset:
   def normalize(self, x):
     """float32 ``(x * scale - mean) / std``; works on NumPy and JAX arrays.
     Node indices (a graph set) pass unchanged: the model reads the
-    features from the context."""
+    features from the context; token ids (a text set) stay int32 ids."""
     if self.context is not None:
       return x
+    if self.vocab_size:
+      return x.astype(np.int32)
     return (x.astype(np.float32) * np.float32(self.scale) - self.mean) / self.std
 
 
@@ -105,6 +125,9 @@ def check_name(name: str) -> None:
 
 #: Datasets that ``data.dir`` (a folder of the raw files) can serve.
 LOCAL_DIR_DATASETS = ("fashion_mnist", "lssed")
+#: ... and every dataset that reads ``data.dir`` (the text sets: a folder
+#: in their source's layout, :mod:`jaxticket.data.text`).
+DIR_DATASETS = LOCAL_DIR_DATASETS + TEXT_DATASETS
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -114,9 +137,6 @@ class DataUnavailableError(ValueError):
   """A dataset is neither in a local folder nor downloadable (one line)."""
 
 
-def default_data_dir() -> str:
-  return os.environ.get("TFDS_DATA_DIR",
-                        os.path.expanduser("~/tensorflow_datasets"))
 
 
 def _prepared(make, download_config=None):
@@ -288,11 +308,16 @@ def load(name: str, data_dir: str | None = None, val_fraction: float = 0.1,
       :mod:`jaxticket.data.lssed`); None = its defaults. For a graph set
       (:data:`GRAPH_DATASETS`), :func:`graph_options` of the ``graph``
       section: its ``train_fraction``/``val_fraction`` split the nodes
-      (``val_fraction`` above is not read) with seed ``val_seed``.
+      (``val_fraction`` above is not read) with seed ``val_seed``. For a
+      text set (:data:`TEXT_DATASETS`), :func:`text_options` of the
+      ``data.text`` section (``seq_len``, ``max_train``, ``max_eval``).
   """
   check_name(name)
   if is_graph(name):
     return _graph_dataset(name, val_seed, options)
+  if is_text(name):
+    return _text_dataset(name, data_dir, val_fraction, val_seed, local_dir,
+                         options)
   if not 0 < val_fraction < 1:
     raise ValueError(f"data.val_fraction must be in (0, 1); got {val_fraction}.")
   if local_dir and name not in LOCAL_DIR_DATASETS:
@@ -358,6 +383,39 @@ def _graph_dataset(name: str, split: int, options=None) -> Dataset:
       augment=False, context=nd.context)
 
 
-__all__ = ["Dataset", "DATASETS", "GRAPH_DATASETS", "is_graph",
+def text_options(section) -> dict:
+  """The ``data.text`` config section as :func:`load`'s ``options`` for a
+  text set."""
+  return {"seq_len": int(section.seq_len),
+          "max_train": int(section.max_train),
+          "max_eval": int(section.max_eval)}
+
+
+def _text_dataset(name: str, data_dir: str | None, val_fraction: float,
+                  val_seed: int, local_dir: str | None, options=None
+                  ) -> Dataset:
+  """Text set ``name`` as a :class:`Dataset`: x = byte-token ids (int32,
+  shape (N, seq_len)), y = labels, ``vocab_size`` the tokenizer's (260).
+  Read by :func:`jaxticket.data.text_datasets.load_text` from ``local_dir``
+  or the installed package (missing: its one-line ConfigError naming the
+  package and ``data.dir``). Byte tokens only: a benchmark compares methods
+  on fixed inputs, and a BPE vocabulary would be one more tuned choice."""
+  from jaxticket.data import text_datasets
+  o = dict(options or {})
+  t = text_datasets.load_text(
+      name, int(o.get("seq_len", 64)), "classification", data_dir, local_dir,
+      val_fraction, val_seed, "bytes", int(o.get("max_train", 0)),
+      int(o.get("max_eval", 0)), dir_key="data.dir",
+      tokenizer_key="data.text")
+  zero, one = np.zeros((1,), np.float32), np.ones((1,), np.float32)
+  return Dataset(
+      name=name, train_x=t.train_x, train_y=t.train_y, val_x=t.val_x,
+      val_y=t.val_y, test_x=t.test_x, test_y=t.test_y,
+      num_classes=int(t.num_classes), scale=1.0, mean=zero, std=one,
+      augment=False, vocab_size=int(t.vocab_size))
+
+
+__all__ = ["Dataset", "DATASETS", "GRAPH_DATASETS", "TEXT_DATASETS",
+           "DIR_DATASETS", "default_data_dir", "is_graph", "is_text", "text_options",
            "graph_options", "DataUnavailableError", "load", "check_name",
            "random_crop_flip"]

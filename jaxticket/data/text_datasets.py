@@ -31,6 +31,7 @@ import numpy as np
 from jaxticket.core.checks import ConfigError, check_choice
 from jaxticket.data import text as text_lib
 from jaxticket.data import text_builders
+from jaxticket.data.paths import default_data_dir
 from jaxticket.data import tokenizer as tokenizer_lib
 
 TEXT_DATASETS = tuple(text_builders.TEXT_BUILDERS)
@@ -102,7 +103,6 @@ def load_text(name: str, seq_len: int = 128, task: str = "classification",
       tokenizer object (:mod:`jaxticket.data.tokenizer`).
     tokenizer_key: the config key of ``tokenizer``, for error messages.
   """
-  from jaxticket.data import default_data_dir
   check_choice("data.name", name, TEXT_DATASETS, "text dataset")
   check_choice("task", task, TEXT_TASKS, "text task")
   if seq_len < 4:

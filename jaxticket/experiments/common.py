@@ -106,8 +106,12 @@ def setup_of_model(cfg: ml_collections.ConfigDict, data: Any, model: Any,
 def load_data_unchecked(cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
   """The ``data`` section's dataset (a graph set with the ``graph``
   section's split and sources)."""
-  options = (data_lib.graph_options(cfg.graph)
-             if data_lib.is_graph(cfg.data.name) else cfg.data.get("lssed"))
+  if data_lib.is_graph(cfg.data.name):
+    options = data_lib.graph_options(cfg.graph)
+  elif data_lib.is_text(cfg.data.name):
+    options = data_lib.text_options(cfg.data.text)
+  else:
+    options = cfg.data.get("lssed")
   data = data_lib.load(cfg.data.name, cfg.data.data_dir or None,
                        cfg.data.val_fraction, local_dir=cfg.data.dir or None,
                        options=options)
@@ -145,7 +149,8 @@ def setup(cfg: ml_collections.ConfigDict,
   task = make_task(cfg, data)
   model = models_lib.build(cfg.model.name, num_outputs(cfg, data),
                            cfg.model.width, cfg.model.depth or None,
-                           cfg.model.residual, input_shape=data.input_shape)
+                           cfg.model.residual, input_shape=data.input_shape,
+                           **model_options(cfg, data))
   prog = step_lib.Program(
       model=model, task=task,
       recipe=config_lib.recipe(cfg, data.augment), normalize=data.normalize,
@@ -188,6 +193,19 @@ def setup(cfg: ml_collections.ConfigDict,
           f"train.steps={cfg.train.steps}).")
   return Setup(cfg, data, model, trainer, seeds, replica_lrs, hparams,
                fractions, rewinds, axis)
+
+
+def model_options(cfg: ml_collections.ConfigDict, data: Any) -> dict:
+  """What ``models.build`` needs to know of the data beyond its shape: a
+  text model on a text set gets the set's vocabulary and ``max_len`` = its
+  ``seq_len``, and pre-LayerNorm blocks (Xiong et al. 2020: trains from
+  scratch without a long warm-up, as the benchmark's short SGD recipe
+  does; ``pretrain``'s default too). ``{}`` for every other model."""
+  if (cfg.model.name in models_lib.TEXT_MODELS and
+      getattr(data, "vocab_size", 0)):
+    return {"vocab_size": int(data.vocab_size),
+            "max_len": int(data.input_shape[0]), "norm": "pre"}
+  return {}
 
 
 def context_kwargs(data: Any) -> dict:

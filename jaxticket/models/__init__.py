@@ -107,6 +107,9 @@ def _gnn(cls):
 
 #: Models whose inputs are node indices of a graph context (graph sets).
 GRAPH_MODELS = ("gcn", "sage")
+#: Models whose inputs are token ids (text sets; their vocabulary and
+#: length come from the data: experiments.common.model_options).
+TEXT_MODELS = ("transformer",)
 #: Each model's trained leaves (``Parametrization.trainable``) where it is
 #: not every leaf: a GNN's ``edges`` weights stay frozen at 1 (only an edge
 #: mask, ``jaxticket graph``, changes the graph).

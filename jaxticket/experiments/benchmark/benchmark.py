@@ -54,6 +54,8 @@ from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
 from jaxticket.core.checks import ConfigError, check_choice
+from jaxticket.data import paths as data_paths
+from jaxticket.data import text as text_lib
 from jaxticket.experiments import common, registry
 from jaxticket.experiments.benchmark import ranking, report, settings
 from jaxticket.experiments.summaries import BenchmarkSummary
@@ -85,6 +87,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
           "ticket is the 'imp' cell; run `jaxticket dst` for "
           "prune-and-fine-tune); drop it.")
     check_choice("benchmark.methods", m, allowed, "benchmark method")
+  dirs = settings.text_dirs(cfg)
+  for d in cfg.benchmark.datasets:  # a missing package: one line, up front
+    if d in settings.TEXT_DATASETS and d not in dirs:
+      text_lib.default_folder(d, cfg.data.data_dir or
+                              data_paths.default_data_dir(),
+                              f"benchmark.text_dirs={d}")
   lr = float(cfg.benchmark.lrs[0])
   for d in cfg.benchmark.datasets:
     config_lib.validate(dataset_config(cfg, d, lr))
@@ -117,19 +125,30 @@ def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
     c.model.name = cfg.benchmark.graph_model
     c.masks.prunable = r"(^|/)kernel$"
     c.train.batch_size = len(common.load_data_unchecked(c).train_y)
+  elif dataset in settings.TEXT_DATASETS:
+    c.model.name = cfg.benchmark.text_model
+    c.masks.prunable = r"(^|/)kernel$"
+    c.data.dir = settings.text_dirs(cfg).get(dataset, "")
   return c
 
 
 def model_label(cfg) -> str:
   """The model(s) the cells train: ``model.name``, and
-  ``benchmark.graph_model`` on the graph sets when there are any."""
+  ``benchmark.graph_model`` / ``benchmark.text_model`` on the graph / text
+  sets when there are any."""
   b = cfg.benchmark
-  graphs_ = [d for d in b.datasets if d in settings.GRAPH_DATASETS]
-  if not graphs_:
+  kinds = [("graphs", settings.GRAPH_DATASETS, b.graph_model),
+           ("text", settings.TEXT_DATASETS, b.text_model)]
+  used = [(k, m) for k, names, m in kinds
+          if any(d in names for d in b.datasets)]
+  images = [d for d in b.datasets if d not in settings.GRAPH_DATASETS +
+            settings.TEXT_DATASETS]
+  if not used:
     return cfg.model.name
-  if len(graphs_) == len(b.datasets):
-    return b.graph_model
-  return f"{cfg.model.name} (graphs: {b.graph_model})"
+  if not images and len(used) == 1:
+    return used[0][1]
+  extra = ", ".join(f"{k}: {m}" for k, m in used)
+  return f"{cfg.model.name} ({extra})" if images else extra
 
 
 def imp_config(cfg, dataset: str, lr: float) -> ml_collections.ConfigDict:

@@ -14,12 +14,21 @@ IMAGE_DATASETS = ("mnist1d", "digits", "fashion_mnist")
 #: their cells train ``benchmark.graph_model`` full batch.
 GRAPH_DATASETS = ("karate", "sbm_homophilous", "sbm_heterophilous",
                   "drosophila_left", "drosophila_right")
-DATASETS = IMAGE_DATASETS + GRAPH_DATASETS
+#: Offline text classification sets (jaxticket.data.TEXT_DATASETS): byte
+#: tokens, their cells train ``benchmark.text_model`` from scratch.
+TEXT_DATASETS = ("rotten_tomatoes", "fortunes", "austen", "kjv")
+DATASETS = IMAGE_DATASETS + GRAPH_DATASETS + TEXT_DATASETS
 #: Models a graph dataset's cells can train (jaxticket.models.GRAPH_MODELS).
 GRAPH_MODELS = ("gcn", "sage")
 #: Methods that cannot score a graph set's model: SynFlow's all-ones input
 #: has no meaning for node indices.
 NOT_ON_GRAPHS = ("synflow",)
+#: Models a text dataset's cells can train (jaxticket.models.TEXT_MODELS).
+TEXT_MODELS = ("transformer",)
+#: Methods that cannot score a text set's model: SynFlow's all-ones input
+#: is token 1 everywhere, and its conservation argument needs homogeneous
+#: layers (LayerNorm, softmax attention are not).
+NOT_ON_TEXT = ("synflow",)
 #: Methods the ``imp`` experiment provides (the rest come from ``pai``).
 IMP_METHODS = ("imp",)
 #: ``dst`` methods that are no benchmark cell: ``ticket`` is the ``imp``
@@ -41,6 +50,16 @@ def section() -> ml_collections.ConfigDict:
   # its kernels pruned, its edges never; trained full batch (every training
   # node each step, as GCN and UGS train).
   c.graph_model = "gcn"
+  # The model of a text dataset's cells: the BERT-style encoder
+  # (models/transformer.py, pre-LN, model.width/model.depth as given),
+  # trained FROM SCRATCH on the byte tokens of data.text.seq_len; every
+  # Dense kernel pruned (attention, MLP, pooler, head), never embeddings,
+  # LayerNorms or biases.
+  c.text_model = "transformer"
+  # "name=folder,..." for text sets whose source files are not installed
+  # (each folder in its source's layout, jaxticket.data.text); "" = the
+  # installed packages'.
+  c.text_dirs = ""
   # Fixed densities for every method: (1 - prune_fraction)^L for each IMP
   # level L here (the IMP cell prunes prune_fraction of the remaining
   # weights per level, globally, output layer included).
@@ -63,6 +82,24 @@ def shrink(cfg: ml_collections.ConfigDict) -> None:
   c.levels = (1,)
   c.lrs = (0.1, 0.3)
   c.bootstrap = 200
+
+
+def text_dirs(cfg: ml_collections.ConfigDict) -> dict[str, str]:
+  """``benchmark.text_dirs`` as {dataset: folder} (one line naming a bad
+  entry)."""
+  out = {}
+  for item in [i for i in cfg.benchmark.text_dirs.split(",") if i.strip()]:
+    if "=" not in item:
+      raise ConfigError(f"benchmark.text_dirs entry {item!r} is not "
+                        "dataset=folder; write e.g. kjv=/data/kjv.")
+    name, folder = (p.strip() for p in item.split("=", 1))
+    check_choices("benchmark.text_dirs", (name,), TEXT_DATASETS,
+                  "text dataset")
+    if not folder:
+      raise ConfigError(f"benchmark.text_dirs entry {item!r} has no folder; "
+                        "write e.g. kjv=/data/kjv.")
+    out[name] = folder
+  return out
 
 
 def densities(cfg: ml_collections.ConfigDict) -> list[float]:
@@ -92,6 +129,24 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             f"{[d for d in b.datasets if d in GRAPH_DATASETS]} (its all-ones "
             "input has no meaning for node indices): drop it, or the graph "
             "datasets.")
+  check_choices("benchmark.text_model", (b.text_model,), TEXT_MODELS,
+                "text model")
+  dirs = text_dirs(cfg)
+  texts = [d for d in b.datasets if d in TEXT_DATASETS]
+  for name in dirs:
+    if name not in texts:
+      raise ConfigError(
+          f"benchmark.text_dirs names {name!r}, which is no text set of "
+          f"benchmark.datasets ({', '.join(texts) or 'none'}): drop it or "
+          "add the dataset.")
+  if texts:
+    for m in b.methods:
+      if m in NOT_ON_TEXT:
+        raise ConfigError(
+            f"benchmark.methods: {m!r} cannot score the text dataset(s) "
+            f"{texts} (its all-ones input is one token repeated, and its "
+            "conservation needs homogeneous layers, which LayerNorm and "
+            "attention are not): drop it, or the text datasets.")
   if not b.levels:
     raise ConfigError("benchmark.levels is empty: give IMP levels >= 1, "
                       "e.g. --config.benchmark.levels=1,2,3.")

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxticket import config as config_lib
+from jaxticket import data as data_lib
 from jaxticket.core import checkpoint
 from jaxticket.core import loop as loop_lib
 from jaxticket.core import masks as masks_lib
@@ -78,6 +79,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   settings.validate(cfg)
   for name in cfg.pai.methods:
     check_choice("pai.methods", name, methods_lib.METHODS, "PaI method")
+  if data_lib.is_text(cfg.data.name):  # before any training: one line
+    check_synflow_input(cfg.pai.methods, cfg.data.name, True)
   imp_dir = cfg.pai.imp_workdir
   if imp_dir not in ("", settings.NO_IMP):
     read_imp_reference(imp_dir, cfg)  # a clear error if it is missing
@@ -218,10 +221,29 @@ def build_masks(cfg: ml_collections.ConfigDict, s: common.Setup,
   return jax.device_get(method.build(task))
 
 
+def check_synflow_input(methods, dataset: str, text: bool) -> None:
+  """Refuse SynFlow on a text set: its data-free score feeds an all-ones
+  *input* (Tanaka et al. 2020, Sec. 6 / Alg. 1), which for token ids is
+  token 1 ([CLS]) at every position, not a data-free input; and its
+  conservation argument (Theorem 1, positively homogeneous layers) does
+  not hold through LayerNorm and softmax attention. A one-line refusal
+  is sounder than a score of undefined meaning."""
+  uses = [m for m in methods
+          if getattr(methods_lib.METHODS[m], "scorer", None) == "synflow"]
+  if uses and text:
+    raise ConfigError(
+        f"pai.methods: {', '.join(uses)} has no all-ones input on the text "
+        f"set data.name={dataset!r} (its examples are token ids; SynFlow's "
+        "conservation needs homogeneous layers, which LayerNorm and softmax "
+        "attention are not): drop it from the methods.")
+
+
 def check_synflow_range(s: common.Setup, inits: Inits, one_mask: PyTree
                         ) -> None:
   """Refuse a net whose linearized flow exceeds SynFlow's float32 range."""
   prog = s.trainer.prog
+  check_synflow_input(["synflow"], s.data.name,
+                      bool(getattr(s.data, "vocab_size", 0)))
   if getattr(s.data, "context", None) is not None:
     raise ConfigError(
         f"pai.methods: synflow has no all-ones input on the graph set "

@@ -135,7 +135,8 @@ def small_dense_width(cfg: ml_collections.ConfigDict, data, target: int
     model = models_lib.build(cfg.model.name, common.num_outputs(cfg, data),
                              width,
                              cfg.model.depth or None, cfg.model.residual,
-                             input_shape=data.input_shape)
+                             input_shape=data.input_shape,
+                             **common.model_options(cfg, data))
     shapes = jax.eval_shape(lambda: model.init(
         jax.random.key(0), jnp.zeros((1, *data.input_shape)),
         train=False, **common.context_kwargs(data)))["params"]

@@ -88,7 +88,8 @@ def memory_estimate(cfg: ml_collections.ConfigDict) -> int:
   kw = step_lib.context_kwargs(data.context)
   model = models_lib.build(cfg.model.name, data.num_classes, cfg.model.width,
                            cfg.model.depth or None, cfg.model.residual,
-                           input_shape=data.input_shape)
+                           input_shape=data.input_shape,
+                           **common.model_options(cfg, data))
   x = jax.numpy.zeros((cfg.train.batch_size, *data.input_shape))
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x[:1],
                                                 train=False, **kw))
