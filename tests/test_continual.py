@@ -193,6 +193,7 @@ def test_finetuning_forgets(sequence):
     ("continual.sequence", "rotation", "continual.sequence"),
     ("continual.replay_tau", 0.0, "continual.replay_tau"),
     ("continual.replay_units", "first", "continual.replay_units"),
+    ("continual.replay_clip", -1.0, "continual.replay_clip"),
     ("continual.methods", ("gated", "hat"), "continual.methods"),
     ("continual.tasks", 1, "continual.tasks"),
     ("train.weight_decay", 5e-4, "train.weight_decay"),
@@ -541,3 +542,53 @@ def test_separate_imp_tickets_have_the_imp_density(sequence):
   a = res["test"][0]
   for i in range(len(tasks)):  # net j answers task j: no forgetting
     np.testing.assert_array_equal(a[i, : i + 1], np.diagonal(a)[: i + 1])
+
+
+def _diverging_replay(clip):
+  """A random net whose every unit some task uses (so task 1's new units
+  are where its gates are <= 0), replayed at lr 1e3: plain SGD on the
+  logit MSE overflows, as lr 0.05 did on split Fashion-MNIST."""
+  _, p, _ = _net()
+  p = {**p, "task": jnp.asarray(1.0),
+       **{f"used_{l}": jnp.ones_like(p[f"used_{l}"]) for l in range(2)}}
+  m = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10)
+  mt = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10,
+                          steps_per_epoch=2)
+  apply = lambda q, x: m.apply({"params": q}, x)
+  apply_train = lambda q, x: mt.apply({"params": q}, x, train=True,
+                                      step=jnp.int32(1))
+  x = jax.random.normal(jax.random.key(3), (32, 40, 1))
+  val = (x, jnp.arange(32) % 10, jnp.ones(32))
+  out = jax.jit(lambda q: replay_lib.replay_task(
+      apply, apply_train, q, jax.random.key(2), jnp.int32(1),
+      jnp.asarray(True), val, 10, (40, 1), 2, 32, 5, 0.05, 20.0, 1.0, 40,
+      1e3, clip=clip))(p)
+  return p, out
+
+
+@pytest.mark.slow
+def test_non_finite_replay_is_rejected_and_flagged_diverged():
+  p, out = _diverging_replay(None)  # no clip (the reference code)
+  assert not np.all(np.isfinite(np.asarray(out.replay_losses)))
+  assert bool(out.diverged) and not bool(out.accepted)
+  for a, b in zip(jax.tree.leaves(out.params), jax.tree.leaves(p)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # the global-norm clip (the default) keeps the same replay finite
+  _, clipped = _diverging_replay(1.0)
+  assert np.all(np.isfinite(np.asarray(clipped.replay_losses)))
+  assert not bool(clipped.diverged)
+  assert np.all(np.isfinite(np.asarray(clipped.val_after)))
+
+
+def test_replay_table_says_diverged_never_nan():
+  from jaxticket.experiments.continual import report
+  row = {"replay": [{
+      "stage": 3, "rank": 0, "task": [1, 1], "similarity": [0.5, 0.5],
+      "active": [True, True], "synth_kl_first": [0.7, 0.7],
+      "synth_kl_last": [0.02, 0.04], "distill_first": [0.57, 0.66],
+      "distill_last": [0.026, None], "diverged": [False, True],
+      "val_before": [0.98, 0.98], "val_after": [0.91, 0.51],
+      "accepted": [False, False]}]}
+  t = report.replay_table(row)
+  assert "nan" not in t.lower()
+  assert "0.5700 -> 0.0260 (diverged in 1/2)" in t  # finite seeds' means

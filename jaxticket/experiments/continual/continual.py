@@ -189,7 +189,8 @@ def make_replay(cfg: ml_collections.ConfigDict, tasks: list[Any]
         int(c.replay_buffer), int(c.replay_synth_steps),
         float(c.replay_synth_lr), float(c.replay_tau), float(c.replay_beta),
         int(c.replay_steps), float(c.replay_lr),
-        last_only=c.replay_units == "last")
+        last_only=c.replay_units == "last",
+        clip=float(c.replay_clip) or None)
     return out._replace(params={**out.params, "task": params["task"]})
 
   sim = lambda params, i: replay.task_similarity(params, i, layers)
@@ -350,6 +351,10 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
                         jnp.asarray(active))
         state = state.replace(params=out.params)
         accepted = np.asarray(out.accepted).astype(bool)
+        # a non-finite loss is stored as None (JSON has no NaN) and the
+        # seed flagged diverged (the report says so)
+        fin = lambda v: [float(x) if np.isfinite(x) else None
+                         for x in np.asarray(v).tolist()]
         replay_log.append({
             "stage": i, "rank": rank, "task": k.tolist(),
             "similarity": np.take_along_axis(
@@ -357,8 +362,9 @@ def train_method(cfg: ml_collections.ConfigDict, method: str,
             "active": active.tolist(),
             "synth_kl_first": np.asarray(out.synth_losses[:, 0]).tolist(),
             "synth_kl_last": np.asarray(out.synth_losses[:, -1]).tolist(),
-            "distill_first": np.asarray(out.replay_losses[:, 0]).tolist(),
-            "distill_last": np.asarray(out.replay_losses[:, -1]).tolist(),
+            "distill_first": fin(out.replay_losses[:, 0]),
+            "distill_last": fin(out.replay_losses[:, -1]),
+            "diverged": np.asarray(out.diverged).astype(bool).tolist(),
             "val_before": np.asarray(out.val_before).tolist(),
             "val_after": np.asarray(out.val_after).tolist(),
             "accepted": accepted.tolist()})

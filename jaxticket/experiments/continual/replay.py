@@ -32,14 +32,27 @@ consistent with the no-forgetting promise, and says where it is not:
 4. Loss and optimizer (generation_transfer): ``alpha * MSE(f_k(x),
    logits)`` with alpha 0.3 on minibatches of 64 of the buffer, SGD at lr
    0.05, the lr divided by 3 half way (code: 10 epochs, patience 5,
-   lr_factor 3).
+   lr_factor 3). NOT the code: the gradient is clipped to global norm
+   ``clip`` first (``optax.clip_by_global_norm``; continual.replay_clip,
+   default 1.0). Why: unlike the training CE, the MSE's gradient grows
+   with the logit error, and the impressions' logits are far larger than
+   real data's (tau 20 and near one-hot Dirichlet labels: on split
+   Fashion-MNIST, 2 classes per task, |logit| ~ 30-47 on the impressions
+   vs <= 26 on validation data, with 784-dim inputs), so plain SGD at lr
+   0.05 is past its stability limit and overflows within ~10 steps (loss
+   1e11-1e22, then NaN; measured). The code has no clip here (its
+   ``clipgrad`` 10000 is only in train_epoch, and is never reached).
+   Bounding the impressions to the data range alone does not fix it
+   (measured: still NaN).
 5. Accept or step back: the code compares against the task's stored
    VALIDATION accuracy (``best_acc = valid_acc``, measured on real
    validation data when k was learned) and keeps the replay only if it is
    better; otherwise it restores the pre-replay net (new units' gates back
    to -6, head columns zeroed, bias restored) and stops. Here: kept iff
    task k's validation accuracy strictly rises (else ``params`` come back
-   unchanged). This uses task k's validation split for the accept decision
+   unchanged). A replay whose loss or weights become non-finite is
+   rejected and flagged ``diverged`` (reported as such, never a NaN in a
+   table). This uses task k's validation split for the accept decision
    only (never for training): data-free for the weights, not for model
    selection -- as in the code.
 
@@ -238,7 +251,8 @@ class Replayed(NamedTuple):
   replay_losses: jax.Array  # [replay steps] the logit MSE while replaying
   val_before: jax.Array  # task k's validation accuracy, pre-replay net
   val_after: jax.Array  # ... and the replayed one
-  accepted: jax.Array  # active and val_after > val_before: kept
+  accepted: jax.Array  # active, finite and val_after > val_before: kept
+  diverged: jax.Array  # active and the loss or weights became non-finite
 
 
 def replay_task(apply: Apply, apply_train: Apply, params: PyTree,
@@ -246,14 +260,16 @@ def replay_task(apply: Apply, apply_train: Apply, params: PyTree,
                 val: tuple, classes: int, input_shape: tuple, layers: int,
                 n: int, synth_steps: int, synth_lr: float, tau: float,
                 beta: float, steps: int, lr: float,
-                last_only: bool = False) -> Replayed:
+                last_only: bool = False, clip: float | None = 1.0
+                ) -> Replayed:
   """DSN's replay of task ``k`` (module docstring). ``apply`` is the
   test-time forward (hard gates), ``apply_train`` the training forward at
   s = s_max (HAT-compensated gate gradients); ``val = (x, y, w)`` task
   k's validation split (``w`` 0 on padding). ``active`` False (an earlier,
   more similar task was rejected: the code's ``break``) returns
   ``params`` unchanged; ``last_only`` restricts the new units to the last
-  hidden layer (:func:`trainable`)."""
+  hidden layer (:func:`trainable`); ``clip``: the global gradient-norm
+  clip of the replay SGD (None or 0: none, as in the code)."""
   ks, kr, kb = jax.random.split(key, 3)
   imp = synthesize(apply, params, ks, k, classes, input_shape, n,
                    synth_steps, synth_lr, tau, beta)
@@ -263,6 +279,8 @@ def replay_task(apply: Apply, apply_train: Apply, params: PyTree,
   sched = optax.piecewise_constant_schedule(
       lr, {max(steps // 2, 1): 1.0 / LR_FACTOR})
   opt = optax.sgd(sched)
+  if clip:
+    opt = optax.chain(optax.clip_by_global_norm(clip), opt)
   batch = min(BATCH, n)
 
   def loss(p, idx):
@@ -288,9 +306,12 @@ def replay_task(apply: Apply, apply_train: Apply, params: PyTree,
                                 jnp.arange(steps))
   before = accuracy(apply, params, *val)
   after = accuracy(apply, p, *val)
-  ok = jnp.logical_and(active, after > before)
+  finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.stack(
+      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)]))
+  ok = active & finite & (after > before)
   out = jax.tree.map(lambda a, b: jnp.where(ok, a, b), p, params)
-  return Replayed(out, imp.losses, losses, before, after, ok)
+  return Replayed(out, imp.losses, losses, before, after, ok,
+                  active & ~finite)
 
 
 __all__ = ["class_similarity", "concentrations", "soft_labels", "kl_to",

@@ -53,7 +53,9 @@ def replay_table(row: dict) -> str:
   Dirichlet labels first -> last, the logit MSE fit first -> last, task
   k's validation accuracy before -> after, and in how many seeds the
   replay was kept (a seed stops at its first rejection; means over the
-  seeds still replaying)."""
+  seeds still replaying). A seed whose replay loss became non-finite is
+  counted as diverged (rejected) and left out of the MSE means; the MSE
+  column then says so instead of showing a NaN."""
   lines = ["| after task | rank | replayed task (seeds) | mask similarity | "
            "impressions KL first -> last | logit MSE first -> last | "
            "val acc before -> after | kept (active seeds) |",
@@ -63,13 +65,24 @@ def replay_table(row: dict) -> str:
     if not act.any():
       continue
     m = lambda v: float(np.mean(np.asarray(v)[act]))
+    div = np.asarray(r.get("diverged", [False] * len(act)), bool) & act
+    fine = act & ~div
+
+    def mse(v):
+      v = np.asarray([np.nan if x is None else x for x in v], np.float64)
+      v = v[fine & np.isfinite(v)]
+      return f"{float(np.mean(v)):.4f}" if len(v) else "-"
+
+    fit = f"{mse(r['distill_first'])} -> {mse(r['distill_last'])}"
+    if div.any():
+      fit += f" (diverged in {int(div.sum())}/{int(act.sum())})"
     task = r["task"] if isinstance(r["task"], list) else [r["task"]]
     lines.append(
         f"| {r['stage']} | {r.get('rank', 0)} | "
         f"{','.join(str(t) for t, a in zip(task, act) if a)} | "
         f"{m(r.get('similarity', [0] * len(act))):.3f} | "
         f"{m(r['synth_kl_first']):.4f} -> {m(r['synth_kl_last']):.4f} | "
-        f"{m(r['distill_first']):.4f} -> {m(r['distill_last']):.4f} | "
+        f"{fit} | "
         f"{100 * m(r.get('val_before', [0] * len(act))):.2f} -> "
         f"{100 * m(r.get('val_after', [0] * len(act))):.2f} | "
         f"{int(np.sum(np.asarray(r['accepted'])[act]))}/{int(act.sum())} |")

@@ -74,6 +74,10 @@ def section() -> ml_collections.ConfigDict:
   c.replay_beta = 1.0  # Dirichlet concentration scale (Nayak et al.)
   c.replay_steps = 160  # SGD steps (batch 64) fitting the pre-replay logits
   c.replay_lr = 0.05
+  # global gradient-norm clip of the replay SGD (replay.py, point 4; not
+  # the code): the logit MSE on impressions otherwise diverges at lr 0.05
+  # on 784-dim inputs (split Fashion-MNIST); 0 = no clip (the code).
+  c.replay_clip = 1.0
   # which of task k's new units (used by other tasks, not by k) the replay
   # may open: "all" gated layers (the code) or only the "last" one.
   c.replay_units = "all"
@@ -101,6 +105,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
               c.imp_fraction, "must be in (0, 1)")
   for k in ("replay_buffer", "replay_synth_steps", "replay_steps"):
     check_range(f"continual.{k}", int(c[k]) >= 1, c[k], "must be >= 1")
+  check_range("continual.replay_clip", c.replay_clip >= 0, c.replay_clip,
+              "must be >= 0 (0 = no clip)")
   for k in ("replay_synth_lr", "replay_tau", "replay_beta", "replay_lr"):
     check_range(f"continual.{k}", c[k] > 0, c[k], "must be > 0")
   if cfg.train.weight_decay != 0:
