@@ -366,17 +366,23 @@ def test_impressions_approach_their_dirichlet_targets():
   assert top.mean() > 0.25, top.mean()
 
 
-def _replay_setup(sequence):
-  cfg, tasks = sequence
-  cfg = tiny(continual__lamb=0.1)
-  res = continual.train_method(cfg, "gated", tasks, [0], keep_params=True)
-  p = loop_lib_index(res["params"][-1])  # after the last task, absorbed
+def _tiny_gated_apply():
+  """The :tiny gated MLP's test-time and training-time forwards."""
   m = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10)
   mt = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10,
                           steps_per_epoch=2)
   apply = lambda q, x: m.apply({"params": q}, x)
   apply_train = lambda q, x: mt.apply({"params": q}, x, train=True,
                                       step=jnp.int32(1))
+  return apply, apply_train
+
+
+def _replay_setup(sequence):
+  cfg, tasks = sequence
+  cfg = tiny(continual__lamb=0.1)
+  res = continual.train_method(cfg, "gated", tasks, [0], keep_params=True)
+  p = loop_lib_index(res["params"][-1])  # after the last task, absorbed
+  apply, apply_train = _tiny_gated_apply()
   return tasks, p, apply, apply_train
 
 
@@ -551,12 +557,7 @@ def _diverging_replay(clip):
   _, p, _ = _net()
   p = {**p, "task": jnp.asarray(1.0),
        **{f"used_{l}": jnp.ones_like(p[f"used_{l}"]) for l in range(2)}}
-  m = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10)
-  mt = gated_mlp.GatedMLP(widths=(16, 16), tasks=3, classes=10,
-                          steps_per_epoch=2)
-  apply = lambda q, x: m.apply({"params": q}, x)
-  apply_train = lambda q, x: mt.apply({"params": q}, x, train=True,
-                                      step=jnp.int32(1))
+  apply, apply_train = _tiny_gated_apply()
   x = jax.random.normal(jax.random.key(3), (32, 40, 1))
   val = (x, jnp.arange(32) % 10, jnp.ones(32))
   out = jax.jit(lambda q: replay_lib.replay_task(
