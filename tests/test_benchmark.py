@@ -128,6 +128,8 @@ def test_bootstrap_ranks():
     ("--config.benchmark.levels=0", "integer >= 1"),
     ("--config.benchmark.prune_fraction=1.0", "must be in (0, 1)"),
     ("--config.benchmark.lrs=0.1,-1", "must be > 0"),
+    ("--config.benchmark.text_lrs=0.001,-1", "must be > 0"),
+    ("--config.benchmark.text_optimizer=lion", "adamw"),
 ])
 def test_bad_benchmark_config_gives_one_clear_line(tmp_path, capsys,
                                                    override, needle):

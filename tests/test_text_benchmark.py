@@ -261,3 +261,17 @@ def test_tiny_benchmark_ranks_digits_and_a_text_set(rt_dir, tmp_path):
     assert c["model"]["name"] == "transformer"
     assert c["data"]["dir"] == rt_dir
   assert s.model == f"{cfg.model.name} (text: transformer)"
+
+
+def test_text_sets_get_their_own_recipe_grid_and_optimizer():
+  cfg = config.load(BENCH + ":tiny")
+  cfg.benchmark.text_lrs = (1e-3, 2e-3)
+  assert benchmark.lr_grid(cfg, "kjv") == [1e-3, 2e-3]
+  assert benchmark.lr_grid(cfg, "digits") == [float(x)
+                                              for x in cfg.benchmark.lrs]
+  text = benchmark.dataset_config(cfg, "rotten_tomatoes", 1e-3)
+  image = benchmark.dataset_config(cfg, "digits", 0.1)
+  assert text.train.optimizer == cfg.benchmark.text_optimizer == "adamw"
+  assert image.train.optimizer == cfg.train.optimizer
+  assert benchmark.imp_config(cfg, "kjv", 1e-3).train.optimizer == "adamw"
+

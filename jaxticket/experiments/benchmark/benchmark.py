@@ -93,8 +93,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
       text_lib.default_folder(d, cfg.data.data_dir or
                               data_paths.default_data_dir(),
                               f"benchmark.text_dirs={d}")
-  lr = float(cfg.benchmark.lrs[0])
   for d in cfg.benchmark.datasets:
+    lr = lr_grid(cfg, d)[0]
     config_lib.validate(dataset_config(cfg, d, lr))
     if dst_methods(cfg):
       c = dst_config(cfg, d, lr, "")
@@ -127,6 +127,7 @@ def dataset_config(cfg: ml_collections.ConfigDict, dataset: str, lr: float
     c.train.batch_size = len(common.load_data_unchecked(c).train_y)
   elif dataset in settings.TEXT_DATASETS:
     c.model.name = cfg.benchmark.text_model
+    c.train.optimizer = cfg.benchmark.text_optimizer
     c.masks.prunable = r"(^|/)kernel$"
     c.data.dir = settings.text_dirs(cfg).get(dataset, "")
   return c
@@ -202,11 +203,14 @@ def dst_config(cfg, dataset: str, lr: float, imp_workdir: str
 
 
 def pick_recipe(cfg, wd, dataset: str, progress: bool) -> dict:
-  """The dense LR of ``benchmark.lrs`` with the best mean validation
-  accuracy on ``dataset`` (ties: the first); a single LR is used as is."""
-  lrs = [float(x) for x in cfg.benchmark.lrs]
+  """The dense LR of the dataset's grid (``benchmark.text_lrs`` for a text
+  set, else ``benchmark.lrs``) with the best mean validation accuracy on
+  ``dataset`` (ties: the first); a single LR is used as is."""
+  lrs = lr_grid(cfg, dataset)
+  optimizer = dataset_config(cfg, dataset, lrs[0]).train.optimizer
   if len(lrs) == 1:
-    return {"dataset": dataset, "lr": lrs[0], "val": {}, "source": "given"}
+    return {"dataset": dataset, "lr": lrs[0], "optimizer": optimizer,
+            "val": {}, "source": "given"}
   c = dataset_config(cfg, dataset, lrs[0])
   c.imp.levels = 0
   path = wd.file("recipes", dataset)
@@ -219,8 +223,14 @@ def pick_recipe(cfg, wd, dataset: str, progress: bool) -> dict:
       val[float(r["point"]["train.lr"])] = r["val_accuracy"]["mean"]
   score = [val.get(x) if val.get(x) is not None else -np.inf for x in lrs]
   best = lrs[int(np.argmax(score))]
-  return {"dataset": dataset, "lr": best,
+  return {"dataset": dataset, "lr": best, "optimizer": optimizer,
           "val": {f"{k:g}": v for k, v in val.items()}, "source": path}
+
+
+def lr_grid(cfg, dataset: str) -> list[float]:
+  b = cfg.benchmark
+  grid = b.text_lrs if dataset in settings.TEXT_DATASETS else b.lrs
+  return [float(x) for x in grid]
 
 
 # --------------------------------------------------------------------------

@@ -140,7 +140,8 @@ def write_benchmark_report(wd: Workdir, summary: BenchmarkSummary) -> None:
   plot_heatmap(summary, wd.file("rank_heatmap.png"))
   plot_accuracy(summary, wd.file("accuracy_vs_density.png"))
   recipes = "\n".join(
-      f"| {r['dataset']} | {r['lr']:g} | " + ", ".join(
+      f"| {r['dataset']} | {r.get('optimizer', '')} | {r['lr']:g} | "
+      + ", ".join(
           f"{k}: {fmt(v)}" for k, v in r["val"].items()) + " |"
       for r in summary.recipes)
   dens = ", ".join(f"{100 * d:.3g}%" for d in summary.densities)
@@ -156,8 +157,8 @@ their average rank; rank CIs are paired bootstrap percentiles over seeds
 
 ## Recipe per dataset (dense LR picked on validation)
 
-| dataset | lr | dense val acc (%) per lr |
-|---|---|---|
+| dataset | optimizer | lr | dense val acc (%) per lr |
+|---|---|---|---|
 {recipes}
 
 ## Per-dataset ranks
