@@ -9,6 +9,7 @@ import math
 import ml_collections
 
 from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.optim import OPTIMIZERS
 
 PARTS = ("tickets", "spectral")
 #: data.graphs.GRAPHS (kept here as text: settings import no data module).
@@ -20,7 +21,6 @@ SPLITS = ("random", "public")
 #: Fixed-mask settings trained at every UGS round (the dense net always is).
 METHODS = ("ugs", "ugs_reinit", "ugs_shuffle", "random", "random_edges",
            "spectral")
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def section() -> ml_collections.ConfigDict:

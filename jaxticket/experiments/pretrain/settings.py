@@ -12,11 +12,11 @@ from __future__ import annotations
 import ml_collections
 
 from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.optim import OPTIMIZERS
 
 #: data.text_datasets.TEXT_DATASETS (text here: settings import no data).
 CORPORA = ("kjv", "austen", "fortunes", "rotten_tomatoes")
 NORMS = ("pre", "post")  # models.transformer.NORMS
-OPTIMIZERS = ("adam", "adamw", "sgd")
 #: data.tokenizer.TOKENIZERS; wordpiece = an HF checkpoint's vocab.txt.
 TOKENIZERS = ("bytes", "bpe", "wordpiece")
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import ml_collections
 
 from jaxticket.core.checks import ConfigError, check_choice, check_range
+from jaxticket.core.optim import OPTIMIZERS
 
 #: Labelled text corpora (data.text_datasets; settings import no data) and
 #: ``mlm``: the pre-training objective on the checkpoint's own corpus.
 CLASSIFICATION_TASKS = ("rotten_tomatoes", "fortunes", "austen")
 TASKS = CLASSIFICATION_TASKS + ("mlm",)
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def section() -> ml_collections.ConfigDict:
