@@ -74,6 +74,10 @@ def test_settings_validation_names_the_key():
   with pytest.raises(ConfigError, match="pretrain.norm"):
     settings.validate(cfg)
   cfg = config.default_config()
+  cfg.pretrain.pool = "max"
+  with pytest.raises(ConfigError, match="pretrain.pool"):
+    settings.validate(cfg)
+  cfg = config.default_config()
   cfg.pretrain.corpus = "imdb"
   with pytest.raises(ConfigError, match="pretrain.corpus"):
     settings.validate(cfg)

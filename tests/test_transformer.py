@@ -15,10 +15,10 @@ from jaxticket.models import transformer
 L, V = 12, 40
 
 
-def _build(norm="post", output="classify", depth=2):
+def _build(norm="post", output="classify", depth=2, pool="cls"):
   return models.build("transformer", 3, width=0.25, depth=depth,
                       vocab_size=V, heads=2, max_len=16, norm=norm,
-                      output=output)
+                      output=output, pool=pool)
 
 
 def _tokens(key, b=5):
@@ -76,9 +76,10 @@ def test_vmapped_masked_forward_equals_unmasked_and_sequential(norm, output):
   assert got.shape == (3,) + want
 
 
-@pytest.mark.parametrize("norm", ["post", "pre"])
-def test_padding_is_not_attended(norm):
-  model = _build(norm)
+@pytest.mark.parametrize("norm,pool", [("post", "cls"), ("pre", "cls"),
+                                       ("pre", "mean"), ("post", "mean")])
+def test_padding_is_not_attended(norm, pool):
+  model = _build(norm, pool=pool)
   x = _tokens(jax.random.key(4))
   params = model.init(jax.random.key(0), x)["params"]
   out = model.apply({"params": params}, x)
@@ -90,7 +91,37 @@ def test_padding_is_not_attended(norm):
                              rtol=1e-5, atol=1e-6)
 
 
+def _numpy_pooled_head(params, states, tokens, how):
+  """NumPy: the pooler + head on the [CLS] state or on the plain mean of
+  each row's states at its non-padding positions (padding sliced off)."""
+  rows = []
+  for h, t in zip(np.asarray(states), np.asarray(tokens)):
+    rows.append(h[0] if how == "cls" else h[t != transformer.PAD_ID].mean(0))
+  p = jax.tree.map(np.asarray, params)
+  pooled = np.tanh(np.stack(rows) @ p["pooler"]["kernel"]
+                   + p["pooler"]["bias"])
+  return pooled @ p["head"]["kernel"] + p["head"]["bias"]
+
+
+@pytest.mark.parametrize("how", ["mean", "cls"])
+def test_pooling_equals_numpy_over_the_unpadded_tokens(how):
+  model = _build("pre", pool=how)
+  x = _tokens(jax.random.key(5))
+  x = x.at[1, 4:].set(0).at[2, 2:].set(0)  # rows of different lengths
+  params = model.init(jax.random.key(0), x)["params"]
+  out, st = model.apply({"params": params}, x, capture_intermediates=True)
+  states = st["intermediates"]["final_norm"]["__call__"][0]  # (B, L, D)
+  np.testing.assert_allclose(np.asarray(out),
+                             _numpy_pooled_head(params, states, x, how),
+                             rtol=1e-4, atol=1e-5)
+  if how == "mean":  # the two poolings really differ
+    other = _build("pre", pool="cls").apply({"params": params}, x)
+    assert np.abs(np.asarray(other) - np.asarray(out)).max() > 1e-4
+
+
 def test_bad_options_are_one_line_errors():
+  with pytest.raises(ValueError, match="pool"):
+    _build(pool="max").init(jax.random.key(0), jnp.zeros((1, L)))
   with pytest.raises(ValueError, match="norm"):
     _build(norm="middle").init(jax.random.key(0), jnp.zeros((1, L)))
   with pytest.raises(ValueError, match="takes no option"):

@@ -84,7 +84,7 @@ def _resnet1d(num_classes, width=1.0, depth=None, residual=True):
 
 def _transformer(num_classes, width=1.0, depth=None, residual=True,
                  vocab_size=260, heads=4, mlp_ratio=4, max_len=128,
-                 norm="post", output="classify"):
+                 norm="post", output="classify", pool="cls"):
   """BERT-style encoder (models/transformer.py): ``width`` scales the model
   dim 128 (a multiple of ``heads``), ``depth`` = layers (default 2)."""
   del residual
@@ -92,7 +92,7 @@ def _transformer(num_classes, width=1.0, depth=None, residual=True,
   return Transformer(vocab_size=vocab_size, num_classes=num_classes,
                      layers=depth or 2, heads=heads, dim=dim,
                      mlp_dim=mlp_ratio * dim, max_len=max_len, norm=norm,
-                     output=output)
+                     output=output, pool=pool)
 
 
 def _gnn(cls):
@@ -118,7 +118,7 @@ TRAINED = {name: r"(^|/)(kernel|bias)$" for name in GRAPH_MODELS}
 
 #: Model-specific options ``build`` forwards (``**options``), per model.
 OPTIONS = {"transformer": ("vocab_size", "heads", "mlp_ratio", "max_len",
-                           "norm", "output")}
+                           "norm", "output", "pool")}
 #: Each model's default ``masks.prunable`` where it is not every kernel.
 PRUNABLE = {"transformer": transformer_lib.PRUNABLE}
 

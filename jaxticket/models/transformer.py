@@ -6,8 +6,14 @@ Input: token ids (B, L) (any dtype; cast to int32; id :data:`PAD_ID` is
 padding and is never attended to). Token + learned position embeddings,
 ``layers`` blocks of multi-head self-attention and a GELU MLP, then either
 
-- ``output="classify"``: BERT's pooler (Dense + tanh on the first, [CLS],
-  token) and a linear classifier ``head`` -> logits (B, num_classes), or
+- ``output="classify"``: BERT's pooler (Dense + tanh) on a summary of the
+  final hidden states, and a linear classifier ``head`` -> logits
+  (B, num_classes). The summary is ``pool="cls"``: the first, [CLS], token
+  (BERT, Devlin et al. 2019, Sec. 3), or ``pool="mean"``: the mean over the
+  non-padding tokens (Sentence-BERT's MEAN strategy, Reimers & Gurevych
+  2019, Sec. 3). Masked-LM pre-training never predicts the [CLS] position
+  (it is never a target), so without BERT's next-sentence objective its
+  [CLS] state is untrained; the mean reads the states MLM did train. Or
 - ``output="mlm"``: BERT's MLM head (Dense + GELU + LayerNorm, then a
   decoder to the vocabulary) -> logits (B, L, vocab). The decoder is its own
   matrix (BERT ties it to the token embedding; untied here so that the
@@ -42,6 +48,7 @@ PRUNABLE = (r"^(layer_\d+/(attention/(query|key|value|out)|"
 
 NORMS = ("post", "pre")
 OUTPUTS = ("classify", "mlm")
+POOLS = ("cls", "mean")
 
 _init = nn.initializers.normal(0.02)  # BERT's initializer_range
 
@@ -101,6 +108,16 @@ class EncoderLayer(nn.Module):
     return ln2(x + mlp(x))
 
 
+def pool(h: jax.Array, keep: jax.Array, how: str) -> jax.Array:
+  """(B, L, D) hidden states -> (B, D): the [CLS] (first) state, or the
+  mean over the positions where ``keep`` (B, L) is True (padding never
+  counts; a row with no kept token gives zeros)."""
+  if how == "cls":
+    return h[:, 0]
+  w = keep.astype(h.dtype)[..., None]
+  return (h * w).sum(1) / jnp.maximum(w.sum(1), 1.0)
+
+
 class Transformer(nn.Module):
   """BERT-style encoder; see the module docstring for the two outputs."""
   vocab_size: int
@@ -112,6 +129,7 @@ class Transformer(nn.Module):
   max_len: int = 128
   norm: str = "post"
   output: str = "classify"
+  pool: str = "cls"
 
   def setup_check(self) -> None:
     if self.norm not in NORMS:
@@ -120,6 +138,9 @@ class Transformer(nn.Module):
     if self.output not in OUTPUTS:
       raise ValueError(f"transformer output must be one of {OUTPUTS}; got "
                        f"{self.output!r}.")
+    if self.pool not in POOLS:
+      raise ValueError(f"transformer pool must be one of {POOLS}; got "
+                       f"{self.pool!r}.")
     if self.dim % self.heads:
       raise ValueError(f"transformer dim={self.dim} must be a multiple of "
                        f"heads={self.heads}.")
@@ -150,8 +171,9 @@ class Transformer(nn.Module):
       t = nn.LayerNorm(epsilon=1e-12, name="mlm_norm")(t)
       return nn.Dense(self.vocab_size, kernel_init=_init, name="mlm_head")(t)
     pooled = jnp.tanh(nn.Dense(self.dim, kernel_init=_init,
-                               name="pooler")(h[:, 0]))
+                               name="pooler")(pool(h, keep, self.pool)))
     return nn.Dense(self.num_classes, kernel_init=_init, name="head")(pooled)
 
 
-__all__ = ["Transformer", "PRUNABLE", "PAD_ID", "NORMS", "OUTPUTS"]
+__all__ = ["Transformer", "PRUNABLE", "PAD_ID", "NORMS", "OUTPUTS", "POOLS",
+           "pool"]

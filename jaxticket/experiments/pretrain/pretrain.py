@@ -68,7 +68,7 @@ def model_options(cfg: ml_collections.ConfigDict, vocab_size: int,
                   output: str) -> dict:
   p = cfg.pretrain
   return dict(vocab_size=vocab_size, heads=p.heads, mlp_ratio=p.mlp_ratio,
-              max_len=p.seq_len, norm=p.norm, output=output)
+              max_len=p.seq_len, norm=p.norm, output=output, pool=p.pool)
 
 
 def build_setup(cfg: ml_collections.ConfigDict, data, task, output: str,

@@ -17,6 +17,7 @@ from jaxticket.core.optim import OPTIMIZERS
 #: data.text_datasets.TEXT_DATASETS (text here: settings import no data).
 CORPORA = ("kjv", "austen", "fortunes", "rotten_tomatoes")
 NORMS = ("pre", "post")  # models.transformer.NORMS
+POOLS = ("cls", "mean")  # models.transformer.POOLS
 #: data.tokenizer.TOKENIZERS; wordpiece = an HF checkpoint's vocab.txt.
 TOKENIZERS = ("bytes", "bpe", "wordpiece")
 
@@ -52,6 +53,11 @@ def section() -> ml_collections.ConfigDict:
   # --- downstream: fine-tune from the checkpoint vs from scratch -----------
   c.downstream = "rotten_tomatoes"  # a corpus with labels; "" = none
   c.downstream_dir = ""  # its folder; "" = the installed package's
+  # the classifier reads the [CLS] state (cls, BERT's) or the mean of the
+  # final states over non-padding tokens (mean; MLM never trains [CLS]).
+  # cls stays the default: mean gave no measured fine-tuning gain
+  # (docs/tuning.md, "pretrain: why fine-tuning learns nothing").
+  c.pool = "cls"
   c.finetune_steps = 600
   c.finetune_lr = 5e-4
   c.finetune_batch_size = 32
@@ -80,6 +86,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     check_choice("pretrain.downstream", p.downstream, CORPORA,
                  "labelled corpus")
   check_choice("pretrain.norm", p.norm, NORMS, "norm")
+  check_choice("pretrain.pool", p.pool, POOLS, "pooling")
   check_choice("pretrain.optimizer", p.optimizer, OPTIMIZERS, "optimizer")
   check_choice("pretrain.tokenizer", p.tokenizer, TOKENIZERS, "tokenizer")
   if p.tokenizer == "wordpiece" and not cfg.init.checkpoint:
