@@ -127,6 +127,32 @@ def test_grasp_temperature_changes_the_scores():
   assert not np.allclose(a["head"]["kernel"], b["head"]["kernel"])
 
 
+def test_grasp_reinit_scores_a_xavier_redrawn_copy():
+  """GraSP's code (reinit=True) re-draws each Linear weight Xavier-normal
+  before scoring: kernels change, biases stay, the std is
+  sqrt(2 / (fan_in + fan_out)), and the scores are those of the copy."""
+  model = models.build("mlp", 3, width=1.0, depth=1)
+  x = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
+  v = model.init(jax.random.key(0), jnp.zeros((1, 6)), train=False)
+  batch = (jnp.asarray(x), jnp.asarray(np.arange(8) % 3))
+  ctx = context(model, v, batch)
+  copy = grasp_lib.xavier_reinit(ctx)
+  k0, k1 = ctx.params["Dense_0"]["kernel"], copy.params["Dense_0"]["kernel"]
+  assert not np.allclose(k0, k1)
+  np.testing.assert_array_equal(copy.params["Dense_0"]["bias"],
+                                ctx.params["Dense_0"]["bias"])
+  want = np.sqrt(2.0 / sum(k1.shape))
+  assert k1.size > 1000  # std within 5% of a few thousand draws
+  assert abs(float(np.std(k1)) / want - 1) < 0.05
+  assert abs(float(np.mean(k1))) < 3 * want / np.sqrt(k1.size)
+  got = scorers.get("grasp", reinit=True)(ctx)
+  ref = scorers.get("grasp")(copy)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+    np.testing.assert_array_equal(a, b)
+  plain = scorers.get("grasp")(ctx)
+  assert not np.allclose(plain["Dense_0"]["kernel"], got["Dense_0"]["kernel"])
+
+
 class Chain(nn.Module):
   """Dense layers without biases (a chain) or residual MLP blocks."""
   widths: tuple

@@ -173,7 +173,8 @@ class ScoredMethod:
   def build(self, task: MaskTask) -> PyTree:
     cfg, prog = task.cfg, task.prog
     scorer = scorers.get(self.scorer, key="pai.methods",
-                         temperature=cfg.pai.grasp_temperature)
+                         temperature=cfg.pai.grasp_temperature,
+                         reinit=bool(cfg.pai.grasp_reinit))
     n_rounds = self.num_rounds(cfg)
     mask = task.mask
     leaf_paths = jax.tree.leaves(_paths_tree(mask))
@@ -193,7 +194,8 @@ class ScoredMethod:
     structure = jax.tree.structure(mask, is_leaf=lambda x: x is None)
     shapes = tuple(m.shape for m in jax.tree.leaves(mask))
     key = (self.name, self.scorer, self.allocation, n_rounds, data,
-           float(cfg.pai.grasp_temperature), id(prog), str(structure), shapes,
+           float(cfg.pai.grasp_temperature), bool(cfg.pai.grasp_reinit),
+           id(prog), str(structure), shapes,
            tuple(task.input_shape), context_digest(context))
     if key not in _COMPILED:  # one compiled builder per method and shape
       forward = forward_fn(prog, data_context(task.data))

@@ -40,6 +40,9 @@ def section() -> ml_collections.ConfigDict:
   c.synflow_rounds = 100  # Tanaka et al.: 100 rounds, density d^(k/n)
   c.iterative_rounds = 20  # rounds of the iterative variants (snip_iter)
   c.grasp_temperature = 200.0
+  # GraSP scores a copy with Xavier re-drawn Dense kernels, as its code
+  # does by default (reinit=True), or the weights that train (False: ours).
+  c.grasp_reinit = False
   # Which weights train under a method's mask: `scored` = the ones the
   # scores saw (Lee et al.'s Algorithm 1; Synaptic-Flow, Su et al.);
   # `fresh` = another initialization (namhoonlee/snip-public).
