@@ -265,11 +265,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         "fortunes, austen, kjv) at the "
         "densities (1 - benchmark.prune_fraction)^L, L in benchmark.levels, "
         "and the same seeds; each dataset's dense LR picked on validation "
-        "from benchmark.lrs and used by every method there. Per-dataset "
-        "ranks with bootstrap CIs over seeds, mean accuracy / mean rank / "
-        "median / wins, Kendall tau-b between datasets and aggregations, "
-        "leave-one-dataset-out flips, softmax AURC per method. Resumes per "
-        "sub-run (cells/, recipes/).",
+        "from benchmark.lrs (text sets: benchmark.text_lrs with "
+        "benchmark.text_optimizer) and used by every method there. "
+        "Per-dataset ranks with bootstrap CIs over seeds, mean accuracy / "
+        "mean rank / median / wins, Kendall tau-b between datasets and "
+        "aggregations, leave-one-dataset-out flips, softmax AURC per method "
+        "(and abstain AURC with task.loss=gambler). Resumes per sub-run "
+        "(cells/, recipes/).",
         "jaxticket.experiments.benchmark.benchmark", (),
         "summary.json, report.md, rank_heatmap.png, accuracy_vs_density.png, "
         "recipes/DATASET (sweep sub-runs), cells/imp__DATASET (imp), "
