@@ -207,11 +207,11 @@ def pick_recipe(cfg, wd, dataset: str, progress: bool) -> dict:
   set, else ``benchmark.lrs``) with the best mean validation accuracy on
   ``dataset`` (ties: the first); a single LR is used as is."""
   lrs = lr_grid(cfg, dataset)
-  optimizer = dataset_config(cfg, dataset, lrs[0]).train.optimizer
+  c = dataset_config(cfg, dataset, lrs[0])  # (a graph set loads its data)
+  optimizer = c.train.optimizer
   if len(lrs) == 1:
     return {"dataset": dataset, "lr": lrs[0], "optimizer": optimizer,
             "val": {}, "source": "given"}
-  c = dataset_config(cfg, dataset, lrs[0])
   c.imp.levels = 0
   path = wd.file("recipes", dataset)
   summary = registry.load("sweep").run(
@@ -311,7 +311,7 @@ def dst_cells(cfg, wd, dataset, lr, progress) -> tuple[list[dict], dict]:
                     "achieved_density": float(r["density"]),
                     "test": per_seed(r["test_accuracy"], n),
                     "aurc_softmax": per_seed(r.get("test_aurc_softmax"), n),
-                  "aurc": per_seed(r.get("test_aurc"), n)})
+                    "aurc": per_seed(r.get("test_aurc"), n)})
   dense = {"dataset": dataset, "test": per_seed(level0["test_accuracy"], n),
            "source": "imp level 0"}
   return cells, {"seeds": s.seeds, "dense": dense, "workdir": path,
